@@ -1,0 +1,65 @@
+/**
+ * The model card: everything the edge needs to run an exported model, and what a person needs
+ * to know where it came from. Written by the exporter as `model.json` beside `model.onnx`.
+ */
+import { z } from "zod";
+
+export const UNetConfigSchema = z.object({
+  imageSize: z.number().int().min(4).max(256),
+  inChannels: z.number().int().min(1).max(4),
+  /** Base channel count c. */
+  channels: z.number().int().min(4).max(512),
+  /** Channel multiplier per resolution level (len ≥ 1); level l runs at imageSize / 2^l. */
+  channelMult: z.array(z.number().int().min(1).max(16)).min(1).max(5),
+  numResBlocks: z.number().int().min(1).max(4),
+  /** Self-attention in the middle block (the lowest resolution). */
+  attention: z.boolean(),
+  groups: z.number().int().min(1).max(64),
+  /** 0 = unconditional; otherwise class labels 0…numClasses−1 and null class numClasses. */
+  numClasses: z.number().int().min(0).max(1000),
+});
+export type UNetConfig = z.infer<typeof UNetConfigSchema>;
+
+export const ScheduleSchema = z.object({
+  kind: z.enum(["linear", "cosine"]),
+  T: z.number().int().min(1).max(10000),
+});
+
+export const ModelCardSchema = z.object({
+  format: z.literal("ddpm-edge/model-card@1"),
+  name: z.string().min(1),
+  image: z.object({
+    size: z.number().int().positive(),
+    channels: z.number().int().min(1).max(4),
+  }),
+  architecture: UNetConfigSchema,
+  schedule: ScheduleSchema,
+  prediction: z.literal("epsilon"),
+  /** Class names (index = label id), or null for an unconditional model. */
+  labels: z.array(z.string()).nullable(),
+  sampling: z.object({
+    steps: z.number().int().positive(),
+    eta: z.number().min(0).max(1),
+    guidance: z.number().min(0),
+  }),
+  onnx: z.object({
+    file: z.string().regex(/^[\w.-]+\.onnx$/),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    bytes: z.number().int().positive(),
+    opset: z.number().int().positive(),
+    quantization: z.enum(["int8", "fp16", "fp32"]),
+    /** Input names and dtypes: x [N,C,H,W] float32, t [N], y [N] int64 when conditional. */
+    timestepType: z.enum(["float32", "int64"]),
+  }),
+  dataset: z.string(),
+  training: z.object({
+    steps: z.number().int().nonnegative(),
+    batch: z.number().int().positive(),
+    wallTimeSeconds: z.number().nonnegative(),
+    finalLoss: z.number().nullable(),
+    backend: z.string(),
+    command: z.string(),
+  }),
+  createdAt: z.string(),
+});
+export type ModelCard = z.infer<typeof ModelCardSchema>;

@@ -1,0 +1,126 @@
+/**
+ * Noise schedules for DDPM (Ho et al. 2020) and improved DDPM (Nichol & Dhariwal 2021).
+ *
+ * Every quantity is derived once, in float64, from the β sequence. Index t runs 0…T−1
+ * (t = 0 is the least noisy step), as in diffusers and improved-diffusion.
+ */
+
+export type ScheduleKind = "linear" | "cosine";
+
+export interface Schedule {
+  /** Number of steps in this chain. */
+  readonly T: number;
+  /** For a respaced chain: the original timestep of each step (what the model is conditioned on). */
+  readonly timesteps: Int32Array;
+  readonly betas: Float64Array;
+  readonly alphas: Float64Array;
+  readonly alphasCumprod: Float64Array;
+  /** ᾱ_{t−1}, with ᾱ_{−1} = 1. */
+  readonly alphasCumprodPrev: Float64Array;
+  readonly sqrtAlphasCumprod: Float64Array;
+  readonly sqrtOneMinusAlphasCumprod: Float64Array;
+  /** β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t). */
+  readonly posteriorVariance: Float64Array;
+  /** Posterior mean μ̃_t = coef1 · x̂₀ + coef2 · x_t. */
+  readonly posteriorMeanCoef1: Float64Array;
+  readonly posteriorMeanCoef2: Float64Array;
+}
+
+/** β_t of the DDPM paper: linear from 1e-4 to 0.02 (scaled by 1000/T for other lengths). */
+export function linearBetas(T: number): Float64Array {
+  const scale = 1000 / T;
+  const start = scale * 1e-4, end = scale * 0.02;
+  const betas = new Float64Array(T);
+  for (let t = 0; t < T; t++) betas[t] = T === 1 ? start : start + (end - start) * t / (T - 1);
+  return betas;
+}
+
+/** Improved-DDPM cosine schedule: ᾱ(t) = cos²(((t/T + s)/(1 + s))·π/2), β capped at 0.999. */
+export function cosineBetas(T: number, s = 0.008, maxBeta = 0.999): Float64Array {
+  const f = (t: number) => Math.cos(((t / T + s) / (1 + s)) * Math.PI / 2) ** 2;
+  const betas = new Float64Array(T);
+  for (let t = 0; t < T; t++) betas[t] = Math.min(1 - f(t + 1) / f(t), maxBeta);
+  return betas;
+}
+
+export function betasFor(kind: ScheduleKind, T: number): Float64Array {
+  return kind === "linear" ? linearBetas(T) : cosineBetas(T);
+}
+
+/** Build every derived quantity of a chain from its β sequence. */
+export function scheduleFromBetas(betas: Float64Array, timesteps?: Int32Array): Schedule {
+  const T = betas.length;
+  const alphas = betas.map((b) => 1 - b);
+  const alphasCumprod = new Float64Array(T);
+  let prod = 1;
+  for (let t = 0; t < T; t++) alphasCumprod[t] = prod *= alphas[t];
+  const alphasCumprodPrev = new Float64Array(T);
+  for (let t = 0; t < T; t++) alphasCumprodPrev[t] = t === 0 ? 1 : alphasCumprod[t - 1];
+  const posteriorVariance = new Float64Array(T);
+  const posteriorMeanCoef1 = new Float64Array(T);
+  const posteriorMeanCoef2 = new Float64Array(T);
+  for (let t = 0; t < T; t++) {
+    const oneMinus = 1 - alphasCumprod[t];
+    posteriorVariance[t] = betas[t] * (1 - alphasCumprodPrev[t]) / oneMinus;
+    posteriorMeanCoef1[t] = betas[t] * Math.sqrt(alphasCumprodPrev[t]) / oneMinus;
+    posteriorMeanCoef2[t] = (1 - alphasCumprodPrev[t]) * Math.sqrt(alphas[t]) / oneMinus;
+  }
+  return {
+    T,
+    timesteps: timesteps ?? Int32Array.from({ length: T }, (_, t) => t),
+    betas,
+    alphas,
+    alphasCumprod,
+    alphasCumprodPrev,
+    sqrtAlphasCumprod: alphasCumprod.map(Math.sqrt),
+    sqrtOneMinusAlphasCumprod: alphasCumprod.map((a) => Math.sqrt(1 - a)),
+    posteriorVariance,
+    posteriorMeanCoef1,
+    posteriorMeanCoef2,
+  };
+}
+
+export function makeSchedule(kind: ScheduleKind, T: number): Schedule {
+  return scheduleFromBetas(betasFor(kind, T));
+}
+
+/**
+ * The S kept timesteps of a T-step chain, ascending, evenly spaced with both ends kept:
+ * the sampler's first step is t = T−1 and its last is t = 0 (S = 1 keeps only T−1).
+ */
+export function spacedTimesteps(T: number, S: number): Int32Array {
+  if (!Number.isInteger(S) || S < 1 || S > T) {
+    throw new RangeError(`steps must be an integer in 1…${T}, got ${S}`);
+  }
+  if (S === 1) return Int32Array.of(T - 1);
+  return Int32Array.from({ length: S }, (_, i) => Math.round(i * (T - 1) / (S - 1)));
+}
+
+/**
+ * Respace a chain to S steps (improved-diffusion `space_timesteps`): keep ᾱ at the chosen
+ * timesteps and recompute β_i = 1 − ᾱ_i / ᾱ_{i−1}, so the short chain is an exact DDPM of its own.
+ */
+export function respace(base: Schedule, S: number): Schedule {
+  const kept = spacedTimesteps(base.T, S);
+  const betas = new Float64Array(kept.length);
+  let prev = 1;
+  kept.forEach((t, i) => {
+    const abar = base.alphasCumprod[t];
+    betas[i] = 1 - abar / prev;
+    prev = abar;
+  });
+  return scheduleFromBetas(betas, Int32Array.from(kept, (i) => base.timesteps[i]));
+}
+
+/** Forward process q(x_t | x_0): x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε, written into `out`. */
+export function qSample(
+  s: Schedule,
+  t: number,
+  x0: ArrayLike<number>,
+  eps: ArrayLike<number>,
+  out: Float32Array = new Float32Array(x0.length),
+): Float32Array {
+  const a = s.sqrtAlphasCumprod[t], b = s.sqrtOneMinusAlphasCumprod[t];
+  for (let i = 0; i < x0.length; i++) out[i] = a * x0[i] + b * eps[i];
+  return out;
+}
