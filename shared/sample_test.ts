@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import { makeSchedule, type Schedule } from "./schedule.ts";
+import { sample } from "./sample.ts";
+import type { EpsModel } from "./sample.ts";
+
+/** The exact ε of a data set holding one image: ε*(x_t, t) = (x_t − √ᾱ_t·x₀)/√(1−ᾱ_t). */
+function oneImageOracle(s: Schedule, x0: Float32Array): EpsModel {
+  return (x, t) => {
+    const a = s.sqrtAlphasCumprod[t], b = s.sqrtOneMinusAlphasCumprod[t];
+    return Promise.resolve(x.map((v, j) => (v - a * x0[j % x0.length]) / b));
+  };
+}
+
+/**
+ * The exact ε of a data set of images {x⁽ᵏ⁾} with equal weight: the posterior over k given x_t is
+ * a softmax of −‖x_t − √ᾱ x⁽ᵏ⁾‖²/(2(1−ᾱ)), and ε* = (x_t − √ᾱ·E[x₀|x_t])/√(1−ᾱ).
+ */
+function mixtureOracle(s: Schedule, images: Float32Array[]): EpsModel {
+  const d = images[0].length;
+  return (x, t) => {
+    const a = s.sqrtAlphasCumprod[t], v = 1 - s.alphasCumprod[t];
+    const out = new Float32Array(x.length);
+    for (let n = 0; n < x.length / d; n++) {
+      const xi = x.subarray(n * d, (n + 1) * d);
+      const logits = images.map((im) =>
+        -im.reduce((acc, p, j) => acc + (xi[j] - a * p) ** 2, 0) / (2 * v)
+      );
+      const m = Math.max(...logits);
+      const w = logits.map((l) => Math.exp(l - m));
+      const z = w.reduce((p, q) => p + q, 0);
+      for (let j = 0; j < d; j++) {
+        const mean = images.reduce((acc, im, k) => acc + w[k] * im[j], 0) / z;
+        out[n * d + j] = (xi[j] - a * mean) / Math.sqrt(v);
+      }
+    }
+    return Promise.resolve(out);
+  };
+}
+
+const image = Float32Array.from({ length: 16 }, (_, j) => Math.sin(j) * 0.9);
+
+for (const steps of [1000, 10]) {
+  for (const eta of [0, 1]) {
+    Deno.test(`one-image oracle: S=${steps}, η=${eta} returns that image`, async () => {
+      const base = makeSchedule("linear", 1000);
+      const x = await sample(base, oneImageOracle(base, image), {
+        n: 3,
+        size: 16,
+        steps,
+        seed: 9,
+        eta,
+      });
+      for (let j = 0; j < x.length; j++) {
+        assert.ok(Math.abs(x[j] - image[j % 16]) < 1e-4, `pixel ${j}: ${x[j]} vs ${image[j % 16]}`);
+      }
+    });
+  }
+}
+
+Deno.test("two-image oracle: ancestral samples land on the data and cover both images", async () => {
+  const base = makeSchedule("cosine", 1000);
+  const a = new Float32Array(16).fill(0.8), b = new Float32Array(16).fill(-0.8);
+  const x = await sample(base, mixtureOracle(base, [a, b]), {
+    n: 40,
+    size: 16,
+    steps: 20,
+    seed: 3,
+  });
+  let nearA = 0;
+  for (let n = 0; n < 40; n++) {
+    const im = x.subarray(n * 16, (n + 1) * 16);
+    const da = Math.max(...im.map((v) => Math.abs(v - 0.8)));
+    const db = Math.max(...im.map((v) => Math.abs(v + 0.8)));
+    assert.ok(Math.min(da, db) < 1e-3, `sample ${n} is on neither image (${da}, ${db})`);
+    if (da < db) nearA++;
+  }
+  // Binomial(40, ½): P(outside 8…32) < 1e-4.
+  assert.ok(nearA >= 8 && nearA <= 32, `mode coverage ${nearA}/40`);
+});
+
+Deno.test("same seed gives the same samples; another seed does not", async () => {
+  const base = makeSchedule("linear", 1000);
+  const model = mixtureOracle(base, [
+    new Float32Array(4).fill(0.5),
+    new Float32Array(4).fill(-0.5),
+  ]);
+  const run = (seed: number) => sample(base, model, { n: 8, size: 4, steps: 5, seed });
+  assert.deepEqual(await run(1), await run(1));
+  assert.notDeepEqual(await run(1), await run(2));
+});
+
+Deno.test("the model is called at the respaced original timesteps, from T−1 down to 0", async () => {
+  const base = makeSchedule("linear", 1000);
+  const seen: number[] = [];
+  await sample(base, (x, t) => {
+    seen.push(t);
+    return Promise.resolve(new Float32Array(x.length));
+  }, { n: 1, size: 1, steps: 4, seed: 0 });
+  assert.deepEqual(seen, [999, 666, 333, 0]);
+});
+
+Deno.test("an aborted signal stops sampling", async () => {
+  const base = makeSchedule("linear", 1000);
+  const ac = new AbortController();
+  let calls = 0;
+  await assert.rejects(
+    sample(base, (x) => {
+      if (++calls === 3) ac.abort(new Error("client went away"));
+      return Promise.resolve(new Float32Array(x.length));
+    }, { n: 1, size: 1, steps: 50, seed: 0, signal: ac.signal }),
+    /client went away/,
+  );
+  assert.equal(calls, 3);
+});
