@@ -1,0 +1,324 @@
+/**
+ * Sample-quality metrics for MNIST-like generators, all computed in plain JS (float64):
+ *
+ * - Fréchet distance between Gaussians fitted to classifier features (an "FID" on the small
+ *   MNIST classifier's penultimate layer, not on Inception: comparable across runs of this
+ *   project only):  ‖μ₁−μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁^{1/2} Σ₂ Σ₁^{1/2})^{1/2}.
+ *   The matrix square roots come from one symmetric eigendecomposition (cyclic Jacobi).
+ * - Classifier confidence (mean max softmax), the fraction of samples with confidence > 0.9,
+ *   label coverage (entropy of the predicted-class histogram / ln K) and, for conditional
+ *   samples, accuracy against the requested labels.
+ * - Nearest-neighbour L2 distance in pixel space from each sample to a reference (training)
+ *   set: small values flag memorisation, large values off-manifold images.
+ */
+
+/** A row-major n × d matrix. */
+export interface Rows {
+  n: number;
+  d: number;
+  data: Float64Array | Float32Array;
+}
+
+export interface GaussianStats {
+  d: number;
+  mean: Float64Array;
+  /** d × d, row-major, unbiased (divided by n − 1). */
+  cov: Float64Array;
+}
+
+/** Mean and unbiased covariance of n ≥ 2 feature rows. */
+export function meanCov(x: Rows): GaussianStats {
+  const { n, d, data } = x;
+  if (n < 2) throw new RangeError(`meanCov needs at least 2 rows, got ${n}`);
+  if (data.length !== n * d) throw new RangeError(`data length ${data.length} ≠ ${n}·${d}`);
+  const mean = new Float64Array(d);
+  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j] += data[i * d + j];
+  for (let j = 0; j < d; j++) mean[j] /= n;
+  const cov = new Float64Array(d * d);
+  const c = new Float64Array(d);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < d; j++) c[j] = data[i * d + j] - mean[j];
+    for (let a = 0; a < d; a++) {
+      const ca = c[a];
+      if (ca === 0) continue;
+      const row = a * d;
+      for (let b = a; b < d; b++) cov[row + b] += ca * c[b];
+    }
+  }
+  for (let a = 0; a < d; a++) {
+    for (let b = a; b < d; b++) {
+      const v = cov[a * d + b] / (n - 1);
+      cov[a * d + b] = v;
+      cov[b * d + a] = v;
+    }
+  }
+  return { d, mean, cov };
+}
+
+export interface Eigen {
+  /** Eigenvalues, descending. */
+  values: Float64Array;
+  /** Eigenvectors as columns of a row-major d × d matrix (A = V diag(λ) Vᵀ). */
+  vectors: Float64Array;
+}
+
+/**
+ * Eigendecomposition of a symmetric d × d matrix (row-major) by the cyclic Jacobi method:
+ * rotations zero every off-diagonal entry in turn until the off-diagonal norm is negligible.
+ * Accurate to working precision for symmetric input; O(d³) per sweep, ~6–10 sweeps.
+ */
+export function symmetricEigen(a: ArrayLike<number>, d: number, maxSweeps = 100): Eigen {
+  if (a.length !== d * d) throw new RangeError(`matrix length ${a.length} ≠ ${d}²`);
+  const m = Float64Array.from(a);
+  // Symmetrise (guards against tiny asymmetries from float accumulation).
+  for (let i = 0; i < d; i++) {
+    for (let j = i + 1; j < d; j++) {
+      const v = 0.5 * (m[i * d + j] + m[j * d + i]);
+      m[i * d + j] = v;
+      m[j * d + i] = v;
+    }
+  }
+  const v = new Float64Array(d * d);
+  for (let i = 0; i < d; i++) v[i * d + i] = 1;
+  let scale = 0;
+  for (let i = 0; i < d * d; i++) scale += m[i] * m[i];
+  const tol = 1e-30 * Math.max(scale, 1e-300);
+  for (let sweep = 0; sweep < maxSweeps; sweep++) {
+    let off = 0;
+    for (let p = 0; p < d; p++) for (let q = p + 1; q < d; q++) off += m[p * d + q] ** 2;
+    if (off <= tol) break;
+    for (let p = 0; p < d - 1; p++) {
+      for (let q = p + 1; q < d; q++) {
+        const apq = m[p * d + q];
+        if (apq === 0) continue;
+        const app = m[p * d + p], aqq = m[q * d + q];
+        // Rotation angle that zeroes a_pq (Numerical Recipes' stable form).
+        const theta = (aqq - app) / (2 * apq);
+        const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
+        const c = 1 / Math.sqrt(t * t + 1), s = t * c;
+        for (let k = 0; k < d; k++) {
+          // Columns p and q of M (rows by symmetry below).
+          const mkp = m[k * d + p], mkq = m[k * d + q];
+          m[k * d + p] = c * mkp - s * mkq;
+          m[k * d + q] = s * mkp + c * mkq;
+        }
+        for (let k = 0; k < d; k++) {
+          const mpk = m[p * d + k], mqk = m[q * d + k];
+          m[p * d + k] = c * mpk - s * mqk;
+          m[q * d + k] = s * mpk + c * mqk;
+        }
+        m[p * d + q] = 0;
+        m[q * d + p] = 0;
+        for (let k = 0; k < d; k++) {
+          const vkp = v[k * d + p], vkq = v[k * d + q];
+          v[k * d + p] = c * vkp - s * vkq;
+          v[k * d + q] = s * vkp + c * vkq;
+        }
+      }
+    }
+  }
+  const order = Array.from({ length: d }, (_, i) => i).sort((i, j) => m[j * d + j] - m[i * d + i]);
+  const values = new Float64Array(d);
+  const vectors = new Float64Array(d * d);
+  order.forEach((src, dst) => {
+    values[dst] = m[src * d + src];
+    for (let k = 0; k < d; k++) vectors[k * d + dst] = v[k * d + src];
+  });
+  return { values, vectors };
+}
+
+/** f(A) = V diag(f(λ)) Vᵀ for symmetric A. */
+export function symmetricMatrixFunction(
+  a: ArrayLike<number>,
+  d: number,
+  f: (lambda: number) => number,
+): Float64Array {
+  const { values, vectors } = symmetricEigen(a, d);
+  const fl = values.map(f);
+  const out = new Float64Array(d * d);
+  for (let i = 0; i < d; i++) {
+    for (let j = i; j < d; j++) {
+      let s = 0;
+      for (let k = 0; k < d; k++) s += vectors[i * d + k] * fl[k] * vectors[j * d + k];
+      out[i * d + j] = s;
+      out[j * d + i] = s;
+    }
+  }
+  return out;
+}
+
+/** Principal square root of a symmetric PSD matrix (negative round-off eigenvalues → 0). */
+export function sqrtPsd(a: ArrayLike<number>, d: number): Float64Array {
+  return symmetricMatrixFunction(a, d, (l) => Math.sqrt(Math.max(l, 0)));
+}
+
+/** Row-major d × d product. */
+export function matmul(a: ArrayLike<number>, b: ArrayLike<number>, d: number): Float64Array {
+  const out = new Float64Array(d * d);
+  for (let i = 0; i < d; i++) {
+    for (let k = 0; k < d; k++) {
+      const aik = a[i * d + k];
+      if (aik === 0) continue;
+      for (let j = 0; j < d; j++) out[i * d + j] += aik * b[k * d + j];
+    }
+  }
+  return out;
+}
+
+/** tr (Σ₁^{1/2} Σ₂ Σ₁^{1/2})^{1/2} = tr (Σ₁Σ₂)^{1/2} for PSD Σ₁, Σ₂. */
+export function traceSqrtProduct(s1: ArrayLike<number>, s2: ArrayLike<number>, d: number): number {
+  const r = sqrtPsd(s1, d);
+  const m = matmul(matmul(r, s2, d), r, d);
+  const { values } = symmetricEigen(m, d);
+  let t = 0;
+  for (const l of values) t += Math.sqrt(Math.max(l, 0));
+  return t;
+}
+
+/** Fréchet distance between two Gaussians. */
+export function frechetDistance(a: GaussianStats, b: GaussianStats): number {
+  if (a.d !== b.d) throw new RangeError(`dimension mismatch ${a.d} ≠ ${b.d}`);
+  const d = a.d;
+  let dm = 0, tr = 0;
+  for (let i = 0; i < d; i++) {
+    dm += (a.mean[i] - b.mean[i]) ** 2;
+    tr += a.cov[i * d + i] + b.cov[i * d + i];
+  }
+  // Clamp tiny negatives from round-off.
+  return Math.max(dm + tr - 2 * traceSqrtProduct(a.cov, b.cov, d), 0);
+}
+
+/** Fréchet distance between the Gaussians fitted to two feature sets. */
+export function fid(a: Rows, b: Rows): number {
+  return frechetDistance(meanCov(a), meanCov(b));
+}
+
+/** Row-wise softmax of n × k logits. */
+export function softmax(logits: Rows): Float64Array {
+  const { n, d: k, data } = logits;
+  const out = new Float64Array(n * k);
+  for (let i = 0; i < n; i++) {
+    let max = -Infinity;
+    for (let j = 0; j < k; j++) max = Math.max(max, data[i * k + j]);
+    let s = 0;
+    for (let j = 0; j < k; j++) s += out[i * k + j] = Math.exp(data[i * k + j] - max);
+    for (let j = 0; j < k; j++) out[i * k + j] /= s;
+  }
+  return out;
+}
+
+export interface ClassStats {
+  /** Mean of the max class probability. */
+  confidence: number;
+  /** Fraction of samples whose max probability exceeds `threshold` (0.9). */
+  confidentFraction: number;
+  /** Entropy of the predicted-class histogram / ln k: 1 = every class equally often. */
+  coverage: number;
+  /** Predicted-class counts. */
+  histogram: number[];
+  /** Argmax class per sample. */
+  predicted: Int32Array;
+  /** Fraction with predicted = requested label, when labels are given. */
+  accuracy: number | null;
+}
+
+/** Entropy of a count histogram divided by ln(bins): 1 for uniform, 0 for one class. */
+export function labelCoverage(histogram: ArrayLike<number>): number {
+  const k = histogram.length;
+  let total = 0;
+  for (let i = 0; i < k; i++) total += histogram[i];
+  if (total === 0 || k < 2) return 0;
+  let h = 0;
+  for (let i = 0; i < k; i++) {
+    const p = histogram[i] / total;
+    if (p > 0) h -= p * Math.log(p);
+  }
+  return h / Math.log(k);
+}
+
+/** Confidence, coverage and (optionally) accuracy from class probabilities n × k. */
+export function classStats(
+  probs: Rows,
+  labels?: ArrayLike<number> | null,
+  threshold = 0.9,
+): ClassStats {
+  const { n, d: k, data } = probs;
+  const predicted = new Int32Array(n);
+  const histogram = new Array<number>(k).fill(0);
+  let conf = 0, confident = 0, correct = 0;
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let j = 1; j < k; j++) if (data[i * k + j] > data[i * k + best]) best = j;
+    const p = data[i * k + best];
+    predicted[i] = best;
+    histogram[best]++;
+    conf += p;
+    if (p > threshold) confident++;
+    if (labels && labels[i] === best) correct++;
+  }
+  if (labels && labels.length !== n) throw new RangeError(`${labels.length} labels for ${n} rows`);
+  return {
+    confidence: conf / n,
+    confidentFraction: confident / n,
+    coverage: labelCoverage(histogram),
+    histogram,
+    predicted,
+    accuracy: labels ? correct / n : null,
+  };
+}
+
+export interface NearestNeighbour {
+  /** Per query: L2 distance to the closest reference row. */
+  distances: Float64Array;
+  /** Per query: index of the closest reference row. */
+  index: Int32Array;
+  mean: number;
+  median: number;
+}
+
+/**
+ * Exact nearest-neighbour L2 distance from each query row to a reference set (both n × d,
+ * same scale), by ‖q‖² + ‖r‖² − 2 q·r with float64 accumulation.
+ */
+export function nearestNeighbour(queries: Rows, reference: Rows): NearestNeighbour {
+  if (queries.d !== reference.d) {
+    throw new RangeError(`dimension mismatch ${queries.d} ≠ ${reference.d}`);
+  }
+  const d = queries.d, q = queries.data, r = reference.data;
+  const rn = new Float64Array(reference.n);
+  for (let j = 0; j < reference.n; j++) {
+    let s = 0;
+    for (let k = 0; k < d; k++) s += r[j * d + k] ** 2;
+    rn[j] = s;
+  }
+  const distances = new Float64Array(queries.n);
+  const index = new Int32Array(queries.n);
+  for (let i = 0; i < queries.n; i++) {
+    const o = i * d;
+    let qn = 0;
+    for (let k = 0; k < d; k++) qn += q[o + k] ** 2;
+    let best = Infinity, bi = -1;
+    for (let j = 0; j < reference.n; j++) {
+      const p = j * d;
+      let dot = 0;
+      for (let k = 0; k < d; k++) dot += q[o + k] * r[p + k];
+      const dist = qn + rn[j] - 2 * dot;
+      if (dist < best) {
+        best = dist;
+        bi = j;
+      }
+    }
+    distances[i] = Math.sqrt(Math.max(best, 0));
+    index[i] = bi;
+  }
+  const sorted = Float64Array.from(distances).sort();
+  const mid = sorted.length >> 1;
+  const median = sorted.length === 0
+    ? NaN
+    : sorted.length % 2
+    ? sorted[mid]
+    : 0.5 * (sorted[mid - 1] + sorted[mid]);
+  let mean = 0;
+  for (const v of distances) mean += v;
+  return { distances, index, mean: mean / Math.max(queries.n, 1), median };
+}
