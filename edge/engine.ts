@@ -1,0 +1,171 @@
+/**
+ * The ε-model on onnxruntime-web: one inference session per model (created lazily, once per
+ * isolate), on WebGPU or wasm, and the ε̂(x, t) call the sampler drives — with classifier-free
+ * guidance batched as [conditional; unconditional] in a single session run.
+ */
+import type * as Ort from "onnxruntime-web";
+import type { EpsModel } from "../shared/sample.ts";
+import { guide } from "../shared/step.ts";
+import type { Model } from "./model.ts";
+
+export type Backend = "wasm" | "webgpu";
+export type BackendChoice = Backend | "auto";
+
+export interface EngineOptions {
+  /** "auto" (default): WebGPU when navigator.gpu gives a hardware adapter, else wasm. */
+  backend?: BackendChoice;
+  /** wasm threads (default: min(2, hardwareConcurrency)); WebGPU always uses 1. */
+  threads?: number;
+}
+
+/** Accumulated model time, for Server-Timing. */
+export interface Timing {
+  modelMs: number;
+  runs: number;
+}
+
+/** Labels for one generation: none (unconditional), one class for all, or one per image. */
+export type LabelSpec = number | readonly number[] | undefined;
+
+export interface Engine {
+  readonly model: Model;
+  readonly backend: Backend;
+  /** Session runs so far (all requests). */
+  readonly runs: number;
+  /** One batched forward pass: ε̂ for x [n,C,H,W] at timestep t with labels y (length n). */
+  forward(x: Float32Array, n: number, t: number, y: Int32Array | null): Promise<Float32Array>;
+  /**
+   * The sampler's ε-model for n images: unconditional when label is undefined (null class on a
+   * conditional model), else conditional with guidance w (w = 1: conditional only, w = 0:
+   * unconditional only, otherwise ε_u + w·(ε_c − ε_u) from one run of batch 2n).
+   */
+  epsModel(n: number, label: LabelSpec, guidance: number, timing?: Timing): EpsModel;
+}
+
+/** How many forward passes per image per step a request costs (2 with real guidance). */
+export function passes(label: LabelSpec, guidance: number): 1 | 2 {
+  return label !== undefined && guidance !== 0 && guidance !== 1 ? 2 : 1;
+}
+
+async function hardwareAdapter(): Promise<boolean> {
+  const gpu = (navigator as { gpu?: GPU }).gpu;
+  if (!gpu) return false;
+  try {
+    const adapter = await gpu.requestAdapter();
+    if (!adapter) return false;
+    // A software adapter (Mesa lavapipe, SwiftShader) is 20–30× slower than wasm: skip it.
+    const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+    const desc = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`;
+    return !info.isFallbackAdapter && !/llvmpipe|lavapipe|swiftshader/i.test(desc);
+  } catch {
+    return false;
+  }
+}
+
+/** The backend "auto" resolves to on this runtime. */
+export async function resolveBackend(choice: BackendChoice = "auto"): Promise<Backend> {
+  if (choice !== "auto") return choice;
+  return await hardwareAdapter() ? "webgpu" : "wasm";
+}
+
+// One onnxruntime module per backend per isolate; its env is global, so set it once.
+const runtimes = new Map<Backend, Promise<typeof Ort>>();
+
+function runtime(backend: Backend, threads: number): Promise<typeof Ort> {
+  let r = runtimes.get(backend);
+  if (!r) {
+    r = (backend === "webgpu" ? import("onnxruntime-web/webgpu") : import("onnxruntime-web")).then(
+      (ort: typeof Ort) => {
+        ort.env.wasm.numThreads = backend === "webgpu" ? 1 : threads;
+        ort.env.logLevel = "error";
+        return ort;
+      },
+    );
+    runtimes.set(backend, r);
+  }
+  return r;
+}
+
+/** Create a session for a verified model (about 0.1–0.5 s, mostly wasm compilation). */
+export async function createEngine(model: Model, opts: EngineOptions = {}): Promise<Engine> {
+  const backend = await resolveBackend(opts.backend);
+  const threads = opts.threads ?? Math.max(1, Math.min(2, navigator.hardwareConcurrency ?? 1));
+  const ort = await runtime(backend, threads);
+  const session = await ort.InferenceSession.create(model.onnx, {
+    executionProviders: [backend],
+    graphOptimizationLevel: "all",
+    extra: { session: { disable_quant_qdq: "1" } },
+  });
+  const { card } = model;
+  const [C, S] = [card.image.channels, card.image.size];
+  const size = C * S * S;
+  const numClasses = card.architecture.numClasses;
+  const int64T = card.onnx.timestepType === "int64";
+  let runs = 0;
+
+  async function forward(x: Float32Array, n: number, t: number, y: Int32Array | null) {
+    if (x.length !== n * size) throw new RangeError(`x has ${x.length} values, want ${n * size}`);
+    const feeds: Record<string, Ort.Tensor> = {
+      x: new ort.Tensor("float32", x, [n, C, S, S]),
+      t: int64T
+        ? new ort.Tensor("int64", new BigInt64Array(n).fill(BigInt(t)), [n])
+        : new ort.Tensor("float32", new Float32Array(n).fill(t), [n]),
+    };
+    if (numClasses > 0) {
+      const labels = new BigInt64Array(n).fill(BigInt(numClasses));
+      if (y) y.forEach((v, i) => labels[i] = BigInt(v));
+      feeds.y = new ort.Tensor("int64", labels, [n]);
+    }
+    runs++;
+    const out = await session.run(feeds);
+    const eps = out.eps ?? out[session.outputNames[0]];
+    const data = await eps.getData(true);
+    if (!(data instanceof Float32Array) || data.length !== n * size) {
+      throw new Error(
+        `model output ${session.outputNames[0]} is not float32 [${n},${C},${S},${S}]`,
+      );
+    }
+    return data;
+  }
+
+  function epsModel(n: number, label: LabelSpec, guidance: number, timing?: Timing): EpsModel {
+    const yc = label === undefined ? null : Int32Array.from(
+      typeof label === "number" ? new Array(n).fill(label) : label,
+    );
+    if (yc && yc.length !== n) throw new RangeError(`need ${n} labels, got ${yc.length}`);
+    if (yc && numClasses === 0) throw new RangeError("this model is unconditional: no labels");
+    const timed = async (x: Float32Array, m: number, t: number, y: Int32Array | null) => {
+      const t0 = performance.now();
+      const r = await forward(x, m, t, y);
+      if (timing) {
+        timing.modelMs += performance.now() - t0;
+        timing.runs++;
+      }
+      return r;
+    };
+    const w = guidance;
+    if (!yc || w === 1) return (x, t) => timed(x, n, t, yc);
+    if (w === 0) return (x, t) => timed(x, n, t, null);
+    // Batch [x; x] with labels [y; null] and combine ε_u + w·(ε_c − ε_u).
+    const x2 = new Float32Array(2 * n * size);
+    const y2 = new Int32Array(2 * n).fill(numClasses);
+    y2.set(yc);
+    const out = new Float32Array(n * size);
+    return async (x, t) => {
+      x2.set(x);
+      x2.set(x, x.length);
+      const e = await timed(x2, 2 * n, t, y2);
+      return guide(e.subarray(n * size), e.subarray(0, n * size), w, out);
+    };
+  }
+
+  return {
+    model,
+    backend,
+    get runs() {
+      return runs;
+    },
+    forward,
+    epsModel,
+  };
+}

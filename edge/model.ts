@@ -1,0 +1,115 @@
+/**
+ * Load an exported model: the card (`model.json`, validated with the shared zod schema) and the
+ * ONNX file it names, checked against the card's byte count and SHA-256 before anything runs it.
+ *
+ * Paths are URLs: a `file:` URL is read with `Deno.readFile` (which also works on Deno Deploy for
+ * files shipped with the deployment), `http(s):` with fetch. A string path is taken relative to
+ * the working directory.
+ */
+import { type ModelCard, ModelCardSchema } from "../shared/model_card.ts";
+
+/** A verified model, ready to hand to `createEngine`. */
+export interface Model {
+  /** Where the card was read from. */
+  readonly cardUrl: URL;
+  readonly card: ModelCard;
+  /** The ONNX bytes, whose SHA-256 matched the card. */
+  readonly onnx: Uint8Array;
+}
+
+/** A model that could not be loaded; the message names the file and the reason. */
+export class ModelLoadError extends Error {
+  constructor(readonly file: string, readonly reason: string) {
+    super(`${file}: ${reason}`);
+    this.name = "ModelLoadError";
+  }
+}
+
+/** The model shipped with the repository (conditional MNIST). */
+export const DEFAULT_MODEL_CARD = new URL("../fixtures/models/mnist/model.json", import.meta.url);
+
+/** Resolve a card location given as a URL, a URL string or a file path (relative to cwd). */
+export function toUrl(path: string | URL): URL {
+  if (path instanceof URL) return path;
+  if (/^(file|https?):/.test(path)) return new URL(path);
+  const cwd = Deno.cwd().replaceAll("\\", "/");
+  return new URL(path, `file://${cwd.startsWith("/") ? "" : "/"}${cwd}/`);
+}
+
+function display(url: URL): string {
+  return url.protocol === "file:" ? decodeURIComponent(url.pathname) : url.href;
+}
+
+async function readBytes(url: URL): Promise<Uint8Array> {
+  try {
+    if (url.protocol === "file:") return await Deno.readFile(url);
+    const res = await fetch(url);
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    return new Uint8Array(await res.arrayBuffer());
+  } catch (e) {
+    throw new ModelLoadError(display(url), `cannot read: ${(e as Error).message}`);
+  }
+}
+
+/** Lower-case hex SHA-256. */
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>),
+  );
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Parse and cross-check a card; throws ModelLoadError naming `file`. */
+export function parseCard(json: unknown, file: string): ModelCard {
+  const r = ModelCardSchema.safeParse(json);
+  if (!r.success) {
+    const issues = r.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`);
+    throw new ModelLoadError(file, `not a valid model card: ${issues.join("; ")}`);
+  }
+  const card = r.data, a = card.architecture;
+  const fail = (reason: string) => {
+    throw new ModelLoadError(file, reason);
+  };
+  if (card.image.size !== a.imageSize) {
+    fail(`image.size ${card.image.size} ≠ architecture.imageSize ${a.imageSize}`);
+  }
+  if (card.image.channels !== a.inChannels) {
+    fail(`image.channels ${card.image.channels} ≠ architecture.inChannels ${a.inChannels}`);
+  }
+  if (a.numClasses === 0 && card.labels !== null) fail("labels given for an unconditional model");
+  if (a.numClasses > 0 && card.labels?.length !== a.numClasses) {
+    fail(`labels must list ${a.numClasses} class names (architecture.numClasses)`);
+  }
+  if (card.sampling.steps > card.schedule.T) {
+    fail(`sampling.steps ${card.sampling.steps} exceeds schedule.T ${card.schedule.T}`);
+  }
+  return card;
+}
+
+/** Load a model card and its ONNX file, verifying schema, size and SHA-256. */
+export async function loadModel(cardPath: string | URL = DEFAULT_MODEL_CARD): Promise<Model> {
+  const cardUrl = toUrl(cardPath);
+  const file = display(cardUrl);
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(await readBytes(cardUrl)));
+  } catch (e) {
+    if (e instanceof ModelLoadError) throw e;
+    throw new ModelLoadError(file, `not JSON: ${(e as Error).message}`);
+  }
+  const card = parseCard(json, file);
+  const onnxUrl = new URL(card.onnx.file, cardUrl);
+  const onnxFile = display(onnxUrl);
+  const onnx = await readBytes(onnxUrl);
+  if (onnx.byteLength !== card.onnx.bytes) {
+    throw new ModelLoadError(onnxFile, `${onnx.byteLength} bytes, card says ${card.onnx.bytes}`);
+  }
+  const sha = await sha256Hex(onnx);
+  if (sha !== card.onnx.sha256) {
+    throw new ModelLoadError(
+      onnxFile,
+      `SHA-256 ${sha} does not match the card's ${card.onnx.sha256}`,
+    );
+  }
+  return { cardUrl, card, onnx };
+}

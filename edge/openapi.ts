@@ -1,0 +1,135 @@
+/** The OpenAPI 3.1 description of the HTTP API, with ranges and defaults from the model card. */
+import type { ModelCard } from "../shared/model_card.ts";
+import { MAX_GUIDANCE, MAX_N, MAX_SCALE } from "./params.ts";
+
+const error = {
+  type: "object",
+  required: ["error"],
+  properties: {
+    error: { type: "string" },
+    issues: {
+      type: "array",
+      items: {
+        type: "object",
+        required: ["path", "message"],
+        properties: { path: { type: "string" }, message: { type: "string" } },
+      },
+    },
+  },
+};
+
+const json = (schema: unknown) => ({ "application/json": { schema } });
+
+export function openapi(card: ModelCard, maxWork: number) {
+  const s = card.sampling;
+  const param = (name: string, description: string, schema: Record<string, unknown>) => ({
+    name,
+    in: "query",
+    required: false,
+    description,
+    schema,
+  });
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "ddpm-edge",
+      version: "1",
+      description: `DDPM sampler for ${card.name} (${card.dataset}). Same query → same bytes.`,
+    },
+    paths: {
+      "/generate": {
+        get: {
+          summary: "Sample a grid of images",
+          description: `Unknown or repeated parameters are rejected with 400. ` +
+            `n × steps × passes (2 with a label and guidance ∉ {0, 1}) must be ≤ ${maxWork}.`,
+          parameters: [
+            param("seed", "uint32 noise seed; random when absent (echoed in X-Seed)", {
+              type: "integer",
+              minimum: 0,
+              maximum: 0xffffffff,
+            }),
+            param("steps", "respaced chain length", {
+              type: "integer",
+              minimum: 1,
+              maximum: card.schedule.T,
+              default: s.steps,
+            }),
+            param("eta", "1 = DDPM, 0 = DDIM", {
+              type: "number",
+              minimum: 0,
+              maximum: 1,
+              default: s.eta,
+            }),
+            param("n", "number of images (grid)", {
+              type: "integer",
+              minimum: 1,
+              maximum: MAX_N,
+              default: 1,
+            }),
+            param("scale", "nearest-neighbour upscaling", {
+              type: "integer",
+              minimum: 1,
+              maximum: MAX_SCALE,
+              default: 1,
+            }),
+            param("label", "class name or index (conditional models only)", {
+              type: "string",
+              ...(card.labels ? { examples: card.labels } : {}),
+            }),
+            param("guidance", "classifier-free guidance weight", {
+              type: "number",
+              minimum: 0,
+              maximum: MAX_GUIDANCE,
+              default: s.guidance,
+            }),
+            param("format", "png image or json floats", {
+              type: "string",
+              enum: ["png", "json"],
+              default: "png",
+            }),
+          ],
+          responses: {
+            "200": {
+              description: "The grid (PNG) or NCHW floats in [−1, 1] (JSON)",
+              headers: {
+                "X-Seed": { schema: { type: "integer" } },
+                ETag: { schema: { type: "string" } },
+                "Server-Timing": { schema: { type: "string" } },
+              },
+              content: {
+                "image/png": { schema: { type: "string", format: "binary" } },
+                ...json({
+                  type: "object",
+                  properties: {
+                    params: { type: "object" },
+                    backend: { type: "string" },
+                    model: { type: "string" },
+                    shape: { type: "array", items: { type: "integer" } },
+                    data: { type: "array", items: { type: "number" } },
+                  },
+                }),
+              },
+            },
+            "304": { description: "Not modified (If-None-Match with a seeded request)" },
+            "400": { description: "Invalid query", content: json(error) },
+            "500": { description: "Sampling failed", content: json(error) },
+            "503": { description: "Busy (see Retry-After)", content: json(error) },
+          },
+        },
+      },
+      "/model": {
+        get: { summary: "The model card", responses: { "200": { description: "card" } } },
+      },
+      "/healthz": {
+        get: {
+          summary: "Readiness and backend",
+          responses: { "200": { description: "ready" }, "503": { description: "not ready" } },
+        },
+      },
+      "/openapi.json": {
+        get: { summary: "This document", responses: { "200": { description: "OpenAPI" } } },
+      },
+      "/": { get: { summary: "HTML page", responses: { "200": { description: "text/html" } } } },
+    },
+  };
+}

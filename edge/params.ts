@@ -1,0 +1,149 @@
+/**
+ * The query of `GET /generate`, validated with zod against the loaded model's card. Unknown or
+ * repeated parameters are errors, as is a request whose work n × steps × passes exceeds the cap.
+ */
+import { z } from "zod";
+import type { ModelCard } from "../shared/model_card.ts";
+import { passes } from "./engine.ts";
+
+export const MAX_N = 64;
+export const MAX_SCALE = 16;
+export const MAX_GUIDANCE = 100;
+/** Default work cap: image-forward passes per request (n × steps × passes). */
+export const DEFAULT_MAX_WORK = 4096;
+
+/** Validated parameters, with the card's defaults filled in. */
+export interface GenerateParams {
+  seed: number;
+  /** True when the seed came from the query (the response is then cacheable). */
+  seedGiven: boolean;
+  steps: number;
+  eta: number;
+  n: number;
+  scale: number;
+  /** Class index, or undefined for unconditional sampling. */
+  label?: number;
+  guidance: number;
+  format: "png" | "json";
+}
+
+export interface Issue {
+  path: string;
+  message: string;
+}
+
+export type ParseResult = { ok: true; params: GenerateParams } | { ok: false; issues: Issue[] };
+
+const DECIMAL = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+const num = (what: string) =>
+  z.string().regex(DECIMAL, `must be ${what}`).transform(Number).pipe(z.number().finite());
+const int = (min: number, max: number) =>
+  z.string().regex(/^\d+$/, `must be an integer in ${min}…${max}`).transform(Number).pipe(
+    z.number().int().min(min, `must be ≥ ${min}`).max(max, `must be ≤ ${max}`),
+  );
+
+/** Resolve a class name or index to an index, or undefined. */
+export function resolveLabel(labels: readonly string[], value: string): number | undefined {
+  const byName = labels.indexOf(value);
+  if (byName >= 0) return byName;
+  return /^\d+$/.test(value) && Number(value) < labels.length ? Number(value) : undefined;
+}
+
+/** The zod schema for a model's query (string values in, typed values out). */
+export function querySchema(card: ModelCard) {
+  const labels = card.labels;
+  return z.strictObject({
+    seed: int(0, 0xffffffff).optional(),
+    steps: int(1, card.schedule.T).optional(),
+    eta: num("a number in 0…1").pipe(z.number().min(0, "must be ≥ 0").max(1, "must be ≤ 1"))
+      .optional(),
+    n: int(1, MAX_N).optional(),
+    scale: int(1, MAX_SCALE).optional(),
+    label: z.string().transform((v, ctx) => {
+      if (labels === null) {
+        ctx.addIssue({ code: "custom", message: "this model is unconditional: it has no labels" });
+        return z.NEVER;
+      }
+      const i = resolveLabel(labels, v);
+      if (i === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          message: `unknown label ${JSON.stringify(v)}: use one of ${labels.join(", ")} ` +
+            `or an index 0…${labels.length - 1}`,
+        });
+        return z.NEVER;
+      }
+      return i;
+    }).optional(),
+    guidance: num("a number ≥ 0").pipe(
+      z.number().min(0, "must be ≥ 0").max(MAX_GUIDANCE, `must be ≤ ${MAX_GUIDANCE}`),
+    ).optional(),
+    format: z.enum(["png", "json"], "must be png or json").optional(),
+  });
+}
+
+/**
+ * Validate a query against the card. `maxWork` caps n × steps × passes (passes = 2 with
+ * guidance ∉ {0, 1} and a label); `randomSeed` supplies the seed when none is given.
+ */
+export function parseQuery(
+  query: URLSearchParams,
+  card: ModelCard,
+  maxWork = DEFAULT_MAX_WORK,
+  randomSeed: () => number = () => crypto.getRandomValues(new Uint32Array(1))[0],
+): ParseResult {
+  const raw: Record<string, string> = {};
+  const issues: Issue[] = [];
+  for (const [k, v] of query) {
+    if (k in raw) issues.push({ path: k, message: "given more than once" });
+    raw[k] = v;
+  }
+  const r = querySchema(card).safeParse(raw);
+  if (!r.success) {
+    for (const i of r.error.issues) {
+      if (i.code === "unrecognized_keys") {
+        for (const key of i.keys) issues.push({ path: key, message: "unknown parameter" });
+      } else issues.push({ path: i.path.join("."), message: i.message });
+    }
+  }
+  if (issues.length > 0 || !r.success) return { ok: false, issues };
+  const q = r.data;
+  const params: GenerateParams = {
+    seed: q.seed ?? randomSeed(),
+    seedGiven: q.seed !== undefined,
+    steps: q.steps ?? card.sampling.steps,
+    eta: q.eta ?? card.sampling.eta,
+    n: q.n ?? 1,
+    scale: q.scale ?? 1,
+    label: q.label,
+    guidance: q.guidance ?? card.sampling.guidance,
+    format: q.format ?? "png",
+  };
+  const work = params.n * params.steps * passes(params.label, params.guidance);
+  if (work > maxWork) {
+    return {
+      ok: false,
+      issues: [{
+        path: "n",
+        message: `work n × steps × passes = ${params.n} × ${params.steps} × ` +
+          `${passes(params.label, params.guidance)} = ${work} exceeds the cap of ${maxWork} ` +
+          `(MAX_WORK); lower n or steps`,
+      }],
+    };
+  }
+  return { ok: true, params };
+}
+
+/** The parameters that determine the output, in a fixed order (for ETags and the JSON body). */
+export function canonical(p: GenerateParams) {
+  return {
+    seed: p.seed,
+    steps: p.steps,
+    eta: p.eta,
+    n: p.n,
+    scale: p.scale,
+    label: p.label ?? null,
+    guidance: p.guidance,
+    format: p.format,
+  };
+}

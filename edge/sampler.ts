@@ -1,0 +1,56 @@
+/**
+ * generate(): n images from the engine's model with the shared sampling loop, yielding to the
+ * event loop after every step so other requests (and disconnect signals) get a turn, and stopping
+ * as soon as the signal aborts.
+ */
+import { makeSchedule, type Schedule } from "../shared/schedule.ts";
+import { sample } from "../shared/sample.ts";
+import type { Engine, LabelSpec, Timing } from "./engine.ts";
+
+export interface GenerateOptions {
+  /** uint32 seed of the sampling noise. */
+  seed: number;
+  /** Respaced chain length, 1…T. */
+  steps: number;
+  /** 1 = DDPM ancestral, 0 = DDIM. */
+  eta: number;
+  /** Number of images. */
+  n: number;
+  /** Class index for all images, one per image, or undefined for unconditional. */
+  label?: LabelSpec;
+  /** Classifier-free guidance weight (default: the card's). */
+  guidance?: number;
+  /** Receives model time and run count. */
+  timing?: Timing;
+  /** Called after every step. */
+  onStep?: (done: number, total: number) => void;
+}
+
+const schedules = new WeakMap<Engine, Schedule>();
+
+const nextTask = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+/** n images as NCHW float32 in [−1, 1] (clipped x̂₀ at the last step). */
+export async function generate(
+  engine: Engine,
+  o: GenerateOptions,
+  signal?: AbortSignal,
+): Promise<Float32Array> {
+  const { card } = engine.model;
+  let base = schedules.get(engine);
+  if (!base) schedules.set(engine, base = makeSchedule(card.schedule.kind, card.schedule.T));
+  const guidance = o.guidance ?? card.sampling.guidance;
+  return await sample(base, engine.epsModel(o.n, o.label, guidance, o.timing), {
+    n: o.n,
+    size: card.image.channels * card.image.size ** 2,
+    steps: o.steps,
+    seed: o.seed,
+    eta: o.eta,
+    signal,
+    onStep: async (done, total) => {
+      o.onStep?.(done, total);
+      await nextTask();
+      signal?.throwIfAborted();
+    },
+  });
+}
