@@ -1,0 +1,263 @@
+/**
+ * The exporter: a trained run's EMA weights → `model.onnx` (int8, fp16 or fp32 weights) plus its
+ * model card `model.json` (validated against `ModelCardSchema`).
+ *
+ * CLI: deno task export --run <run dir> --out <model dir> [--quant int8|fp16|fp32] [--opset N]
+ *        [--steps S] [--eta E] [--guidance G] [--name NAME]
+ *
+ * Library: `exportModel` builds both from a config and weights in memory (tests, scripts);
+ * `writeModel` writes them (temp file then rename, the ONNX file first).
+ */
+import { parseArgs } from "node:util";
+import { basename, join, resolve } from "node:path";
+import { type ModelCard, ModelCardSchema, type UNetConfig } from "../shared/model_card.ts";
+import { Rng } from "../shared/rng.ts";
+import { buildOnnxModel, DEFAULT_OPSET } from "./onnx_ops.ts";
+import { type Quantization, QUANTIZATIONS } from "./quantize.ts";
+import { paramSpecs } from "./unet.ts";
+
+/** Default sampling settings written to the card (the quality work may tune them). */
+export const DEFAULT_STEPS = 14;
+export const DEFAULT_ETA = 1;
+/** Classifier-free guidance scale: 1 (plain conditional) or 0 (unconditional model). */
+export const defaultGuidance = (cfg: UNetConfig): number => cfg.numClasses > 0 ? 1 : 0;
+
+/** Card fields that come from the run rather than from the export itself. */
+export interface CardSource {
+  name: string;
+  schedule: ModelCard["schedule"];
+  labels: string[] | null;
+  dataset: string;
+  training: ModelCard["training"];
+  sampling?: Partial<ModelCard["sampling"]>;
+}
+
+export interface ExportOptions {
+  cfg: UNetConfig;
+  /** Parameters by paramSpecs name, trainer layouts (conv HWIO, dense [nin, nout]). */
+  weights: Map<string, Float32Array>;
+  quant: Quantization;
+  opset?: number;
+  card: CardSource;
+  /** File name recorded in the card (default "model.onnx"). */
+  file?: string;
+  /** Creation time (default now). */
+  createdAt?: Date;
+}
+
+export interface ExportResult {
+  onnx: Uint8Array;
+  card: ModelCard;
+}
+
+/** Lower-case hex SHA-256. */
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Build the ONNX bytes and the validated model card. */
+export async function exportModel(o: ExportOptions): Promise<ExportResult> {
+  const opset = o.opset ?? DEFAULT_OPSET;
+  if (o.cfg.numClasses > 0) {
+    if (o.card.labels !== null && o.card.labels.length !== o.cfg.numClasses) {
+      throw new Error(`${o.card.labels.length} labels for ${o.cfg.numClasses} classes`);
+    }
+  } else if (o.card.labels !== null) {
+    throw new Error("an unconditional model has no labels");
+  }
+  const onnx = buildOnnxModel(o.cfg, o.weights, {
+    quant: o.quant,
+    opset,
+    name: o.card.name,
+    doc: `ddpm-edge ε-model (${o.quant}); inputs x [N,C,H,W] float32, t [N] float32` +
+      (o.cfg.numClasses > 0 ? ", y [N] int64" : "") + "; output eps [N,C,H,W]",
+  });
+  const card = ModelCardSchema.parse({
+    format: "ddpm-edge/model-card@1",
+    name: o.card.name,
+    image: { size: o.cfg.imageSize, channels: o.cfg.inChannels },
+    architecture: o.cfg,
+    schedule: o.card.schedule,
+    prediction: "epsilon",
+    labels: o.card.labels ??
+      (o.cfg.numClasses > 0 ? Array.from({ length: o.cfg.numClasses }, (_, i) => `${i}`) : null),
+    sampling: {
+      steps: o.card.sampling?.steps ?? DEFAULT_STEPS,
+      eta: o.card.sampling?.eta ?? DEFAULT_ETA,
+      guidance: o.card.sampling?.guidance ?? defaultGuidance(o.cfg),
+    },
+    onnx: {
+      file: o.file ?? "model.onnx",
+      sha256: await sha256Hex(onnx),
+      bytes: onnx.length,
+      opset,
+      quantization: o.quant,
+      timestepType: "float32",
+    },
+    dataset: o.card.dataset,
+    training: o.card.training,
+    createdAt: (o.createdAt ?? new Date()).toISOString(),
+  });
+  return { onnx, card };
+}
+
+async function writeAtomic(path: string, data: Uint8Array): Promise<void> {
+  const tmp = `${path}.tmp-${crypto.randomUUID()}`;
+  try {
+    await Deno.writeFile(tmp, data);
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+}
+
+/** Write `<dir>/<card.onnx.file>` then `<dir>/model.json`, each via a temp file + rename. */
+export async function writeModel(dir: string, r: ExportResult): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  await writeAtomic(join(dir, r.card.onnx.file), r.onnx);
+  const json = new TextEncoder().encode(JSON.stringify(r.card, null, 2) + "\n");
+  await writeAtomic(join(dir, "model.json"), json);
+}
+
+/**
+ * Random, all non-zero parameters for `cfg` (tests and benchmarks; unlike a fresh init no conv
+ * starts at zero): weights ~ N(0, scale²/fanIn), biases ~ N(0, (0.1·scale)²),
+ * norm scales 1 + N(0, 0.1²), norm shifts ~ N(0, 0.1²), embeddings ~ N(0, scale²).
+ */
+export function randomWeights(cfg: UNetConfig, seed: number, scale = 1): Map<string, Float32Array> {
+  const rng = new Rng(seed);
+  const out = new Map<string, Float32Array>();
+  for (const s of paramSpecs(cfg)) {
+    const v = rng.fillNormal(new Float32Array(s.shape.reduce((a, b) => a * b, 1)));
+    const isMatrix = s.shape.length > 1;
+    const std = s.name.endsWith(".g") || !isMatrix
+      ? 0.1 * (s.name.endsWith(".g") ? 1 : scale)
+      : s.init === "normal"
+      ? scale
+      : scale / Math.sqrt(s.fanIn);
+    for (let i = 0; i < v.length; i++) v[i] = v[i] * std + (s.name.endsWith(".g") ? 1 : 0);
+    out.set(s.name, v);
+  }
+  return out;
+}
+
+/** What the exporter needs from a run's `checkpoint/meta.json` (written by the trainer). */
+export interface RunMeta {
+  step: number;
+  unet: UNetConfig;
+  schedule: { kind: "linear" | "cosine"; T: number };
+  labels: string[] | null;
+  dataset: string;
+  batch: number;
+  wallTimeSeconds: number;
+  lastLoss: number | null;
+  backend: string;
+  command: string;
+}
+
+/**
+ * Read a run's checkpoint: `<run>/checkpoint/meta.json` and the EMA weights
+ * `<run>/checkpoint/ema.bin` (little-endian float32, concatenated in paramSpecs order).
+ */
+export async function readRun(
+  runDir: string,
+): Promise<{ meta: RunMeta; ema: Map<string, Float32Array> }> {
+  const dir = join(runDir, "checkpoint");
+  const meta = JSON.parse(await Deno.readTextFile(join(dir, "meta.json"))) as RunMeta;
+  const bytes = await Deno.readFile(join(dir, "ema.bin"));
+  const specs = paramSpecs(meta.unet);
+  const total = specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
+  if (bytes.length !== total * 4) {
+    throw new Error(`ema.bin has ${bytes.length} bytes, the config needs ${total * 4}`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const ema = new Map<string, Float32Array>();
+  let off = 0;
+  for (const s of specs) {
+    const v = new Float32Array(s.shape.reduce((x, y) => x * y, 1));
+    for (let i = 0; i < v.length; i++, off += 4) v[i] = view.getFloat32(off, true);
+    ema.set(s.name, v);
+  }
+  return { meta, ema };
+}
+
+function numberArg(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got "${v}"`);
+  return n;
+}
+
+const USAGE = "usage: deno task export --run <run dir> --out <model dir> " +
+  "[--quant int8|fp16|fp32] [--opset N] [--steps S] [--eta E] [--guidance G] [--name NAME]";
+
+/** The CLI: read the run's EMA weights, export, write. Returns the card and output dir. */
+export async function main(args: string[]): Promise<{ card: ModelCard; out: string }> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      run: { type: "string" },
+      out: { type: "string" },
+      quant: { type: "string", default: "int8" },
+      opset: { type: "string" },
+      steps: { type: "string" },
+      eta: { type: "string" },
+      guidance: { type: "string" },
+      name: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  if (!values.run || !values.out) throw new Error(USAGE);
+  const quant = values.quant as Quantization;
+  if (!QUANTIZATIONS.includes(quant)) throw new Error(`--quant must be one of ${QUANTIZATIONS}`);
+  const ckpt = await readRun(values.run);
+  const m = ckpt.meta;
+  const result = await exportModel({
+    cfg: m.unet,
+    weights: ckpt.ema,
+    quant,
+    opset: numberArg(values.opset, "opset") ?? DEFAULT_OPSET,
+    card: {
+      name: values.name ?? basename(resolve(values.out)),
+      schedule: { kind: m.schedule.kind, T: m.schedule.T },
+      labels: m.labels,
+      dataset: m.dataset,
+      training: {
+        steps: m.step,
+        batch: m.batch,
+        wallTimeSeconds: m.wallTimeSeconds,
+        finalLoss: m.lastLoss ?? null,
+        backend: m.backend,
+        command: m.command,
+      },
+      sampling: {
+        steps: numberArg(values.steps, "steps"),
+        eta: numberArg(values.eta, "eta"),
+        guidance: numberArg(values.guidance, "guidance"),
+      },
+    },
+  });
+  await writeModel(values.out, result);
+  return { card: result.card, out: values.out };
+}
+
+if (import.meta.main) {
+  try {
+    const { card, out } = await main(Deno.args);
+    console.log(
+      `wrote ${join(out, card.onnx.file)} ` +
+        `(${card.onnx.quantization}, ${card.onnx.bytes} bytes, sha256 ${card.onnx.sha256}) ` +
+        `and model.json`,
+    );
+  } catch (e) {
+    console.error(`export failed: ${e instanceof Error ? e.message : e}`);
+    Deno.exit(1);
+  }
+}
