@@ -1,0 +1,198 @@
+/**
+ * Conv2DBackpropFilter for the tfjs wasm backend, which lacks it (every conv weight gradient
+ * needs it). NHWC, any stride/padding; returns dW [fh, fw, Ci, Co].
+ *
+ * Two formulations, picked per shape (measured in the reference probe):
+ * - `shiftedGridMatMul` (stride 1, mid-sized layers): a transposed im2col built on the padded
+ *   grid, where each row (kh, kw, ci) is one contiguous copy, multiplied by dy through
+ *   XNNPACK in chunks of whole images small enough to stay in L2, accumulated in JS.
+ * - `dilatedConv` (stride 2, tiny or very wide layers): one XNNPACK conv of the transposed
+ *   input [Ci, Hp, Wp, B] with the transposed dy [Ho, Wo, B, Co] as filter and
+ *   dilation = stride, then slice + transpose to [fh, fw, Ci, Co].
+ */
+import * as tf from "@tensorflow/tfjs";
+import {
+  free,
+  freeView,
+  heap,
+  type KernelArgs,
+  reshape,
+  run,
+  type TI,
+  transpose2d,
+  view,
+  type WasmBackend,
+} from "./wasm_util.ts";
+
+/** Columns (padded-grid positions) per GEMM chunk of `shiftedGridMatMul`. */
+export const CHUNK_COLUMNS = 2048;
+
+function convInfo(x: TI, attrs: Record<string, unknown>): tf.backend_util.Conv2DInfo {
+  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as {
+    strides: number | [number, number];
+    pad: "same" | "valid" | number | tf.backend_util.ExplicitPadding;
+    dataFormat?: string;
+    dimRoundingMode?: "floor" | "round" | "ceil";
+    filterShape: [number, number, number, number];
+  };
+  if (dataFormat !== undefined && dataFormat !== "NHWC") {
+    throw new Error(`Conv2DBackpropFilter: only NHWC, got ${dataFormat}`);
+  }
+  return tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filterShape,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    "channelsLast",
+  );
+}
+
+let gridScratch = new Float32Array(0);
+
+/** Stride-1 weight gradient by chunked shifted-grid im2col × dy (see the module note). */
+export function shiftedGridMatMul(
+  backend: WasmBackend,
+  x: TI,
+  dy: TI,
+  c: tf.backend_util.Conv2DInfo,
+): TI {
+  const [B, H, W, Ci] = x.shape, [, Ho, Wo, Co] = dy.shape;
+  const fh = c.filterHeight, fw = c.filterWidth, top = c.padInfo.top, left = c.padInfo.left;
+  if (c.strideHeight !== 1 || c.strideWidth !== 1) {
+    throw new Error("shiftedGridMatMul: stride 1 only");
+  }
+  // Padded grid actually read: Hp × Wp per image; column q = (b·Hp + i)·Wp + j.
+  const Hp = Ho + fh - 1, Wp = Wo + fw - 1, img = Hp * Wp;
+  const L = B * img, tail = (fh - 1) * Wp + (fw - 1), Lt = L + tail;
+  if (gridScratch.length < Ci * Lt) gridScratch = new Float32Array(Ci * Lt);
+  const xt = gridScratch;
+  xt.fill(0, 0, Ci * Lt);
+  {
+    const xs = heap(backend, x);
+    for (let b = 0; b < B; b++) {
+      for (let i = 0; i < H; i++) {
+        const pi = i + top;
+        if (pi < 0 || pi >= Hp) continue;
+        const sBase = (b * H + i) * W * Ci, dBase = (b * Hp + pi) * Wp + left;
+        for (let ci = 0; ci < Ci; ci++) {
+          const d = ci * Lt + dBase;
+          for (let j = 0; j < W; j++) {
+            const pj = j + left;
+            if (pj >= 0 && pj < Wp) xt[d + j] = xs[sBase + j * Ci + ci];
+          }
+        }
+      }
+    }
+  }
+  // dy scattered onto the same grid; the junk columns stay 0 and contribute nothing.
+  const dyGrid = backend.makeOutput([L, Co], "float32");
+  {
+    const dp = heap(backend, dyGrid), ds = heap(backend, dy);
+    dp.fill(0);
+    for (let b = 0; b < B; b++) {
+      for (let oh = 0; oh < Ho; oh++) {
+        const s0 = (b * Ho + oh) * Wo * Co, d0 = (b * Hp + oh) * Wp * Co;
+        dp.set(ds.subarray(s0, s0 + Wo * Co), d0);
+      }
+    }
+  }
+  const R = fh * fw * Ci;
+  const perChunk = Math.max(1, Math.min(B, Math.floor(CHUNK_COLUMNS / img)));
+  const cols = perChunk * img;
+  const aBuf = backend.makeOutput([R, cols], "float32");
+  const acc = new Float32Array(R * Co);
+  for (let b0 = 0; b0 < B; b0 += perChunk) {
+    const kc = Math.min(perChunk, B - b0) * img, q0 = b0 * img;
+    const ab = heap(backend, aBuf);
+    for (let kh = 0; kh < fh; kh++) {
+      for (let kw = 0; kw < fw; kw++) {
+        for (let ci = 0; ci < Ci; ci++) {
+          const off = ci * Lt + q0 + kh * Wp + kw;
+          ab.set(xt.subarray(off, off + kc), ((kh * fw + kw) * Ci + ci) * kc);
+        }
+      }
+    }
+    const aV = view(backend, aBuf, 0, [1, R, kc]);
+    const bV = view(backend, dyGrid, q0 * Co, [1, kc, Co]);
+    const m = run("BatchMatMul", backend, { a: aV, b: bV }, {
+      transposeA: false,
+      transposeB: false,
+    });
+    const mv = heap(backend, m);
+    for (let i = 0; i < acc.length; i++) acc[i] += mv[i];
+    free(backend, m);
+    freeView(backend, aV);
+    freeView(backend, bV);
+  }
+  free(backend, aBuf, dyGrid);
+  const out = backend.makeOutput([fh, fw, Ci, Co], "float32");
+  heap(backend, out).set(acc);
+  return out;
+}
+
+/** Any-stride weight gradient as one dilated XNNPACK conv (see the module note). */
+export function dilatedConv(
+  backend: WasmBackend,
+  x: TI,
+  dy: TI,
+  c: tf.backend_util.Conv2DInfo,
+): TI {
+  const [B, H, W, Ci] = x.shape, [, Ho, Wo, Co] = dy.shape;
+  const { top, left } = c.padInfo;
+  const fh = c.filterHeight, fw = c.filterWidth, sh = c.strideHeight, sw = c.strideWidth;
+  const needH = (Ho - 1) * sh + fh, needW = (Wo - 1) * sw + fw;
+  const bottom = Math.max(0, needH - H - top), right = Math.max(0, needW - W - left);
+  let xp = x;
+  const padded = top > 0 || bottom > 0 || left > 0 || right > 0;
+  if (padded) {
+    xp = run("PadV2", backend, { x }, {
+      paddings: [[0, 0], [top, bottom], [left, right], [0, 0]],
+      constantValue: 0,
+    });
+  }
+  const Hp = xp.shape[1], Wp = xp.shape[2];
+  // x [B, Hp·Wp·Ci] → [Hp·Wp, Ci, B] → [Ci, Hp·Wp, B]
+  const x2 = transpose2d(backend, xp, B, Hp * Wp * Ci);
+  const x3 = reshape(backend, x2, [Hp * Wp, Ci, B]);
+  const xT = run("Transpose", backend, { x: x3 }, { perm: [1, 0, 2] });
+  // dy [B, Ho·Wo·Co] → [Ho·Wo, Co, B] → [Ho·Wo, B, Co]
+  const d2 = transpose2d(backend, dy, B, Ho * Wo * Co);
+  const d3 = reshape(backend, d2, [Ho * Wo, Co, B]);
+  const dyT = run("Transpose", backend, { x: d3 }, { perm: [0, 2, 1] });
+  free(backend, x2, x3, d2, d3);
+  if (padded) free(backend, xp);
+  const x4 = reshape(backend, xT, [Ci, Hp, Wp, B]);
+  const f4 = reshape(backend, dyT, [Ho, Wo, B, Co]);
+  const r = run("Conv2D", backend, { x: x4, filter: f4 }, {
+    strides: [1, 1],
+    pad: "valid",
+    dataFormat: "NHWC",
+    dilations: [sh, sw],
+    dimRoundingMode: undefined,
+  });
+  free(backend, xT, dyT, x4, f4);
+  let r2 = r;
+  if (r.shape[1] !== fh || r.shape[2] !== fw) {
+    r2 = run("Slice", backend, { x: r }, { begin: [0, 0, 0, 0], size: [Ci, fh, fw, Co] });
+    free(backend, r);
+  }
+  const out = run("Transpose", backend, { x: r2 }, { perm: [1, 2, 0, 3] });
+  free(backend, r2);
+  return out;
+}
+
+/** The registered kernel: chooses the formulation for the shape. */
+export function conv2dBackpropFilterKernel(args: unknown): TI {
+  const { inputs, backend, attrs } = args as KernelArgs;
+  const { x, dy } = inputs;
+  if (x.dtype !== "float32" || dy.dtype !== "float32") throw new Error("float32 only");
+  const c = convInfo(x, attrs);
+  const ci = x.shape[3], co = dy.shape[3], hw = dy.shape[1] * dy.shape[2];
+  const stride1 = c.strideHeight === 1 && c.strideWidth === 1;
+  const useGrid = stride1 && c.dilationHeight === 1 && c.dilationWidth === 1 && ci < 128 &&
+    hw > 64 && co >= 8;
+  return useGrid ? shiftedGridMatMul(backend, x, dy, c) : dilatedConv(backend, x, dy, c);
+}

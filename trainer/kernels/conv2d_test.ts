@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { initBackend } from "../backend.ts";
+import { randomInput, wasmVsCpu } from "./testing.ts";
+
+await initBackend({ backend: "wasm", threads: 1 });
+
+type Case = { x: number[]; w: number[]; stride: 1 | 2; pad: "same" | "valid" };
+const cases: Case[] = [
+  // stride 1: small (dilated-conv path) and mid-sized spatial (shifted-grid path, several chunks)
+  { x: [2, 6, 6, 3], w: [3, 3, 3, 4], stride: 1, pad: "same" },
+  { x: [3, 13, 11, 5], w: [3, 3, 5, 8], stride: 1, pad: "same" },
+  { x: [20, 15, 15, 4], w: [3, 3, 4, 9], stride: 1, pad: "same" },
+  { x: [2, 9, 9, 4], w: [3, 3, 4, 8], stride: 1, pad: "valid" },
+  { x: [2, 10, 10, 6], w: [1, 1, 6, 12], stride: 1, pad: "same" },
+  // stride 2, even and odd sizes
+  { x: [2, 8, 8, 3], w: [3, 3, 3, 5], stride: 2, pad: "same" },
+  { x: [3, 7, 7, 4], w: [3, 3, 4, 4], stride: 2, pad: "same" },
+  { x: [2, 9, 6, 2], w: [3, 3, 2, 3], stride: 2, pad: "valid" },
+];
+
+for (const [i, c] of cases.entries()) {
+  Deno.test(`conv2d ${c.x} * ${c.w} stride ${c.stride} ${c.pad}: value, dx, dW match cpu`, async () => {
+    const err = await wasmVsCpu(
+      (x, w) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.stride, c.pad),
+      [randomInput(c.x, 10 + i), randomInput(c.w, 100 + i)],
+    );
+    assert.ok(err < 1e-4, `relative error ${err}`);
+  });
+}
+
+Deno.test("fused conv2d with bias: bias gradient (Sum) matches cpu", async () => {
+  const err = await wasmVsCpu(
+    (x, w, b) =>
+      tf.fused.conv2d({
+        x: x as tf.Tensor4D,
+        filter: w as tf.Tensor4D,
+        bias: b,
+        strides: 2,
+        pad: "same",
+      }),
+    [randomInput([2, 7, 7, 3], 1), randomInput([3, 3, 3, 4], 2), randomInput([4], 3)],
+  );
+  assert.ok(err < 1e-4, `relative error ${err}`);
+});
