@@ -66,3 +66,39 @@ export async function wasmVsCpu(
   const got = await evaluate("wasm", f, inputs);
   return Math.max(relErr(got.y, ref.y), ...got.grads.map((g, i) => relErr(g, ref.grads[i])));
 }
+
+/**
+ * Replaces the cpu backend's ResizeNearestNeighborGrad, which is wrong at ×2 in tfjs 4.22 (it
+ * loses gradient mass), by the exact adjoint of nearest resizing (alignCorners = false,
+ * halfPixelCenters = false: source = min(floor(dst·in/out), in − 1)), so cpu can serve as the
+ * oracle for graphs that upsample. Test processes only.
+ */
+export function installExactCpuResizeGrad(): void {
+  const name = "ResizeNearestNeighborGrad";
+  if (tf.getKernel(name, "cpu") !== undefined) tf.unregisterKernel(name, "cpu");
+  tf.registerKernel({
+    kernelName: name,
+    backendName: "cpu",
+    kernelFunc: ({ inputs, backend }) => {
+      const { images, dy } = inputs as { images: tf.TensorInfo; dy: tf.TensorInfo };
+      const cpu = backend as unknown as {
+        data: { get(id: object): { values: Float32Array } };
+        makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
+      };
+      const [B, H, W, C] = images.shape, [, oH, oW] = dy.shape;
+      const d = cpu.data.get(dy.dataId).values, o = new Float32Array(B * H * W * C);
+      for (let b = 0; b < B; b++) {
+        for (let y = 0; y < oH; y++) {
+          const sy = Math.min(Math.floor((y * H) / oH), H - 1);
+          for (let x = 0; x < oW; x++) {
+            const sx = Math.min(Math.floor((x * W) / oW), W - 1);
+            for (let c = 0; c < C; c++) {
+              o[((b * H + sy) * W + sx) * C + c] += d[((b * oH + y) * oW + x) * C + c];
+            }
+          }
+        }
+      }
+      return cpu.makeTensorInfo(images.shape, "float32", o);
+    },
+  });
+}
