@@ -66,6 +66,12 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
   } else if (o.card.labels !== null) {
     throw new Error("an unconditional model has no labels");
   }
+  const steps = o.card.sampling?.steps ?? DEFAULT_STEPS;
+  if (!Number.isInteger(steps) || steps < 1 || steps > o.card.schedule.T) {
+    throw new RangeError(
+      `sampling steps must be an integer in 1…${o.card.schedule.T}, got ${steps}`,
+    );
+  }
   const onnx = buildOnnxModel(o.cfg, o.weights, {
     quant: o.quant,
     opset,
@@ -83,7 +89,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
     labels: o.card.labels ??
       (o.cfg.numClasses > 0 ? Array.from({ length: o.cfg.numClasses }, (_, i) => `${i}`) : null),
     sampling: {
-      steps: o.card.sampling?.steps ?? DEFAULT_STEPS,
+      steps,
       eta: o.card.sampling?.eta ?? DEFAULT_ETA,
       guidance: o.card.sampling?.guidance ?? defaultGuidance(o.cfg),
     },

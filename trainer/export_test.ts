@@ -76,6 +76,20 @@ Deno.test("exportModel: valid card with the file's sha256, bytes, opset and defa
   await s.release();
 });
 
+Deno.test("exportModel refuses sampling steps outside 1…T", async () => {
+  for (const steps of [0, 1001, 2.5]) {
+    await assert.rejects(
+      exportModel({
+        cfg: UNCOND,
+        weights: randomWeights(UNCOND, 1),
+        quant: "fp32",
+        card: { ...SOURCE, sampling: { steps } },
+      }),
+      /steps/,
+    );
+  }
+});
+
 Deno.test("exportModel refuses labels that do not fit the model", async () => {
   await assert.rejects(
     exportModel({
