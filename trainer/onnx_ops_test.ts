@@ -196,3 +196,19 @@ for (const quant of ["int8", "fp16"] as const) {
     assert.ok(rel > 0, "quantised weights should change the output a little");
   });
 }
+
+Deno.test("opsets 13 and 21 give the same ε̂ as the default 17 (int8)", async () => {
+  const cfg = COND;
+  const weights = randomWeights(cfg, 11);
+  const inp = randomInputs(cfg, 12);
+  const ref = await ortEps(buildOnnxModel(cfg, weights, { quant: "int8" }), cfg, inp, "all");
+  for (const opset of [13, 21]) {
+    const got = await ortEps(
+      buildOnnxModel(cfg, weights, { quant: "int8", opset }),
+      cfg,
+      inp,
+      "all",
+    );
+    assert.ok(maxAbsDiff(got, ref) < 1e-5, `opset ${opset}`);
+  }
+});
