@@ -1,0 +1,105 @@
+/** The ε-model on real onnxruntime-web: batching, labels, guidance, backends. */
+import assert from "node:assert/strict";
+import { Rng } from "../shared/rng.ts";
+import { guide } from "../shared/step.ts";
+import { createEngine, passes, resolveBackend } from "./engine.ts";
+import { loadModel } from "./model.ts";
+import { generate } from "./sampler.ts";
+import { writeTinyModel } from "./testing.ts";
+
+const cond = await loadModel(await writeTinyModel({ T: 50 }));
+const engine = await createEngine(cond, { backend: "wasm", threads: 1 });
+const SIZE = 64;
+
+const normals = (n: number, seed: number) => new Rng(seed).fillNormal(new Float32Array(n * SIZE));
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+Deno.test("forward: batch items are independent and the null class is numClasses", async () => {
+  const x = normals(3, 1);
+  const y = Int32Array.of(0, 1, 3);
+  const batch = await engine.forward(x, 3, 17, y);
+  assert.equal(batch.length, 3 * SIZE);
+  for (let i = 0; i < 3; i++) {
+    const one = await engine.forward(
+      x.slice(i * SIZE, (i + 1) * SIZE),
+      1,
+      17,
+      y.subarray(i, i + 1),
+    );
+    assert.ok(maxAbsDiff(one, batch.subarray(i * SIZE, (i + 1) * SIZE)) < 1e-5);
+  }
+  // y = null means the null class for every image.
+  const nul = await engine.forward(x, 3, 17, null);
+  assert.ok(maxAbsDiff(nul.subarray(2 * SIZE), batch.subarray(2 * SIZE)) < 1e-6);
+  assert.ok(maxAbsDiff(nul.subarray(0, SIZE), batch.subarray(0, SIZE)) > 1e-3, "labels matter");
+  // So does the timestep.
+  assert.ok(maxAbsDiff(await engine.forward(x, 3, 40, y), batch) > 1e-3);
+  await assert.rejects(engine.forward(x, 2, 17, null), /want 128/);
+});
+
+Deno.test("epsModel: guidance combines cond and uncond from one batched run", async () => {
+  const x = normals(2, 2);
+  const yc = Int32Array.of(1, 1);
+  const ec = await engine.forward(x, 2, 30, yc);
+  const eu = await engine.forward(x, 2, 30, null);
+  for (const w of [0, 1, 2.5]) {
+    const runs = engine.runs;
+    const timing = { modelMs: 0, runs: 0 };
+    const e = await engine.epsModel(2, 1, w, timing)(x, 30);
+    assert.equal(engine.runs - runs, 1, "one session run per step");
+    assert.equal(timing.runs, 1);
+    assert.ok(maxAbsDiff(e, guide(eu, ec, w, new Float32Array(2 * SIZE))) < 1e-5, `w = ${w}`);
+  }
+  // Per-image labels.
+  const mixed = await engine.epsModel(2, [0, 2], 1)(x, 30);
+  assert.ok(maxAbsDiff(mixed, await engine.forward(x, 2, 30, Int32Array.of(0, 2))) < 1e-6);
+  assert.throws(() => engine.epsModel(2, [0], 1), /need 2 labels/);
+  assert.equal(passes(undefined, 3), 1);
+  assert.equal(passes(1, 3), 2);
+  assert.equal(passes(1, 1), 1);
+});
+
+Deno.test("generate: deterministic, in [−1, 1], cancellable", async () => {
+  const o = { seed: 11, steps: 5, eta: 1, n: 2, label: 0, guidance: 2 };
+  const a = await generate(engine, o);
+  assert.deepEqual(await generate(engine, o), a);
+  assert.equal(a.length, 2 * SIZE);
+  assert.ok(a.every((v) => v >= -1 && v <= 1));
+  assert.notDeepEqual(await generate(engine, { ...o, seed: 12 }), a);
+  const ctl = new AbortController();
+  let steps = 0;
+  const err = await generate(engine, {
+    ...o,
+    steps: 20,
+    onStep: (done) => {
+      steps = done;
+      if (done === 3) ctl.abort(new Error("stop"));
+    },
+  }, ctl.signal).catch((e) => e);
+  assert.match(String(err), /stop/);
+  assert.equal(steps, 3);
+});
+
+Deno.test("an unconditional model takes no labels", async () => {
+  const m = await loadModel(await writeTinyModel({ numClasses: 0 }));
+  const e = await createEngine(m, { backend: "wasm", threads: 1 });
+  const x = await generate(e, { seed: 1, steps: 3, eta: 0, n: 2 });
+  assert.equal(x.length, 2 * SIZE);
+  assert.throws(() => e.epsModel(1, 0, 1), /unconditional/);
+});
+
+Deno.test("auto picks wasm unless a hardware GPU adapter exists", async () => {
+  assert.equal(await resolveBackend("wasm"), "wasm");
+  assert.equal(await resolveBackend("webgpu"), "webgpu");
+  const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
+  const hardware = adapter != null &&
+    !(adapter.info as { isFallbackAdapter?: boolean }).isFallbackAdapter &&
+    !/llvmpipe|lavapipe|swiftshader/i.test(adapter.info.description);
+  assert.equal(await resolveBackend("auto"), hardware ? "webgpu" : "wasm");
+});
