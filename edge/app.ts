@@ -106,6 +106,8 @@ export function createApp(o: AppOptions): Hono {
         status: "ready",
         backend: s.engine.backend,
         model: s.engine.model.card.name,
+        /** Session runs since start (one per sampling step). */
+        runs: s.engine.runs,
         queue: {
           inFlight: queue.inFlight,
           waiting: queue.waiting,

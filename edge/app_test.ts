@@ -197,6 +197,7 @@ Deno.test("GET /model, /healthz, /openapi.json", async () => {
     status: "ready",
     backend: "wasm",
     model: "tiny-cond",
+    runs: engine.runs,
     queue: { inFlight: 0, waiting: 0 },
   });
   const doc = await (await get("/openapi.json")).json();
