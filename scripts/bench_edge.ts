@@ -1,0 +1,327 @@
+/**
+ * Edge latency benchmark for BENCHMARKS.md: per-step and per-request latency and CPU ms per
+ * sample of one exported model, for chain lengths S, on
+ *   - onnxruntime-web wasm, 1 and 2 threads, through the edge's own engine and sampler
+ *     (edge/engine.ts + edge/sampler.ts `generate`, exactly what a request runs), and
+ *   - the same ONNX bytes in onnxruntime-node (native CPU, 1 and 2 intra-op threads) driving the
+ *     same shared sampling loop, as the native reference,
+ * each runtime in its own child process (ORT-web's thread count is per process, and process CPU
+ * time then belongs to one runtime only), one after another, in one run:
+ *
+ *   deno task bench:edge [--model fixtures/models/mnist/model.json] [--steps 5,10,20,50,1000]
+ *     [--n 1] [--reps 3] [--runtimes web1,web2,node1,node2] [--guidance g] [--markdown out.md]
+ *
+ * Per step = one sampler step (model run + the JS update), per request / S. Requests of
+ * S ≥ 500 run once; shorter ones --reps times (median). CPU ms = process user + system time,
+ * all threads. Prints a markdown table with the machine described.
+ */
+import { parseArgs } from "node:util";
+import process from "node:process";
+import type * as OrtNode from "onnxruntime-node";
+import { DEFAULT_MODEL_CARD, loadModel, type Model } from "../edge/model.ts";
+import { createEngine } from "../edge/engine.ts";
+import { generate } from "../edge/sampler.ts";
+import { makeSchedule } from "../shared/schedule.ts";
+import { type EpsModel, sample } from "../shared/sample.ts";
+import { guide } from "../shared/step.ts";
+
+export type RuntimeId = "web1" | "web2" | "node1" | "node2";
+const RUNTIMES: Record<RuntimeId, { label: string; threads: number; native: boolean }> = {
+  web1: { label: "onnxruntime-web wasm", threads: 1, native: false },
+  web2: { label: "onnxruntime-web wasm", threads: 2, native: false },
+  node1: { label: "onnxruntime-node (native)", threads: 1, native: true },
+  node2: { label: "onnxruntime-node (native)", threads: 2, native: true },
+};
+
+export interface StepsResult {
+  steps: number;
+  reps: number;
+  /** Median wall time of one request, ms. */
+  requestMs: number;
+  perStepMs: number;
+  /** Median process CPU time of one request / n, ms. */
+  cpuMsPerSample: number;
+}
+
+export interface WorkerResult {
+  runtime: RuntimeId;
+  sessionMs: number;
+  /** Median of one model run at the request's batch (n, or 2n with guidance). */
+  forwardMs: number;
+  batch: number;
+  results: StepsResult[];
+}
+
+const median = (a: number[]) => {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length % 2 ? s[s.length >> 1] : 0.5 * (s[s.length / 2 - 1] + s[s.length / 2]);
+};
+
+const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+interface Runner {
+  /** One batched model run (what a step costs at the model). */
+  forward(): Promise<void>;
+  /** One full request of S steps for n images. */
+  request(steps: number, seed: number): Promise<Float32Array>;
+}
+
+async function webRunner(
+  model: Model,
+  threads: number,
+  n: number,
+  label: number | undefined,
+  guidance: number,
+): Promise<Runner> {
+  const engine = await createEngine(model, { backend: "wasm", threads });
+  const eps = engine.epsModel(n, label, guidance);
+  const size = model.card.image.channels * model.card.image.size ** 2;
+  const x = new Float32Array(n * size).fill(0.1);
+  return {
+    forward: async () => void await eps(x, 500),
+    request: (steps, seed) => generate(engine, { seed, steps, eta: 1, n, label, guidance }),
+  };
+}
+
+/** The edge engine's ε-model (guidance batched as [cond; uncond]) over an onnxruntime-node session. */
+async function nodeRunner(
+  model: Model,
+  threads: number,
+  n: number,
+  label: number | undefined,
+  guidance: number,
+): Promise<Runner> {
+  const ort: typeof OrtNode = await import("onnxruntime-node");
+  const session = await ort.InferenceSession.create(model.onnx, {
+    executionProviders: ["cpu"],
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: "all",
+    extra: { session: { disable_quant_qdq: "1" } },
+  });
+  const { card } = model;
+  const C = card.image.channels, S = card.image.size, size = C * S * S;
+  const k = card.architecture.numClasses;
+  const run = async (x: Float32Array, m: number, t: number, y: Int32Array | null) => {
+    const feeds: Record<string, OrtNode.Tensor> = {
+      x: new ort.Tensor("float32", x, [m, C, S, S]),
+      t: card.onnx.timestepType === "int64"
+        ? new ort.Tensor("int64", new BigInt64Array(m).fill(BigInt(t)), [m])
+        : new ort.Tensor("float32", new Float32Array(m).fill(t), [m]),
+    };
+    if (k > 0) {
+      const labels = new BigInt64Array(m).fill(BigInt(k));
+      if (y) y.forEach((v, i) => labels[i] = BigInt(v));
+      feeds.y = new ort.Tensor("int64", labels, [m]);
+    }
+    const out = await session.run(feeds);
+    return out[session.outputNames[0]].data as Float32Array;
+  };
+  const yc = label === undefined || k === 0 ? null : new Int32Array(n).fill(label);
+  let eps: EpsModel;
+  if (!yc || guidance === 1) eps = (x, t) => run(x, n, t, yc);
+  else if (guidance === 0) eps = (x, t) => run(x, n, t, null);
+  else {
+    const x2 = new Float32Array(2 * n * size), y2 = new Int32Array(2 * n).fill(k);
+    y2.set(yc);
+    const out = new Float32Array(n * size);
+    eps = async (x, t) => {
+      x2.set(x);
+      x2.set(x, x.length);
+      const e = await run(x2, 2 * n, t, y2);
+      return guide(e.subarray(n * size), e.subarray(0, n * size), guidance, out);
+    };
+  }
+  const base = makeSchedule(card.schedule.kind, card.schedule.T);
+  const x = new Float32Array(n * size).fill(0.1);
+  return {
+    forward: async () => void await eps(x, 500),
+    request: (steps, seed) => sample(base, eps, { n, size, steps, seed, eta: 1 }),
+  };
+}
+
+export interface WorkerOptions {
+  runtime: RuntimeId;
+  model: string;
+  steps: number[];
+  n: number;
+  reps: number;
+  guidance?: number;
+  forwardRuns?: number;
+}
+
+/** Benchmark one runtime in this process. */
+export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
+  const model = await loadModel(o.model);
+  const { card } = model;
+  const conditional = card.architecture.numClasses > 0;
+  const label = conditional ? 0 : undefined;
+  const guidance = o.guidance ?? card.sampling.guidance;
+  const spec = RUNTIMES[o.runtime];
+  const t0 = performance.now();
+  const runner = spec.native
+    ? await nodeRunner(model, spec.threads, o.n, label, guidance)
+    : await webRunner(model, spec.threads, o.n, label, guidance);
+  const sessionMs = performance.now() - t0;
+  for (let i = 0; i < 3; i++) await runner.forward();
+  const fw: number[] = [];
+  for (let i = 0; i < (o.forwardRuns ?? 20); i++) {
+    const s = performance.now();
+    await runner.forward();
+    fw.push(performance.now() - s);
+  }
+  const results: StepsResult[] = [];
+  for (const steps of o.steps) {
+    const reps = steps >= 500 ? 1 : o.reps;
+    const wall: number[] = [], cpu: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      const c0 = cpuMs(), w0 = performance.now();
+      await runner.request(steps, r);
+      wall.push(performance.now() - w0);
+      cpu.push(cpuMs() - c0);
+    }
+    const requestMs = median(wall);
+    results.push({
+      steps,
+      reps,
+      requestMs,
+      perStepMs: requestMs / steps,
+      cpuMsPerSample: median(cpu) / o.n,
+    });
+  }
+  const passes = conditional && guidance !== 0 && guidance !== 1 ? 2 : 1;
+  return {
+    runtime: o.runtime,
+    sessionMs,
+    forwardMs: median(fw),
+    batch: o.n * passes,
+    results,
+  };
+}
+
+/** The machine, for the report: CPU model, cores, memory, load. */
+export async function machineDescription(): Promise<string> {
+  const read = (p: string) => Deno.readTextFile(p).catch(() => "");
+  const cpuinfo = await read("/proc/cpuinfo");
+  const cpu = cpuinfo.match(/^model name\s*:\s*(.+)$/m)?.[1] ?? "unknown CPU";
+  const flags = cpuinfo.match(/^flags\s*:\s*(.+)$/m)?.[1].split(" ") ?? [];
+  const simd = ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"].filter((f) =>
+    flags.includes(f)
+  );
+  const mem = (await read("/proc/meminfo")).match(/^MemTotal:\s*(\d+)/m)?.[1];
+  const load = (await read("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
+  return `${cpu}, ${navigator.hardwareConcurrency} logical cores` +
+    (simd.length ? ` (${simd.join(", ")})` : "") +
+    (mem ? `, ${(Number(mem) / 1048576).toFixed(1)} GiB RAM` : "") +
+    `; ${Deno.build.os} ${Deno.build.arch}, Deno ${Deno.version.deno}; load average ${load}`;
+}
+
+export function markdown(
+  machine: string,
+  card: Model["card"],
+  opts: { n: number; guidance: number },
+  results: WorkerResult[],
+): string {
+  const nodeByThreads = new Map(
+    results.filter((r) => RUNTIMES[r.runtime].native).map((r) => [RUNTIMES[r.runtime].threads, r]),
+  );
+  const lines = [
+    `Machine: ${machine}`,
+    "",
+    `Model: ${card.name} (${card.onnx.quantization}, ${(card.onnx.bytes / 1024).toFixed(0)} KiB, ` +
+    `${
+      card.architecture.numClasses > 0 ? `conditional, guidance ${opts.guidance}` : "unconditional"
+    }); ` +
+    `n = ${opts.n} image(s) per request, η = 1.`,
+    "",
+    "| runtime | threads | session ms | forward ms (batch) | S | request ms | per step ms | CPU ms / sample | × native |",
+    "|---|---|---|---|---|---|---|---|---|",
+  ];
+  for (const r of results) {
+    const spec = RUNTIMES[r.runtime];
+    const ref = nodeByThreads.get(spec.threads);
+    for (const s of r.results) {
+      const refStep = ref?.results.find((x) => x.steps === s.steps)?.perStepMs;
+      const ratio = spec.native || !refStep ? "–" : (s.perStepMs / refStep).toFixed(1);
+      lines.push(
+        `| ${spec.label} | ${spec.threads} | ${r.sessionMs.toFixed(0)} | ${
+          r.forwardMs.toFixed(2)
+        } (${r.batch}) | ` +
+          `${s.steps} | ${s.requestMs.toFixed(0)} | ${s.perStepMs.toFixed(2)} | ${
+            s.cpuMsPerSample.toFixed(0)
+          } | ${ratio} |`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
+const MARK = "BENCH_JSON ";
+
+export async function main(argv: string[]): Promise<void> {
+  const { values: a } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: "string", default: DEFAULT_MODEL_CARD.pathname },
+      steps: { type: "string", default: "5,10,20,50,1000" },
+      n: { type: "string", default: "1" },
+      reps: { type: "string", default: "3" },
+      runtimes: { type: "string", default: "web1,web2,node1,node2" },
+      guidance: { type: "string" },
+      worker: { type: "string" },
+      markdown: { type: "string" },
+      json: { type: "string" },
+    },
+  });
+  const steps = a.steps!.split(",").map(Number);
+  const common = {
+    model: a.model!,
+    steps,
+    n: Number(a.n),
+    reps: Number(a.reps),
+    guidance: a.guidance === undefined ? undefined : Number(a.guidance),
+  };
+  if (a.worker) {
+    const r = await runWorker({ ...common, runtime: a.worker as RuntimeId });
+    console.log(MARK + JSON.stringify(r));
+    return;
+  }
+  const model = await loadModel(a.model!);
+  const machineStart = await machineDescription();
+  const runtimes = a.runtimes!.split(",") as RuntimeId[];
+  for (const r of runtimes) if (!(r in RUNTIMES)) throw new Error(`unknown runtime ${r}`);
+  const results: WorkerResult[] = [];
+  for (const rt of runtimes) {
+    console.error(`bench: ${rt} …`);
+    const args = ["run", "-A", new URL(import.meta.url).pathname, "--worker", rt];
+    for (const k of ["model", "steps", "n", "reps", "guidance"] as const) {
+      if (a[k] !== undefined) args.push(`--${k}`, String(a[k]));
+    }
+    const out = await new Deno.Command(Deno.execPath(), {
+      args,
+      stdout: "piped",
+      stderr: "inherit",
+    })
+      .output();
+    const text = new TextDecoder().decode(out.stdout);
+    const line = text.split("\n").find((l) => l.startsWith(MARK));
+    if (!out.success || !line) throw new Error(`worker ${rt} failed (exit ${out.code}): ${text}`);
+    results.push(JSON.parse(line.slice(MARK.length)));
+  }
+  const machineEnd = (await Deno.readTextFile("/proc/loadavg").catch(() => "")).split(" ")
+    .slice(0, 3).join(" ");
+  const table = markdown(
+    `${machineStart}${machineEnd ? ` (at end: ${machineEnd})` : ""}`,
+    model.card,
+    { n: common.n, guidance: common.guidance ?? model.card.sampling.guidance },
+    results,
+  );
+  console.log(table);
+  if (a.markdown) await Deno.writeTextFile(a.markdown, table + "\n");
+  if (a.json) await Deno.writeTextFile(a.json, JSON.stringify(results, null, 2) + "\n");
+}
+
+if (import.meta.main) await main(Deno.args);

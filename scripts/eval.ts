@@ -1,0 +1,373 @@
+/**
+ * Sample-quality evaluation through the real edge sampler (edge/sampler.ts `generate` on
+ * onnxruntime-web), scored with the committed MNIST classifier (scripts/classifier/):
+ *
+ *   deno task eval --model fixtures/models/mnist/model.json [--steps 14] [--eta 1]
+ *     [--guidance 2] [--n 500] [--batch 50] [--seed 0] [--threads 1] [--grid out.png] [--json f]
+ *   deno task eval --sweep [--sweep-steps 5,10,14,20,50,100,1000] [--sweep-eta 0,1]
+ *     [--sweep-guidance 1,2,3] [--sweep-n 100] [--long-n 20] [--grids <dir>] [--markdown f]
+ *
+ * Metrics (scripts/metrics.ts): FID on the classifier's 128-d penultimate features against the
+ * training split's features; mean classifier confidence and the fraction above 0.9; label
+ * coverage (entropy of the predicted-class histogram / ln 10); for conditional models, accuracy
+ * of the classifier against the requested label; nearest-neighbour L2 distance in pixel space
+ * ([0, 1] pixels, 28×28) to the training split. The same numbers for as many held-out real
+ * digits (balanced over classes; the training never saw them) are the ceiling.
+ * CPU ms per sample = process CPU time (user + system, all threads) spent in `generate` / n.
+ */
+import { parseArgs } from "node:util";
+import process from "node:process";
+import { join } from "node:path";
+import { loadDataset } from "../trainer/data.ts";
+import { DEFAULT_MODEL_CARD, loadModel } from "../edge/model.ts";
+import { createEngine, type Engine } from "../edge/engine.ts";
+import { generate } from "../edge/sampler.ts";
+import { encodePng, tileImages } from "../shared/image.ts";
+import {
+  type Classifier,
+  classify,
+  FEATURE_DIM,
+  loadClassifier,
+  NUM_CLASSES,
+} from "./classifier/model.ts";
+import {
+  classStats,
+  frechetDistance,
+  type GaussianStats,
+  meanCov,
+  nearestNeighbour,
+  softmax,
+} from "./metrics.ts";
+
+const SIZE = 28, PX = SIZE * SIZE;
+
+/** What every evaluation compares against, loaded once. */
+export interface EvalContext {
+  classifier: Classifier;
+  /** Training-split pixels in [0, 1] (n × 784), the nearest-neighbour reference. */
+  trainPixels: Float32Array;
+  trainCount: number;
+  /** Classifier features of the training split: the FID reference. */
+  trainStats: GaussianStats;
+  /** Held-out real digits in [−1, 1] and their labels. */
+  heldOut: { images: Float32Array; labels: Int32Array; count: number };
+}
+
+export async function loadEvalContext(): Promise<EvalContext> {
+  const classifier = await loadClassifier();
+  const { train, test } = await loadDataset("mnist");
+  if (!train.labels || !test.labels) throw new Error("MNIST without labels");
+  const feats = classify(classifier, train.images, train.count).features;
+  const trainStats = meanCov({ n: train.count, d: FEATURE_DIM, data: feats });
+  return {
+    classifier,
+    trainPixels: train.images.map((v) => (v + 1) / 2),
+    trainCount: train.count,
+    trainStats,
+    heldOut: { images: test.images, labels: test.labels, count: test.count },
+  };
+}
+
+export interface QualityMetrics {
+  n: number;
+  fid: number;
+  confidence: number;
+  confidentFraction: number;
+  coverage: number;
+  /** null for unconditional samples. */
+  accuracy: number | null;
+  /** Nearest-neighbour L2 to the training split, [0, 1] pixels: mean and median. */
+  nnMean: number;
+  nnMedian: number;
+  histogram: number[];
+}
+
+/**
+ * Score n images (NCHW = NHWC for one channel, 28×28, values in [−1, 1]); `labels` are the
+ * requested classes (digits) for conditional samples, or null.
+ */
+export function evaluateImages(
+  ctx: EvalContext,
+  images: Float32Array,
+  n: number,
+  labels: ArrayLike<number> | null,
+): QualityMetrics {
+  if (images.length !== n * PX) throw new RangeError(`expected ${n} 28×28 images`);
+  const out = classify(ctx.classifier, images, n);
+  const probs = softmax({ n, d: NUM_CLASSES, data: out.logits });
+  const cs = classStats({ n, d: NUM_CLASSES, data: probs }, labels);
+  const fid = frechetDistance(meanCov({ n, d: FEATURE_DIM, data: out.features }), ctx.trainStats);
+  const pixels = images.map((v) => Math.min(Math.max((v + 1) / 2, 0), 1));
+  const nn = nearestNeighbour({ n, d: PX, data: pixels }, {
+    n: ctx.trainCount,
+    d: PX,
+    data: ctx.trainPixels,
+  });
+  return {
+    n,
+    fid,
+    confidence: cs.confidence,
+    confidentFraction: cs.confidentFraction,
+    coverage: cs.coverage,
+    accuracy: cs.accuracy,
+    nnMean: nn.mean,
+    nnMedian: nn.median,
+    histogram: cs.histogram,
+  };
+}
+
+/** n held-out real digits, classes interleaved (0,1,…,9,0,1,…) so any n is balanced. */
+export function heldOutSubset(
+  ctx: EvalContext,
+  n: number,
+): { images: Float32Array; labels: Int32Array } {
+  const byClass: number[][] = Array.from({ length: NUM_CLASSES }, () => []);
+  ctx.heldOut.labels.forEach((c, i) => byClass[c].push(i));
+  const order: number[] = [];
+  for (let k = 0; order.length < ctx.heldOut.count; k++) {
+    for (const list of byClass) if (k < list.length) order.push(list[k]);
+  }
+  const m = Math.min(n, order.length);
+  const images = new Float32Array(m * PX), labels = new Int32Array(m);
+  for (let i = 0; i < m; i++) {
+    images.set(ctx.heldOut.images.subarray(order[i] * PX, (order[i] + 1) * PX), i * PX);
+    labels[i] = ctx.heldOut.labels[order[i]];
+  }
+  return { images, labels };
+}
+
+/** The ceiling: the same metrics on n held-out real digits (accuracy against their labels). */
+export function realCeiling(ctx: EvalContext, n: number): QualityMetrics {
+  const { images, labels } = heldOutSubset(ctx, n);
+  return evaluateImages(ctx, images, labels.length, labels);
+}
+
+export interface SampleRequest {
+  n: number;
+  steps: number;
+  eta: number;
+  /** Guidance weight (conditional models); ignored for unconditional ones. */
+  guidance: number;
+  seed: number;
+  /** Images per generate() call. */
+  batch: number;
+}
+
+export interface SampleResult {
+  images: Float32Array;
+  /** Requested digit per image, or null (unconditional model). */
+  labels: Int32Array | null;
+  /** Process CPU time (user + system, every thread) spent generating, ms. */
+  cpuMs: number;
+  wallMs: number;
+}
+
+/** Process CPU time in ms (user + system, all threads). */
+export function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/** Labels 0…9 for a card whose class names are the digits "0".."9", else null. */
+export function digitLabels(engine: Engine): boolean {
+  const labels = engine.model.card.labels;
+  return labels !== null && labels.length === 10 && labels.every((l, i) => l === String(i));
+}
+
+/**
+ * Draw n samples through the edge sampler in batches; conditional models get labels i mod
+ * numClasses (balanced). Batch b uses seed + b.
+ */
+export async function sampleImages(engine: Engine, r: SampleRequest): Promise<SampleResult> {
+  const card = engine.model.card;
+  if (card.image.size !== SIZE || card.image.channels !== 1) {
+    throw new Error(
+      `the evaluation classifier takes 28×28 grayscale; model is ${card.image.size}² × ${card.image.channels}`,
+    );
+  }
+  const k = card.architecture.numClasses;
+  const labels = k > 0 ? Int32Array.from({ length: r.n }, (_, i) => i % k) : null;
+  const images = new Float32Array(r.n * PX);
+  const c0 = cpuMs(), t0 = performance.now();
+  for (let b = 0, i = 0; i < r.n; b++, i += r.batch) {
+    const m = Math.min(r.batch, r.n - i);
+    const x = await generate(engine, {
+      seed: (r.seed + b) >>> 0,
+      steps: r.steps,
+      eta: r.eta,
+      n: m,
+      label: labels ? Array.from(labels.subarray(i, i + m)) : undefined,
+      guidance: labels ? r.guidance : undefined,
+    });
+    images.set(x, i * PX);
+  }
+  return { images, labels, cpuMs: cpuMs() - c0, wallMs: performance.now() - t0 };
+}
+
+export interface EvalRow {
+  steps: number;
+  eta: number;
+  guidance: number | null;
+  metrics: QualityMetrics;
+  cpuMsPerSample: number;
+  wallMsPerSample: number;
+  grid: string | null;
+}
+
+/** Write up to 100 images as a PNG grid (10 columns, so conditional columns show one digit). */
+export async function writeGrid(path: string, images: Float32Array, n: number): Promise<void> {
+  const k = Math.min(n, 100);
+  const g = tileImages(images.subarray(0, k * PX), k, 1, SIZE, 2, Math.min(10, k));
+  await Deno.writeFile(path, encodePng(g));
+}
+
+/** Sample one configuration, score it, optionally write its grid. */
+export async function evalConfig(
+  ctx: EvalContext,
+  engine: Engine,
+  r: SampleRequest,
+  gridPath: string | null,
+): Promise<EvalRow> {
+  const s = await sampleImages(engine, r);
+  const labels = s.labels && digitLabels(engine) ? s.labels : null;
+  const metrics = evaluateImages(ctx, s.images, r.n, labels);
+  if (gridPath) await writeGrid(gridPath, s.images, r.n);
+  return {
+    steps: r.steps,
+    eta: r.eta,
+    guidance: s.labels ? r.guidance : null,
+    metrics,
+    cpuMsPerSample: s.cpuMs / r.n,
+    wallMsPerSample: s.wallMs / r.n,
+    grid: gridPath,
+  };
+}
+
+const f = (v: number | null, d = 3) => (v === null || Number.isNaN(v) ? "–" : v.toFixed(d));
+
+export const TABLE_HEADER =
+  "| sampler | steps | η | guidance | n | FID (clf) ↓ | confidence | conf > 0.9 | coverage | cond. acc. | NN L2 to train | CPU ms / sample | grid |\n" +
+  "|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+
+export function tableRow(r: EvalRow, gridBase?: string): string {
+  const m = r.metrics;
+  const sampler = r.eta === 0 ? "DDIM" : r.eta === 1 ? "DDPM" : `η=${r.eta}`;
+  const grid = r.grid
+    ? `[png](${gridBase ? join(gridBase, r.grid.split("/").pop()!) : r.grid})`
+    : "";
+  return `| ${sampler} | ${r.steps} | ${r.eta} | ${r.guidance ?? "–"} | ${m.n} | ${
+    f(m.fid, 2)
+  } | ` +
+    `${f(m.confidence)} | ${f(m.confidentFraction)} | ${f(m.coverage)} | ${f(m.accuracy)} | ` +
+    `${f(m.nnMean, 2)} | ${f(r.cpuMsPerSample, 0)} | ${grid} |`;
+}
+
+export function ceilingRow(m: QualityMetrics): string {
+  return `| real held-out digits | – | – | – | ${m.n} | ${f(m.fid, 2)} | ${f(m.confidence)} | ` +
+    `${f(m.confidentFraction)} | ${f(m.coverage)} | ${f(m.accuracy)} | ${f(m.nnMean, 2)} | – | |`;
+}
+
+const list = (s: string) => s.split(",").filter((v) => v.trim() !== "").map(Number);
+
+/** The CLI; `context` lets a caller reuse a loaded EvalContext. */
+export async function main(argv: string[], context?: EvalContext): Promise<void> {
+  const { values: a } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: "string", default: DEFAULT_MODEL_CARD.pathname },
+      steps: { type: "string" },
+      eta: { type: "string" },
+      guidance: { type: "string" },
+      n: { type: "string", default: "500" },
+      batch: { type: "string", default: "50" },
+      seed: { type: "string", default: "0" },
+      threads: { type: "string", default: "1" },
+      grid: { type: "string" },
+      json: { type: "string" },
+      sweep: { type: "boolean", default: false },
+      "sweep-steps": { type: "string", default: "5,10,14,20,50,100,1000" },
+      "sweep-eta": { type: "string", default: "0,1" },
+      "sweep-guidance": { type: "string", default: "1,2,3" },
+      "sweep-n": { type: "string", default: "100" },
+      "long-n": { type: "string", default: "20" },
+      "long-steps": { type: "string", default: "500" },
+      grids: { type: "string" },
+      markdown: { type: "string" },
+    },
+  });
+  const model = await loadModel(a.model!);
+  const card = model.card;
+  const engine = await createEngine(model, { backend: "wasm", threads: Number(a.threads) });
+  const ctx = context ?? await loadEvalContext();
+  const conditional = card.architecture.numClasses > 0;
+  const base = {
+    seed: Number(a.seed),
+    batch: Number(a.batch),
+  };
+  const head = `model ${card.name} (${a.model}; ${card.onnx.quantization}, ` +
+    `${conditional ? `conditional, ${card.architecture.numClasses} classes` : "unconditional"}); ` +
+    `onnxruntime-web wasm, ${a.threads} thread(s); classifier held-out acc ` +
+    `${ctx.classifier.card.heldOutAccuracy.toFixed(4)}`;
+  console.log(head);
+  const rows: EvalRow[] = [];
+  let ceiling: QualityMetrics;
+  if (!a.sweep) {
+    const r: SampleRequest = {
+      ...base,
+      n: Number(a.n),
+      steps: Number(a.steps ?? card.sampling.steps),
+      eta: Number(a.eta ?? card.sampling.eta),
+      guidance: Number(a.guidance ?? card.sampling.guidance),
+    };
+    rows.push(await evalConfig(ctx, engine, r, a.grid ?? null));
+    ceiling = realCeiling(ctx, r.n);
+  } else {
+    const dir = a.grids ??
+      join(new URL("../fixtures/models/mnist/grids/", import.meta.url).pathname);
+    await Deno.mkdir(dir, { recursive: true });
+    const n = Number(a["sweep-n"]),
+      longN = Number(a["long-n"]),
+      longSteps = Number(a["long-steps"]);
+    const guidances = conditional ? list(a["sweep-guidance"]!) : [0];
+    const configs = list(a["sweep-steps"]!).flatMap((steps) =>
+      list(a["sweep-eta"]!).flatMap((eta) =>
+        guidances.map((guidance) => ({ steps, eta, guidance }))
+      )
+    );
+    const passes = (g: number) => conditional && g !== 0 && g !== 1 ? 2 : 1;
+    const work = configs.reduce(
+      (s, c) => s + c.steps * (c.steps >= longSteps ? longN : n) * passes(c.guidance),
+      0,
+    );
+    console.log(`sweep: ${configs.length} configurations, ${work} image-forward passes in all`);
+    for (const c of configs) {
+      const m = c.steps >= longSteps ? longN : n;
+      const name = `S${c.steps}_eta${c.eta}${conditional ? `_g${c.guidance}` : ""}.png`;
+      const row = await evalConfig(ctx, engine, { ...base, ...c, n: m }, join(dir, name));
+      rows.push(row);
+      console.log(tableRow(row));
+    }
+    ceiling = realCeiling(ctx, n);
+  }
+  const table = [
+    `<!-- ${head}; ${new Date().toISOString()} -->`,
+    TABLE_HEADER,
+    ...rows.map((r) => tableRow(r)),
+    ceilingRow(ceiling),
+  ].join("\n");
+  console.log("\n" + table);
+  if (a.markdown) await Deno.writeTextFile(a.markdown, table + "\n");
+  if (a.json) {
+    await Deno.writeTextFile(
+      a.json,
+      JSON.stringify(
+        { model: a.model, card: card.name, threads: Number(a.threads), rows, ceiling },
+        null,
+        2,
+      ) +
+        "\n",
+    );
+  }
+}
+
+if (import.meta.main) await main(Deno.args);

@@ -1,0 +1,157 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { decode } from "fast-png";
+import { exportModel, randomWeights, writeModel } from "../trainer/export.ts";
+import { loadModel } from "../edge/model.ts";
+import { createEngine } from "../edge/engine.ts";
+import type { UNetConfig } from "../shared/model_card.ts";
+import {
+  evalConfig,
+  evaluateImages,
+  heldOutSubset,
+  loadEvalContext,
+  main,
+  realCeiling,
+  sampleImages,
+} from "./eval.ts";
+
+const ctx = await loadEvalContext();
+
+/** A real (random-weight) 28×28 MNIST-shaped model exported as the trainer would, in a temp dir. */
+async function randomMnistModel(numClasses: number): Promise<string> {
+  const cfg: UNetConfig = {
+    imageSize: 28,
+    inChannels: 1,
+    channels: 8,
+    channelMult: [1, 2],
+    numResBlocks: 1,
+    attention: false,
+    groups: 4,
+    numClasses,
+  };
+  const r = await exportModel({
+    cfg,
+    weights: randomWeights(cfg, 7, 0.5),
+    quant: "int8",
+    card: {
+      name: "random-28",
+      schedule: { kind: "linear", T: 100 },
+      labels: null,
+      dataset: "random weights (test)",
+      training: {
+        steps: 0,
+        batch: 1,
+        wallTimeSeconds: 0,
+        finalLoss: null,
+        backend: "none",
+        command: "test",
+      },
+      sampling: { steps: 3, eta: 1, guidance: numClasses > 0 ? 2 : 0 },
+    },
+  });
+  const dir = await Deno.makeTempDir({ prefix: "eval-test-" });
+  await writeModel(dir, r);
+  return join(dir, "model.json");
+}
+
+Deno.test("real held-out digits: confident, covering all classes, accurate, low FID", () => {
+  const m = realCeiling(ctx, 300);
+  assert.equal(m.n, 300);
+  assert.ok(m.confidence > 0.9, `confidence ${m.confidence}`);
+  assert.ok(m.confidentFraction > 0.85, `fraction > 0.9: ${m.confidentFraction}`);
+  assert.ok(m.coverage > 0.99, `coverage ${m.coverage}`);
+  assert.ok(m.accuracy! >= 0.95, `accuracy ${m.accuracy}`);
+  assert.deepEqual(m.histogram.length, 10);
+  // Real digits are not in the training split: their nearest neighbour is a few units away.
+  assert.ok(m.nnMean > 1 && m.nnMean < 10, `NN ${m.nnMean}`);
+  // Uniform noise is far from the training features and from every training digit.
+  const noise = new Float32Array(300 * 784).map((_, i) => ((i * 2654435761) % 1000) / 500 - 1);
+  const z = evaluateImages(ctx, noise, 300, null);
+  assert.ok(z.fid > 5 * m.fid, `noise FID ${z.fid} vs real ${m.fid}`);
+  assert.ok(z.nnMean > 2 * m.nnMean);
+  assert.equal(z.accuracy, null);
+});
+
+Deno.test("heldOutSubset interleaves classes: any n is balanced", () => {
+  const s = heldOutSubset(ctx, 50);
+  const counts = new Array(10).fill(0);
+  s.labels.forEach((l) => counts[l]++);
+  assert.deepEqual(counts, new Array(10).fill(5));
+  assert.equal(heldOutSubset(ctx, 5000).labels.length, ctx.heldOut.count);
+});
+
+Deno.test("evalConfig samples a real exported model through the edge sampler and scores it", async () => {
+  const path = await randomMnistModel(10);
+  const engine = await createEngine(await loadModel(path), { backend: "wasm", threads: 1 });
+  const req = { n: 12, steps: 3, eta: 1, guidance: 2, seed: 5, batch: 5 };
+  const s = await sampleImages(engine, req);
+  assert.deepEqual([...s.labels!], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]);
+  assert.ok(s.images.every((v) => v >= -1 && v <= 1));
+  assert.ok(s.cpuMs > 0);
+  // Same seed, same batches → the same images (the sampler is deterministic).
+  assert.deepEqual((await sampleImages(engine, req)).images, s.images);
+  const grid = join(await Deno.makeTempDir(), "g.png");
+  const row = await evalConfig(ctx, engine, req, grid);
+  assert.equal(row.guidance, 2);
+  assert.equal(row.metrics.n, 12);
+  assert.ok(Number.isFinite(row.metrics.fid) && row.metrics.fid > 0);
+  assert.ok(row.metrics.accuracy !== null); // labels "0".."9"
+  assert.ok(row.cpuMsPerSample > 0);
+  const png = decode(await Deno.readFile(grid));
+  // 10 columns × 2 rows of 56-px tiles with 2-px gaps.
+  assert.deepEqual([png.width, png.height], [10 * 56 + 9 * 2, 2 * 56 + 2]);
+});
+
+Deno.test("eval --sweep writes one row and one grid per configuration plus the ceiling", async () => {
+  const path = await randomMnistModel(10);
+  const dir = await Deno.makeTempDir();
+  const md = join(dir, "table.md"), json = join(dir, "rows.json");
+  await main([
+    "--model",
+    path,
+    "--sweep",
+    "--sweep-steps",
+    "2,3",
+    "--sweep-eta",
+    "0,1",
+    "--sweep-guidance",
+    "1,2",
+    "--sweep-n",
+    "10",
+    "--long-steps",
+    "3",
+    "--long-n",
+    "4",
+    "--batch",
+    "10",
+    "--grids",
+    dir,
+    "--markdown",
+    md,
+    "--json",
+    json,
+  ], ctx);
+  const rows = (await Deno.readTextFile(md)).split("\n").filter((l) => l.startsWith("| "));
+  assert.equal(rows.length, 1 + 8 + 1); // header, 2 steps × 2 η × 2 guidance, ceiling
+  assert.match(rows.at(-1)!, /^\| real held-out digits/);
+  const out = JSON.parse(await Deno.readTextFile(json));
+  assert.deepEqual(
+    out.rows.map((r: { steps: number; metrics: { n: number } }) => [r.steps, r.metrics.n]),
+    [[2, 10], [2, 10], [2, 10], [2, 10], [3, 4], [3, 4], [3, 4], [3, 4]],
+  );
+  const pngs = [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".png")).map((e) => e.name);
+  assert.equal(pngs.length, 8);
+  assert.ok(pngs.includes("S3_eta0_g2.png"));
+});
+
+Deno.test("eval rejects a model whose images the classifier cannot score", async () => {
+  const { writeTinyModel } = await import("../edge/testing.ts");
+  const engine = await createEngine(await loadModel(await writeTinyModel()), {
+    backend: "wasm",
+    threads: 1,
+  });
+  await assert.rejects(
+    sampleImages(engine, { n: 2, steps: 2, eta: 1, guidance: 1, seed: 0, batch: 2 }),
+    /28×28/,
+  );
+});
