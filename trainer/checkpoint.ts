@@ -1,0 +1,230 @@
+/**
+ * Training checkpoints: `<run>/checkpoint/` holds
+ *   meta.json   — { step, unet, schedule, labels, dataset, batch, wallTimeSeconds, lastLoss,
+ *                   backend, command, ... } plus what resume needs (config, RNG states, Adam)
+ *   params.bin, ema.bin, adam_m.bin, adam_v.bin — little-endian float32, the tensors of
+ *                   `paramSpecs(unet)` concatenated in that order.
+ *
+ * Atomicity: each checkpoint is written, file by file with fsync, into a fresh directory
+ * `<run>/checkpoints/step-NNNNNNNN.<pid>.tmp`, renamed to `step-NNNNNNNN`, and then
+ * `<run>/checkpoint` — a relative symlink — is replaced by atomically renaming a new symlink over
+ * it. A kill -9 at any moment therefore leaves `<run>/checkpoint` pointing at a complete
+ * checkpoint (the previous one until the rename). Older step directories and stale temporaries are
+ * removed after the switch.
+ */
+import { z } from "zod";
+import { join } from "node:path";
+import { ScheduleSchema, UNetConfigSchema } from "../shared/model_card.ts";
+import type { UNetConfig } from "../shared/model_card.ts";
+import { paramSpecs } from "./unet.ts";
+
+export const CHECKPOINT_FILES = ["params", "ema", "adam_m", "adam_v"] as const;
+export type TensorSet = (typeof CHECKPOINT_FILES)[number];
+
+const RngStateSchema = z.object({
+  s: z.tuple([z.number(), z.number(), z.number(), z.number()]),
+  spare: z.number().nullable(),
+});
+
+export const CheckpointMetaSchema = z.looseObject({
+  format: z.literal("ddpm-edge/checkpoint@1"),
+  step: z.number().int().nonnegative(),
+  unet: UNetConfigSchema,
+  schedule: ScheduleSchema,
+  labels: z.array(z.string()).nullable(),
+  dataset: z.string(),
+  batch: z.number().int().positive(),
+  wallTimeSeconds: z.number().nonnegative(),
+  lastLoss: z.number().nullable(),
+  backend: z.string(),
+  command: z.string(),
+  /** Every command that trained this run, oldest first. */
+  commands: z.array(z.string()),
+  /** The full training configuration (trainer/config.ts TrainConfig). */
+  config: z.record(z.string(), z.unknown()),
+  /** Number of Adam updates applied (= step). */
+  adamStep: z.number().int().nonnegative(),
+  emaDecay: z.number(),
+  epochs: z.number().nonnegative(),
+  rng: z.object({
+    sampler: z.object({ epochRng: RngStateSchema, epoch: z.number().int(), pos: z.number().int() }),
+    noise: RngStateSchema,
+  }),
+  paramCount: z.number().int().positive(),
+  savedAt: z.string(),
+});
+export type CheckpointMeta = z.infer<typeof CheckpointMetaSchema>;
+
+export interface Checkpoint {
+  meta: CheckpointMeta;
+  params: Map<string, Float32Array>;
+  ema: Map<string, Float32Array>;
+  adamM: Map<string, Float32Array>;
+  adamV: Map<string, Float32Array>;
+}
+
+export class CheckpointError extends Error {
+  override name = "CheckpointError";
+}
+
+export const checkpointDir = (runDir: string) => join(runDir, "checkpoint");
+
+/** Whether `<run>/checkpoint/meta.json` exists. */
+export async function hasCheckpoint(runDir: string): Promise<boolean> {
+  try {
+    await Deno.stat(join(checkpointDir(runDir), "meta.json"));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Concatenate tensors in paramSpecs order as little-endian float32 bytes. */
+export function packTensors(unet: UNetConfig, tensors: Map<string, Float32Array>): Uint8Array {
+  const specs = paramSpecs(unet);
+  const total = specs.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
+  const out = new Float32Array(total);
+  let o = 0;
+  for (const s of specs) {
+    const v = tensors.get(s.name);
+    const size = s.shape.reduce((a, b) => a * b, 1);
+    if (!v || v.length !== size) {
+      throw new CheckpointError(`tensor ${s.name}: expected ${size} values, got ${v?.length}`);
+    }
+    out.set(v, o);
+    o += size;
+  }
+  return littleEndianBytes(out);
+}
+
+/** Split little-endian float32 bytes into the tensors of paramSpecs(unet). */
+export function unpackTensors(
+  unet: UNetConfig,
+  bytes: Uint8Array,
+  what = "tensors",
+): Map<string, Float32Array> {
+  const specs = paramSpecs(unet);
+  const total = specs.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
+  if (bytes.length !== total * 4) {
+    throw new CheckpointError(`${what}: ${bytes.length} bytes, expected ${total * 4}`);
+  }
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Map<string, Float32Array>();
+  let o = 0;
+  for (const s of specs) {
+    const size = s.shape.reduce((a, b) => a * b, 1);
+    const v = new Float32Array(size);
+    for (let i = 0; i < size; i++) v[i] = dv.getFloat32((o + i) * 4, true);
+    out.set(s.name, v);
+    o += size;
+  }
+  return out;
+}
+
+const hostLittleEndian = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+function littleEndianBytes(v: Float32Array): Uint8Array {
+  if (hostLittleEndian) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  const out = new Uint8Array(v.length * 4);
+  const dv = new DataView(out.buffer);
+  v.forEach((x, i) => dv.setFloat32(i * 4, x, true));
+  return out;
+}
+
+async function writeSynced(path: string, data: Uint8Array) {
+  const f = await Deno.open(path, { write: true, create: true, truncate: true });
+  try {
+    let off = 0;
+    while (off < data.length) off += await f.write(data.subarray(off));
+    await f.syncData();
+  } finally {
+    f.close();
+  }
+}
+
+export interface CheckpointData {
+  meta: CheckpointMeta;
+  params: Map<string, Float32Array>;
+  ema: Map<string, Float32Array>;
+  adamM: Map<string, Float32Array>;
+  adamV: Map<string, Float32Array>;
+}
+
+/** Write a checkpoint atomically (see the module comment). */
+export async function writeCheckpoint(runDir: string, ck: CheckpointData): Promise<void> {
+  const meta = CheckpointMetaSchema.parse(ck.meta);
+  const root = join(runDir, "checkpoints");
+  await Deno.mkdir(root, { recursive: true });
+  const name = `step-${String(meta.step).padStart(8, "0")}`;
+  const tmp = join(root, `${name}.${Deno.pid}.tmp`);
+  await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  await Deno.mkdir(tmp);
+  const sets: Record<TensorSet, Map<string, Float32Array>> = {
+    params: ck.params,
+    ema: ck.ema,
+    adam_m: ck.adamM,
+    adam_v: ck.adamV,
+  };
+  for (const f of CHECKPOINT_FILES) {
+    await writeSynced(join(tmp, `${f}.bin`), packTensors(meta.unet, sets[f]));
+  }
+  await writeSynced(
+    join(tmp, "meta.json"),
+    new TextEncoder().encode(JSON.stringify(meta, null, 2) + "\n"),
+  );
+  const final = join(root, name);
+  await Deno.remove(final, { recursive: true }).catch(() => {});
+  await Deno.rename(tmp, final);
+  const link = checkpointDir(runDir), linkTmp = `${link}.${Deno.pid}.tmp`;
+  await Deno.remove(linkTmp).catch(() => {});
+  await Deno.symlink(join("checkpoints", name), linkTmp);
+  await Deno.rename(linkTmp, link);
+  for await (const e of Deno.readDir(root)) {
+    if (e.name !== name) await Deno.remove(join(root, e.name), { recursive: true }).catch(() => {});
+  }
+}
+
+/**
+ * Read and validate `<run>/checkpoint`: meta plus the four tensor sets by parameter name.
+ * The symlink is resolved once, so a checkpoint written concurrently never mixes into the read
+ * (if the trainer deletes the directory mid-read, the read is retried on the new one).
+ */
+export async function readCheckpoint(runDir: string): Promise<Checkpoint> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      return await readResolved(runDir);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound) || attempt >= 3) {
+        if (e instanceof Deno.errors.NotFound) {
+          throw new CheckpointError(`${runDir}: no checkpoint (${e.message})`);
+        }
+        throw e;
+      }
+    }
+  }
+}
+
+async function readResolved(runDir: string): Promise<Checkpoint> {
+  const dir = await Deno.realPath(checkpointDir(runDir));
+  const text = await Deno.readTextFile(join(dir, "meta.json"));
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new CheckpointError(`${dir}/meta.json is not JSON: ${(e as Error).message}`);
+  }
+  const parsed = CheckpointMetaSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new CheckpointError(`${dir}/meta.json is invalid: ${z.prettifyError(parsed.error)}`);
+  }
+  const meta = parsed.data;
+  const read = async (f: TensorSet) =>
+    unpackTensors(meta.unet, await Deno.readFile(join(dir, `${f}.bin`)), `${dir}/${f}.bin`);
+  return {
+    meta,
+    params: await read("params"),
+    ema: await read("ema"),
+    adamM: await read("adam_m"),
+    adamV: await read("adam_v"),
+  };
+}

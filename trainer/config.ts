@@ -1,0 +1,359 @@
+/**
+ * Command-line flags → a validated training configuration.
+ *
+ * `parseFlags` reads argv with node:util parseArgs (strict: unknown flags are errors) and
+ * remembers which flags were given explicitly; `resolveConfig` applies defaults (fresh run) or the
+ * checkpoint's stored configuration (resume), rejecting explicit flags that would change the model,
+ * the noise schedule or the data of a resumed run. Every problem is a ConfigError whose message
+ * names the flag.
+ */
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import { UNetConfigSchema } from "../shared/model_card.ts";
+import type { UNetConfig } from "../shared/model_card.ts";
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export const BACKENDS = ["auto", "tfjs-node-gpu", "tfjs-node", "wasm", "cpu"] as const;
+export type BackendChoice = (typeof BACKENDS)[number];
+
+/** Architecture of the UNet apart from numClasses (which comes from the data's labels). */
+export const ArchSchema = UNetConfigSchema.omit({ numClasses: true }).extend({
+  conditional: z.boolean(),
+});
+export type Arch = z.infer<typeof ArchSchema>;
+
+export const TrainConfigSchema = z.object({
+  /** "mnist", "fashion" or a folder of PNGs. */
+  data: z.string().min(1),
+  /** Train on only the first N training images (spread over classes); 0 = all. */
+  limit: z.number().int().min(0),
+  out: z.string().min(1),
+  /** Total steps of the run (a resumed run continues up to this). */
+  steps: z.number().int().min(1),
+  batch: z.number().int().min(1).max(4096),
+  backend: z.enum(BACKENDS),
+  threads: z.union([z.literal(1), z.literal(2)]),
+  seed: z.number().int().min(0).max(0xffffffff),
+  lr: z.number().positive().max(1),
+  /** Linear lr warm-up steps from 0. */
+  warmup: z.number().int().min(0),
+  /** EMA decay of the weights. */
+  ema: z.number().min(0).max(1).lt(1),
+  /** Clip the global gradient norm to this; 0 = no clipping. */
+  gradClip: z.number().min(0),
+  /** Fraction of a conditional batch whose labels become the null class. */
+  condDrop: z.number().min(0).max(1),
+  arch: ArchSchema,
+  schedule: z.object({ kind: z.enum(["linear", "cosine"]), T: z.number().int().min(2).max(10000) }),
+  checkpointEvery: z.number().int().min(1),
+  /** 0 = no sample grids during training (one is still written at the end unless 0). */
+  sampleEvery: z.number().int().min(0),
+  logEvery: z.number().int().min(1),
+  sampleSteps: z.number().int().min(1),
+  sampleCount: z.number().int().min(1).max(400),
+}).superRefine((c, ctx) => {
+  const levels = c.arch.channelMult.length, div = 2 ** (levels - 1);
+  if (c.arch.imageSize % div !== 0) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["arch", "imageSize"],
+      message: `${c.arch.imageSize} must be divisible by 2^(levels−1) = ${div} for ` +
+        `--channel-mult ${c.arch.channelMult.join(",")}`,
+    });
+  }
+  for (const m of c.arch.channelMult) {
+    if ((m * c.arch.channels) % c.arch.groups !== 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["arch", "groups"],
+        message: `every level's width (channels × mult = ${m * c.arch.channels}) must be ` +
+          `divisible by --groups ${c.arch.groups}`,
+      });
+      break;
+    }
+  }
+  if (c.sampleSteps > c.schedule.T) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["sampleSteps"],
+      message: `must be ≤ --T ${c.schedule.T}`,
+    });
+  }
+});
+export type TrainConfig = z.infer<typeof TrainConfigSchema>;
+
+type Kind = "int" | "float" | "string" | "bool" | "list";
+interface FlagSpec {
+  kind: Kind;
+  help: string;
+  /** Where the value goes in TrainConfig (dotted). */
+  key: string;
+  /** May differ from the checkpoint on --resume. */
+  resumable?: boolean;
+}
+
+/** Every flag, its config key and whether a resumed run may change it. */
+export const FLAGS: Record<string, FlagSpec> = {
+  data: {
+    kind: "string",
+    key: "data",
+    help: "mnist | fashion | <folder of PNGs (or class subfolders)>",
+  },
+  limit: { kind: "int", key: "limit", help: "train on only N training images (0 = all) [0]" },
+  out: { kind: "string", key: "out", resumable: true, help: "run directory" },
+  steps: { kind: "int", key: "steps", resumable: true, help: "total training steps of the run" },
+  batch: { kind: "int", key: "batch", resumable: true, help: "batch size [64]" },
+  backend: {
+    kind: "string",
+    key: "backend",
+    resumable: true,
+    help: `${BACKENDS.join(" | ")} [auto]`,
+  },
+  threads: { kind: "int", key: "threads", resumable: true, help: "1 | 2 wasm threads [1]" },
+  seed: { kind: "int", key: "seed", help: "seed of init, data order and noise [0]" },
+  lr: { kind: "float", key: "lr", resumable: true, help: "peak Adam learning rate [5e-4]" },
+  warmup: { kind: "int", key: "warmup", resumable: true, help: "linear lr warm-up steps [200]" },
+  ema: { kind: "float", key: "ema", resumable: true, help: "EMA decay of the weights [0.999]" },
+  "grad-clip": {
+    kind: "float",
+    key: "gradClip",
+    resumable: true,
+    help: "global grad-norm clip, 0 = off [1]",
+  },
+  "cond-drop": {
+    kind: "float",
+    key: "condDrop",
+    resumable: true,
+    help: "label dropout to the null class [0.1]",
+  },
+  conditional: {
+    kind: "bool",
+    key: "arch.conditional",
+    help: "class-conditional model (needs labels)",
+  },
+  "image-size": {
+    kind: "int",
+    key: "arch.imageSize",
+    help: "image side [28 for mnist/fashion, 32 else]",
+  },
+  "channels-in": { kind: "int", key: "arch.inChannels", help: "1 gray | 3 RGB (PNG folders) [1]" },
+  channels: { kind: "int", key: "arch.channels", help: "base channel count c [32]" },
+  "channel-mult": { kind: "list", key: "arch.channelMult", help: "per-level multipliers [1,2,2]" },
+  "res-blocks": { kind: "int", key: "arch.numResBlocks", help: "res blocks per level [1]" },
+  attention: {
+    kind: "bool",
+    key: "arch.attention",
+    help: "attention in the middle block [on; --no-attention]",
+  },
+  groups: { kind: "int", key: "arch.groups", help: "GroupNorm groups [8]" },
+  schedule: { kind: "string", key: "schedule.kind", help: "linear | cosine β schedule [linear]" },
+  T: { kind: "int", key: "schedule.T", help: "diffusion steps [1000]" },
+  "checkpoint-every": {
+    kind: "int",
+    key: "checkpointEvery",
+    resumable: true,
+    help: "checkpoint every K steps [500]",
+  },
+  "sample-every": {
+    kind: "int",
+    key: "sampleEvery",
+    resumable: true,
+    help: "sample grid every M steps, 0 = never [1000]",
+  },
+  "sample-steps": {
+    kind: "int",
+    key: "sampleSteps",
+    resumable: true,
+    help: "respaced sampler steps for grids [50]",
+  },
+  samples: {
+    kind: "int",
+    key: "sampleCount",
+    resumable: true,
+    help: "images per grid [64; 10 per class if conditional]",
+  },
+  "log-every": {
+    kind: "int",
+    key: "logEvery",
+    resumable: true,
+    help: "log metrics every N steps [10]",
+  },
+};
+
+const DEFAULTS = {
+  limit: 0,
+  batch: 64,
+  backend: "auto",
+  threads: 1,
+  seed: 0,
+  lr: 5e-4,
+  warmup: 200,
+  ema: 0.999,
+  gradClip: 1,
+  condDrop: 0.1,
+  arch: {
+    conditional: false,
+    inChannels: 1,
+    channels: 32,
+    channelMult: [1, 2, 2],
+    numResBlocks: 1,
+    attention: true,
+    groups: 8,
+  },
+  schedule: { kind: "linear", T: 1000 },
+  checkpointEvery: 500,
+  sampleEvery: 1000,
+  sampleSteps: 50,
+  sampleCount: 64,
+  logEvery: 10,
+};
+
+export interface ParsedFlags {
+  /** Explicitly given flags, converted (by config key). */
+  given: Map<string, unknown>;
+  resume: boolean;
+  help: boolean;
+}
+
+function convert(flag: string, kind: Kind, raw: string | boolean): unknown {
+  if (kind === "bool") return raw;
+  const s = String(raw);
+  if (kind === "string") return s;
+  if (kind === "list") {
+    const parts = s.split(",").map((p) => Number(p.trim()));
+    if (parts.length === 0 || parts.some((p) => !Number.isInteger(p))) {
+      throw new ConfigError(`--${flag}: expected comma-separated integers like 1,2,2, got "${s}"`);
+    }
+    return parts;
+  }
+  const n = Number(s);
+  if (s.trim() === "" || !Number.isFinite(n) || (kind === "int" && !Number.isInteger(n))) {
+    throw new ConfigError(
+      `--${flag}: expected ${kind === "int" ? "an integer" : "a number"}, got "${s}"`,
+    );
+  }
+  return n;
+}
+
+/** Parse argv (strict). Throws ConfigError for unknown flags or malformed values. */
+export function parseFlags(argv: string[]): ParsedFlags {
+  const options: Record<string, { type: "string" | "boolean" }> = {
+    resume: { type: "boolean" },
+    help: { type: "boolean" },
+  };
+  for (const [name, f] of Object.entries(FLAGS)) {
+    options[name] = { type: f.kind === "bool" ? "boolean" : "string" };
+  }
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options,
+      strict: true,
+      allowPositionals: false,
+      allowNegative: true,
+    }));
+  } catch (e) {
+    throw new ConfigError(`${(e as Error).message} (see --help)`);
+  }
+  const given = new Map<string, unknown>();
+  for (const [name, f] of Object.entries(FLAGS)) {
+    const v = values[name];
+    if (v !== undefined) given.set(f.key, convert(name, f.kind, v));
+  }
+  return { given, resume: values.resume === true, help: values.help === true };
+}
+
+function setPath(obj: Record<string, unknown>, key: string, value: unknown) {
+  const parts = key.split(".");
+  let o = obj;
+  for (const p of parts.slice(0, -1)) o = o[p] as Record<string, unknown>;
+  o[parts[parts.length - 1]] = value;
+}
+
+function getPath(obj: unknown, key: string): unknown {
+  return key.split(".").reduce((o, p) => (o as Record<string, unknown>)?.[p], obj);
+}
+
+const flagOf = (key: string) => Object.entries(FLAGS).find(([, f]) => f.key === key)?.[0] ?? key;
+
+function validate(raw: unknown): TrainConfig {
+  const r = TrainConfigSchema.safeParse(raw);
+  if (r.success) return r.data;
+  const msgs = r.error.issues.map((i) => {
+    const key = i.path.join(".");
+    const flag = flagOf(key);
+    return `--${flag}: ${i.message}`;
+  });
+  throw new ConfigError(msgs.join("\n"));
+}
+
+/**
+ * The configuration of a fresh run from its flags. `--data`, `--steps` and `--out` are required;
+ * the rest have defaults. The image size defaults to 28 for the MNISTs and 32 for folders.
+ */
+export function freshConfig(flags: ParsedFlags): TrainConfig {
+  for (const k of ["data", "steps", "out"]) {
+    if (!flags.given.has(k)) throw new ConfigError(`--${k} is required (see --help)`);
+  }
+  const raw = structuredClone(DEFAULTS) as Record<string, unknown>;
+  const data = flags.given.get("data") as string;
+  setPath(raw, "arch.imageSize", data === "mnist" || data === "fashion" ? 28 : 32);
+  for (const [k, v] of flags.given) setPath(raw, k, v);
+  return validate(raw);
+}
+
+/**
+ * The configuration of a resumed run: the checkpoint's, with run-control flags (steps, out,
+ * backend, threads, batch, lr, warm-up, EMA, clipping, logging, checkpoint/sample cadence)
+ * overridable. A flag that would change the architecture, schedule, data, seed or conditioning
+ * must match the checkpoint or be left out.
+ */
+export function resumedConfig(flags: ParsedFlags, stored: TrainConfig): TrainConfig {
+  const raw = structuredClone(stored) as unknown as Record<string, unknown>;
+  const conflicts: string[] = [];
+  for (const [k, v] of flags.given) {
+    const flag = flagOf(k);
+    if (FLAGS[flag]?.resumable) {
+      setPath(raw, k, v);
+    } else if (JSON.stringify(getPath(stored, k)) !== JSON.stringify(v)) {
+      conflicts.push(
+        `--${flag} ${fmt(v)} conflicts with the checkpoint (${fmt(getPath(stored, k))})`,
+      );
+    }
+  }
+  if (conflicts.length > 0) {
+    throw new ConfigError(
+      `${conflicts.join("\n")}\nA resumed run keeps its model, schedule, data and seed: ` +
+        `drop these flags, or start a new run with a different --out.`,
+    );
+  }
+  return validate(raw);
+}
+
+function fmt(v: unknown): string {
+  return Array.isArray(v) ? v.join(",") : String(v);
+}
+
+/** The UNet of a run, given the number of classes of its data (used only when conditional). */
+export function unetConfig(cfg: TrainConfig, numLabels: number): UNetConfig {
+  const { conditional, ...arch } = cfg.arch;
+  return { ...arch, numClasses: conditional ? numLabels : 0 };
+}
+
+export function helpText(): string {
+  const lines = [
+    "deno task train --data mnist|fashion|<folder> --steps N --out <run dir> [options]",
+    "",
+    "  --resume                 continue <run dir>/checkpoint up to --steps",
+    "  --help                   this text",
+  ];
+  for (const [name, f] of Object.entries(FLAGS)) {
+    const arg = f.kind === "bool" ? "" : ` <${f.kind === "list" ? "a,b,c" : f.kind}>`;
+    lines.push(`  ${`--${name}${arg}`.padEnd(25)}${f.help}`);
+  }
+  return lines.join("\n");
+}

