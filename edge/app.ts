@@ -35,6 +35,7 @@ const ROUTES: Record<string, string> = {
   "/": "GET, HEAD",
   "/app.js": "GET, HEAD",
   "/app.css": "GET, HEAD",
+  "/favicon.ico": "GET, HEAD",
   "/generate": "GET, HEAD, OPTIONS",
   "/model": "GET, HEAD",
   "/healthz": "GET, HEAD",
@@ -97,6 +98,8 @@ export function createApp(o: AppOptions): Hono {
     (c) => c.body(APP_JS, 200, { "Content-Type": "text/javascript; charset=utf-8" }),
   );
   app.get("/app.css", (c) => c.body(APP_CSS, 200, { "Content-Type": "text/css; charset=utf-8" }));
+
+  app.get("/favicon.ico", (c) => c.body(null, 204, { "Cache-Control": "public, max-age=86400" }));
 
   app.get("/healthz", (c) => {
     if (state.status === "idle") engine().catch(() => {});

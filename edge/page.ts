@@ -27,7 +27,7 @@ export const PAGE_HTML = `<!doctype html>
 <body>
 <h1>ddpm-edge</h1>
 <p id="model">loading model…</p>
-<form id="controls">
+<form id="controls" novalidate>
   <label>seed <input id="seed" name="seed" type="number" min="0" max="4294967295" step="1"></label>
   <label>steps <input id="steps" name="steps" type="number" min="1" step="1"></label>
   <label>eta <input id="eta" name="eta" type="number" min="0" max="1" step="0.1"></label>

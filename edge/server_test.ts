@@ -7,69 +7,7 @@ import { encodePng, tileImages } from "../shared/image.ts";
 import { createEngine } from "./engine.ts";
 import { loadModel } from "./model.ts";
 import { generate } from "./sampler.ts";
-import { writeTinyModel } from "./testing.ts";
-
-/** A free loopback port. */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-export interface Server {
-  url: string;
-  close(): Promise<void>;
-}
-
-/** Start `deno serve edge/main.ts` and wait until /healthz answers ready. */
-export async function startServer(env: Record<string, string>): Promise<Server> {
-  const port = freePort();
-  const proc = new Deno.Command(Deno.execPath(), {
-    args: [
-      "serve",
-      "--allow-net",
-      "--allow-read",
-      "--allow-env",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "edge/main.ts",
-    ],
-    cwd: new URL("..", import.meta.url),
-    env: { ORT_BACKEND: "wasm", ORT_THREADS: "1", ...env },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const stderr: string[] = [];
-  const drained = proc.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
-    new WritableStream({ write: (s) => void stderr.push(s) }),
-  );
-  const url = `http://127.0.0.1:${port}`;
-  const close = async () => {
-    try {
-      proc.kill("SIGTERM");
-    } catch { /* already gone */ }
-    await proc.status;
-    await drained;
-  };
-  for (let i = 0; i < 600; i++) {
-    const r = await fetch(`${url}/healthz`).catch(() => null);
-    if (r) {
-      const body = await r.json();
-      if (body.status === "ready") return { url, close };
-      if (body.status === "error") {
-        await close();
-        throw new Error(`server failed to load: ${body.error}`);
-      }
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  await close();
-  throw new Error(`server did not become ready: ${stderr.join("")}`);
-}
+import { startServer, writeTinyModel } from "./testing.ts";
 
 const cardPath = await writeTinyModel({ T: 200, steps: 4 });
 
