@@ -10,6 +10,9 @@ import "@tensorflow/tfjs-backend-wasm";
 import { registerWasmKernels } from "./kernels/register.ts";
 import { initWasmThreads } from "./wasm_threads.ts";
 
+/** Call before exiting when threads: 2 (live wasm worker threads keep Deno running). */
+export { shutdownWasmThreads } from "./wasm_threads.ts";
+
 export type BackendChoice = "auto" | "tfjs-node-gpu" | "tfjs-node" | "wasm" | "cpu";
 
 export interface BackendOptions {
