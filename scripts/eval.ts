@@ -306,7 +306,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
   };
   const head = `model ${card.name} (${a.model}; ${card.onnx.quantization}, ` +
     `${conditional ? `conditional, ${card.architecture.numClasses} classes` : "unconditional"}); ` +
-    `onnxruntime-web wasm, ${a.threads} thread(s); classifier held-out acc ` +
+    `onnxruntime-web wasm, ${a.threads} thread(s), batches of ${a.batch}; classifier held-out acc ` +
     `${ctx.classifier.card.heldOutAccuracy.toFixed(4)}`;
   console.log(head);
   const rows: EvalRow[] = [];
@@ -339,7 +339,19 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
       (s, c) => s + c.steps * (c.steps >= longSteps ? longN : n) * passes(c.guidance),
       0,
     );
-    console.log(`sweep: ${configs.length} configurations, ${work} image-forward passes in all`);
+    // Estimate the run time from one warm model run at the sweep's batch size.
+    const size = card.image.channels * card.image.size ** 2, b = Math.min(base.batch, n);
+    const x = new Float32Array(b * size);
+    await engine.forward(x, b, 10, null);
+    const t0 = performance.now();
+    await engine.forward(x, b, 10, null);
+    const perImage = (performance.now() - t0) / b;
+    console.log(
+      `sweep: ${configs.length} configurations, ${work} image-forward passes in all, ` +
+        `≈ ${(work * perImage / 60000).toFixed(1)} min at ${
+          perImage.toFixed(2)
+        } ms per image-forward`,
+    );
     for (const c of configs) {
       const m = c.steps >= longSteps ? longN : n;
       const name = `S${c.steps}_eta${c.eta}${conditional ? `_g${c.guidance}` : ""}.png`;
