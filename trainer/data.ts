@@ -112,7 +112,9 @@ async function loadNpmDataset(which: "mnist" | "fashion", size: number): Promise
       for (let i = 0; i < flat.length; i++) out[i] = flat[i] * 2 - 1;
       perClass.push(out);
     } else {
-      const rows = json.data as number[][];
+      // The package has a few empty rows (class 0): skip them; anything else malformed is an error.
+      const rows = (json.data as number[][]).filter((r) => r.length > 0);
+      if (rows.some((r) => r.length !== px)) throw new DataError(`${file}: malformed image row`);
       const out = new Float32Array(rows.length * px);
       rows.forEach((r, k) => {
         for (let i = 0; i < px; i++) out[k * px + i] = r[i] / 127.5 - 1;
@@ -179,7 +181,7 @@ async function listDir(dir: string): Promise<Deno.DirEntry[]> {
 /**
  * A folder of PNGs: either PNG files directly in it (unlabelled) or one subfolder of PNGs per
  * class (class names = subfolder names, sorted). Every image is center-cropped to a square and
- * resized to `size` (antialiased bilinear), converted to `channels` (1 = gray, 3 = RGB).
+ * resized to `size` (area average down, bilinear up), converted to `channels` (1 = gray, 3 = RGB).
  */
 export async function loadPngFolder(
   dir: string,
@@ -307,29 +309,41 @@ function toFloatPixels(png: DecodedPng, file: string): { rgb: Float32Array; ch: 
   return { rgb, ch };
 }
 
-/** Per output index: source indices and weights of a triangle filter (antialiased when shrinking). */
+/**
+ * Per output index: source indices and weights. Shrinking averages the source area each output
+ * pixel covers (box filter, exact for integer factors); enlarging interpolates linearly.
+ */
 function resizeWeights(inSize: number, outSize: number): { idx: Int32Array; w: Float32Array }[] {
-  const scale = inSize / outSize, support = Math.max(scale, 1);
+  const scale = inSize / outSize;
   const out = [];
   for (let o = 0; o < outSize; o++) {
-    const center = (o + 0.5) * scale;
-    const lo = Math.max(0, Math.floor(center - support)),
-      hi = Math.min(inSize - 1, Math.ceil(center + support));
     const idx: number[] = [], w: number[] = [];
-    for (let i = lo; i <= hi; i++) {
-      const wi = 1 - Math.abs(i + 0.5 - center) / support;
-      if (wi > 0) {
-        idx.push(i);
-        w.push(wi);
+    if (scale >= 1) {
+      const a = o * scale, b = (o + 1) * scale;
+      for (let i = Math.floor(a); i < Math.min(inSize, Math.ceil(b)); i++) {
+        const wi = Math.min(b, i + 1) - Math.max(a, i);
+        if (wi > 1e-9) {
+          idx.push(i);
+          w.push(wi);
+        }
+      }
+    } else {
+      const center = Math.min(inSize - 1, Math.max(0, (o + 0.5) * scale - 0.5));
+      const i0 = Math.floor(center), f = center - i0;
+      idx.push(i0);
+      w.push(1 - f);
+      if (f > 0 && i0 + 1 < inSize) {
+        idx.push(i0 + 1);
+        w.push(f);
       }
     }
-    const sum = w.reduce((a, b) => a + b, 0);
+    const sum = w.reduce((x, y) => x + y, 0);
     out.push({ idx: Int32Array.from(idx), w: Float32Array.from(w, (v) => v / sum) });
   }
   return out;
 }
 
-/** Resize n square NHWC images from inSize to outSize (separable antialiased bilinear). */
+/** Resize n square NHWC images from inSize to outSize (separable: area average down, bilinear up). */
 export function resizeBatch(
   src: Float32Array,
   n: number,
