@@ -15,6 +15,7 @@ import { Rng } from "../shared/rng.ts";
 import { buildOnnxModel, DEFAULT_OPSET } from "./onnx_ops.ts";
 import { type Quantization, QUANTIZATIONS } from "./quantize.ts";
 import { paramSpecs } from "./unet.ts";
+import { readCheckpoint } from "./checkpoint.ts";
 
 /** Default sampling settings written to the card (the quality work may tune them). */
 export const DEFAULT_STEPS = 14;
@@ -149,46 +150,6 @@ export function randomWeights(cfg: UNetConfig, seed: number, scale = 1): Map<str
   return out;
 }
 
-/** What the exporter needs from a run's `checkpoint/meta.json` (written by the trainer). */
-export interface RunMeta {
-  step: number;
-  unet: UNetConfig;
-  schedule: { kind: "linear" | "cosine"; T: number };
-  labels: string[] | null;
-  dataset: string;
-  batch: number;
-  wallTimeSeconds: number;
-  lastLoss: number | null;
-  backend: string;
-  command: string;
-}
-
-/**
- * Read a run's checkpoint: `<run>/checkpoint/meta.json` and the EMA weights
- * `<run>/checkpoint/ema.bin` (little-endian float32, concatenated in paramSpecs order).
- */
-export async function readRun(
-  runDir: string,
-): Promise<{ meta: RunMeta; ema: Map<string, Float32Array> }> {
-  const dir = join(runDir, "checkpoint");
-  const meta = JSON.parse(await Deno.readTextFile(join(dir, "meta.json"))) as RunMeta;
-  const bytes = await Deno.readFile(join(dir, "ema.bin"));
-  const specs = paramSpecs(meta.unet);
-  const total = specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
-  if (bytes.length !== total * 4) {
-    throw new Error(`ema.bin has ${bytes.length} bytes, the config needs ${total * 4}`);
-  }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const ema = new Map<string, Float32Array>();
-  let off = 0;
-  for (const s of specs) {
-    const v = new Float32Array(s.shape.reduce((x, y) => x * y, 1));
-    for (let i = 0; i < v.length; i++, off += 4) v[i] = view.getFloat32(off, true);
-    ema.set(s.name, v);
-  }
-  return { meta, ema };
-}
-
 function numberArg(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
@@ -223,7 +184,7 @@ export async function main(args: string[]): Promise<{ card: ModelCard; out: stri
   if (!values.run || !values.out) throw new Error(USAGE);
   const quant = values.quant as Quantization;
   if (!QUANTIZATIONS.includes(quant)) throw new Error(`--quant must be one of ${QUANTIZATIONS}`);
-  const ckpt = await readRun(values.run);
+  const ckpt = await readCheckpoint(values.run);
   const m = ckpt.meta;
   const result = await exportModel({
     cfg: m.unet,
@@ -239,7 +200,7 @@ export async function main(args: string[]): Promise<{ card: ModelCard; out: stri
         steps: m.step,
         batch: m.batch,
         wallTimeSeconds: m.wallTimeSeconds,
-        finalLoss: m.lastLoss ?? null,
+        finalLoss: m.lastLoss,
         backend: m.backend,
         command: m.command,
       },

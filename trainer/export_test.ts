@@ -5,6 +5,7 @@ import { ModelCardSchema, type UNetConfig } from "../shared/model_card.ts";
 import { makeSchedule } from "../shared/schedule.ts";
 import { type EpsModel, sample } from "../shared/sample.ts";
 import { paramSpecs } from "./unet.ts";
+import { writeCheckpoint } from "./checkpoint.ts";
 import {
   type CardSource,
   exportModel,
@@ -189,20 +190,15 @@ Deno.test("a whole sampling run (S = 20) through fp32 and int8 ONNX: PSNR above 
   assert.ok(db > PSNR_FLOOR_DB, `PSNR ${db} dB`);
 });
 
-Deno.test("writeModel + CLI: run dir (meta.json, ema.bin) → model.onnx + model.json", async () => {
+Deno.test("CLI: checkpoint of a run (EMA weights) → model.onnx + model.json", async () => {
   const dir = await Deno.makeTempDir({ prefix: "export_test_" });
   try {
     const run = join(dir, "run"), out = join(dir, "model");
-    await Deno.mkdir(join(run, "checkpoint"), { recursive: true });
     const weights = randomWeights(COND, 3);
-    const flat = paramSpecs(COND).flatMap((s) => Array.from(weights.get(s.name)!));
-    await Deno.writeFile(
-      join(run, "checkpoint", "ema.bin"),
-      new Uint8Array(Float32Array.from(flat).buffer),
-    );
-    await Deno.writeTextFile(
-      join(run, "checkpoint", "meta.json"),
-      JSON.stringify({
+    const command = "deno task train --steps 12";
+    await writeCheckpoint(run, {
+      meta: {
+        format: "ddpm-edge/checkpoint@1",
         step: 12,
         unet: COND,
         schedule: { kind: "cosine", T: 500 },
@@ -212,9 +208,25 @@ Deno.test("writeModel + CLI: run dir (meta.json, ema.bin) → model.onnx + model
         wallTimeSeconds: 3.5,
         lastLoss: 0.25,
         backend: "wasm",
-        command: "deno task train --steps 12",
-      }),
-    );
+        command,
+        commands: [command],
+        config: {},
+        adamStep: 12,
+        emaDecay: 0.999,
+        epochs: 0.1,
+        rng: {
+          sampler: { epochRng: { s: [1, 2, 3, 4], spare: null }, epoch: 0, pos: 0 },
+          noise: { s: [5, 6, 7, 8], spare: null },
+        },
+        paramCount: [...weights.values()].reduce((a, v) => a + v.length, 0),
+        savedAt: new Date(0).toISOString(),
+      },
+      // Only the EMA weights are exported: make the raw parameters differ to prove it.
+      params: randomWeights(COND, 4),
+      ema: weights,
+      adamM: randomWeights(COND, 5),
+      adamV: randomWeights(COND, 6),
+    });
     const { card } = await main(["--run", run, "--out", out, "--quant", "fp16", "--steps", "10"]);
     const names = [...Deno.readDirSync(out)].map((e) => e.name).sort();
     assert.deepEqual(names, ["model.json", "model.onnx"], "no temp files left");
@@ -247,6 +259,13 @@ Deno.test("writeModel + CLI: run dir (meta.json, ema.bin) → model.onnx + model
     });
     assert.deepEqual(r.eps.dims, [1, 1, 8, 8]);
     await s.release();
+    const direct = await exportModel({
+      cfg: COND,
+      weights,
+      quant: "fp16",
+      card: { ...SOURCE, name: "model" },
+    });
+    assert.deepEqual(bytes, direct.onnx, "the CLI exported the EMA weights");
 
     await assert.rejects(main(["--run", run, "--out", out, "--quant", "int4"]), /--quant/);
     await assert.rejects(main(["--out", out]), /usage/);
