@@ -130,8 +130,8 @@ export async function writeModel(dir: string, r: ExportResult): Promise<void> {
 
 /**
  * Random, all non-zero parameters for `cfg` (tests and benchmarks; unlike a fresh init no conv
- * starts at zero): weights ~ N(0, scale²/fanIn), biases ~ N(0, (0.1·scale)²),
- * norm scales 1 + N(0, 0.1²), norm shifts ~ N(0, 0.1²), embeddings ~ N(0, scale²).
+ * starts at zero): weights ~ N(0, scale²/fanIn), biases and norm shifts ~ N(0, (0.1·scale)²),
+ * norm scales 1 + N(0, 0.1²), label embeddings ~ N(0, scale²).
  */
 export function randomWeights(cfg: UNetConfig, seed: number, scale = 1): Map<string, Float32Array> {
   const rng = new Rng(seed);
