@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../backend.ts";
-import { randomInput, wasmVsCpu } from "./testing.ts";
+import { randomInput, relErr, wasmVsCpu } from "./testing.ts";
+import { dilatedConv, shiftedGridMatMul, tapGemm } from "./conv2d_backprop_filter.ts";
+import type { WasmBackend } from "./wasm_util.ts";
 
 await initBackend({ backend: "wasm", threads: 1 });
 
@@ -42,4 +44,66 @@ Deno.test("fused conv2d with bias: bias gradient (Sum) matches cpu", async () =>
     [randomInput([2, 7, 7, 3], 1), randomInput([3, 3, 3, 4], 2), randomInput([4], 3)],
   );
   assert.ok(err < 1e-4, `relative error ${err}`);
+});
+
+Deno.test("each weight-gradient formulation alone matches the cpu gradient", async () => {
+  type F = typeof tapGemm;
+  const shapes: { x: number[]; w: number[]; stride: 1 | 2; forms: [string, F][] }[] = [
+    // several chunks, the last one partial; 8 channels
+    {
+      x: [40, 12, 10, 8],
+      w: [3, 3, 8, 8],
+      stride: 1,
+      forms: [["tap", tapGemm], ["grid", shiftedGridMatMul], ["dil", dilatedConv]],
+    },
+    {
+      x: [3, 9, 7, 3],
+      w: [3, 3, 3, 5],
+      stride: 1,
+      forms: [["tap", tapGemm], ["grid", shiftedGridMatMul], ["dil", dilatedConv]],
+    },
+    { x: [3, 9, 7, 3], w: [3, 3, 3, 5], stride: 2, forms: [["dil", dilatedConv]] },
+  ];
+  for (const [i, s] of shapes.entries()) {
+    const x = randomInput(s.x, 200 + i);
+    const n = s.x[0], ho = Math.ceil(s.x[1] / s.stride), wo = Math.ceil(s.x[2] / s.stride);
+    const dy = randomInput([n, ho, wo, s.w[3]], 300 + i);
+    await tf.setBackend("cpu");
+    const want = tf.tidy(() =>
+      tf.grad((w: tf.Tensor) =>
+        tf.conv2d(
+          tf.tensor4d(x.data, x.shape as [number, number, number, number]),
+          w as tf.Tensor4D,
+          s.stride,
+          "same",
+        )
+      )(
+        tf.zeros(s.w),
+        tf.tensor(dy.data, dy.shape),
+      ).dataSync() as Float32Array
+    );
+    await tf.setBackend("wasm");
+    const backend = tf.backend() as unknown as WasmBackend;
+    const info = tf.backend_util.computeConv2DInfo(
+      s.x as [number, number, number, number],
+      s.w as [number, number, number, number],
+      s.stride,
+      1,
+      "same",
+      undefined,
+      false,
+      "channelsLast",
+    );
+    const xt = tf.tensor(x.data, x.shape), dyt = tf.tensor(dy.data, dy.shape);
+    for (const [name, f] of s.forms) {
+      const outInfo = f(backend, xt, dyt, info);
+      const got = tf.engine().makeTensorFromTensorInfo(outInfo);
+      assert.deepEqual(got.shape, s.w);
+      const e = relErr(got.dataSync() as Float32Array, want);
+      assert.ok(e < 1e-4, `${name} on ${s.x}: relative error ${e}`);
+      got.dispose();
+    }
+    xt.dispose();
+    dyt.dispose();
+  }
 });

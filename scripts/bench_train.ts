@@ -1,0 +1,208 @@
+/**
+ * Trainer throughput benchmark for BENCHMARKS.md: images per second of one Adam step
+ * (ε-MSE on a 28×28×1 batch, the MNIST UNet: levels c@28², 2c@14², 2c@7², one res block per
+ * level, attention at 7×7, 10 classes) on the tfjs wasm backend with this project's kernels,
+ * for several base widths c and thread counts, each in its own child process (the wasm thread
+ * count is fixed per process):
+ *
+ *   deno run -A scripts/bench_train.ts [--c 16,32] [--batch 64] [--threads 1,2] [--steps 5]
+ *     [--warmup 2] [--markdown out.md]
+ *
+ * Reports the median step; "other load" is the CPU (in cores) used by other processes during
+ * the timed steps, so a contended machine is visible in the table.
+ */
+import { parseArgs } from "node:util";
+import * as tf from "@tensorflow/tfjs";
+import type { UNetConfig } from "../shared/model_card.ts";
+import { initBackend, shutdownWasmThreads } from "../trainer/backend.ts";
+import { forward, initParams } from "../trainer/tfjs_ops.ts";
+import { forwardFlops, paramSpecs } from "../trainer/unet.ts";
+import { Rng } from "../shared/rng.ts";
+
+/** One measured configuration. */
+export interface BenchRow {
+  c: number;
+  batch: number;
+  threads: number;
+  backend: string;
+  params: number;
+  fwdMflopPerImage: number;
+  msPerStep: number;
+  imgPerSec: number;
+  /** Cores used by this process / by everything else during the timed steps. */
+  ownCpu: number;
+  otherCpu: number;
+}
+
+/** The benchmarked architecture at base width c. */
+export function benchConfig(c: number): UNetConfig {
+  return {
+    imageSize: 28,
+    inChannels: 1,
+    channels: c,
+    channelMult: [1, 2, 2],
+    numResBlocks: 1,
+    attention: true,
+    groups: 8,
+    numClasses: 10,
+  };
+}
+
+/** Busy CPU milliseconds of the whole machine (all cores) from /proc/stat. */
+function machineBusyMs(): number {
+  const f = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1).map(
+    Number,
+  );
+  return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) * 10; // user nice system irq softirq steal
+}
+
+/** CPU milliseconds of this process (all threads) from /proc/self/stat. */
+function processCpuMs(): number {
+  const f = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ");
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+/** Measures one configuration in this process (backend initialised here). */
+export async function measure(
+  c: number,
+  batch: number,
+  threads: 1 | 2,
+  steps: number,
+  warmup: number,
+): Promise<BenchRow> {
+  const info = await initBackend({ backend: "wasm", threads });
+  const cfg = benchConfig(c);
+  const params = initParams(cfg, 0);
+  const vars = Object.values(params);
+  const opt = tf.train.adam(2e-4);
+  const rng = new Rng(1);
+  const n = batch * 28 * 28;
+  const x = new Float32Array(n), eps = new Float32Array(n);
+  const step = async () => {
+    rng.fillNormal(x);
+    rng.fillNormal(eps);
+    const t = Float32Array.from({ length: batch }, () => rng.int(1000));
+    const y = Float32Array.from({ length: batch }, () => rng.int(11));
+    const loss = tf.tidy(() => {
+      const xt = tf.tensor4d(x, [batch, 28, 28, 1]), e = tf.tensor4d(eps, [batch, 28, 28, 1]);
+      const tt = tf.tensor1d(t), yt = tf.tensor1d(y);
+      return opt.minimize(
+        () => tf.mean(tf.square(tf.sub(forward(params, cfg, xt, tt, yt), e))) as tf.Scalar,
+        true,
+        vars,
+      )!;
+    });
+    await loss.data();
+    loss.dispose();
+  };
+  for (let i = 0; i < warmup; i++) await step();
+  const times: number[] = [];
+  const busy0 = machineBusyMs(), own0 = processCpuMs(), wall0 = performance.now();
+  for (let i = 0; i < steps; i++) {
+    const t0 = performance.now();
+    await step();
+    times.push(performance.now() - t0);
+  }
+  const wall = performance.now() - wall0, own = processCpuMs() - own0;
+  const other = Math.max(0, machineBusyMs() - busy0 - own);
+  times.sort((a, b) => a - b);
+  const ms = times[Math.floor(times.length / 2)];
+  const row: BenchRow = {
+    c,
+    batch,
+    threads: info.threads,
+    backend: info.name,
+    params: paramSpecs(cfg).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0),
+    fwdMflopPerImage: forwardFlops(cfg) / 1e6,
+    msPerStep: ms,
+    imgPerSec: (batch * 1000) / ms,
+    ownCpu: own / wall,
+    otherCpu: other / wall,
+  };
+  vars.forEach((v) => v.dispose());
+  opt.dispose();
+  return row;
+}
+
+/** Markdown table of measured rows. */
+export function markdownTable(rows: BenchRow[]): string {
+  const head = "| c | batch | params | fwd MFLOP/img | backend | threads | ms/step | img/s | " +
+    "own CPU (cores) | other load (cores) |\n|---|---|---|---|---|---|---|---|---|---|\n";
+  return head +
+    rows.map((r) =>
+      `| ${r.c} | ${r.batch} | ${r.params.toLocaleString("en-US")} | ${
+        r.fwdMflopPerImage.toFixed(0)
+      } | ` +
+      `${r.backend} | ${r.threads} | ${r.msPerStep.toFixed(0)} | ${r.imgPerSec.toFixed(1)} | ` +
+      `${r.ownCpu.toFixed(2)} | ${r.otherCpu.toFixed(2)} |`
+    ).join("\n") + "\n";
+}
+
+function numbers(s: string): number[] {
+  return s.split(",").map((v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`not a positive integer list: ${s}`);
+    return n;
+  });
+}
+
+async function main() {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      c: { type: "string", default: "16,32" },
+      batch: { type: "string", default: "64" },
+      threads: { type: "string", default: "1,2" },
+      steps: { type: "string", default: "5" },
+      warmup: { type: "string", default: "2" },
+      markdown: { type: "string" },
+      child: { type: "boolean", default: false },
+    },
+  });
+  const [steps] = numbers(values.steps), [warmup] = numbers(values.warmup);
+  const batches = numbers(values.batch);
+  if (values.child) {
+    const [c] = numbers(values.c), [threads] = numbers(values.threads);
+    if (threads !== 1 && threads !== 2) throw new Error("--threads must be 1 or 2");
+    const row = await measure(c, batches[0], threads, steps, warmup);
+    console.log(JSON.stringify(row));
+    shutdownWasmThreads();
+    return;
+  }
+  const rows: BenchRow[] = [];
+  for (const c of numbers(values.c)) {
+    for (const batch of batches) {
+      for (const threads of numbers(values.threads)) {
+        const args = ["run", "-A", new URL(import.meta.url).pathname, "--child", "--c", `${c}`];
+        args.push("--batch", `${batch}`, "--threads", `${threads}`);
+        args.push("--steps", `${steps}`, "--warmup", `${warmup}`);
+        const out = await new Deno.Command(Deno.execPath(), {
+          args,
+          stdout: "piped",
+          stderr: "inherit",
+        })
+          .output();
+        const line = new TextDecoder().decode(out.stdout).split("\n").find((l) =>
+          l.startsWith("{")
+        );
+        if (out.code !== 0 || line === undefined) {
+          throw new Error(`child c=${c} batch=${batch} threads=${threads} failed`);
+        }
+        const row = JSON.parse(line) as BenchRow;
+        console.error(
+          `c=${c} batch=${batch} threads=${threads}: ${row.imgPerSec.toFixed(1)} img/s ` +
+            `(other load ${row.otherCpu.toFixed(2)} cores)`,
+        );
+        rows.push(row);
+      }
+    }
+  }
+  const cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.*)/)?.[1] ?? "?";
+  const text = `Adam step, ε-MSE, 28×28×1, tfjs 4.22 wasm + project kernels, median of ${steps} ` +
+    `steps after ${warmup} warm-up; ${navigator.hardwareConcurrency} cores (${cpu}), ` +
+    `Deno ${Deno.version.deno}.\n\n${markdownTable(rows)}`;
+  console.log(text);
+  if (values.markdown) Deno.writeTextFileSync(values.markdown, text);
+}
+
+if (import.meta.main) await main();
