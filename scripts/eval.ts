@@ -310,7 +310,6 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
     `${ctx.classifier.card.heldOutAccuracy.toFixed(4)}`;
   console.log(head);
   const rows: EvalRow[] = [];
-  let ceiling: QualityMetrics;
   if (!a.sweep) {
     const r: SampleRequest = {
       ...base,
@@ -320,7 +319,6 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
       guidance: Number(a.guidance ?? card.sampling.guidance),
     };
     rows.push(await evalConfig(ctx, engine, r, a.grid ?? null));
-    ceiling = realCeiling(ctx, r.n);
   } else {
     const dir = a.grids ??
       join(new URL("../fixtures/models/mnist/grids/", import.meta.url).pathname);
@@ -359,13 +357,15 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
       rows.push(row);
       console.log(tableRow(row));
     }
-    ceiling = realCeiling(ctx, n);
   }
+  // The ceiling at every sample count used (FID is biased upwards at small n).
+  const ceilings = [...new Set(rows.map((r) => r.metrics.n))].sort((x, y) => y - x)
+    .map((n) => realCeiling(ctx, n));
   const table = [
     `<!-- ${head}; ${new Date().toISOString()} -->`,
     TABLE_HEADER,
     ...rows.map((r) => tableRow(r)),
-    ceilingRow(ceiling),
+    ...ceilings.map(ceilingRow),
   ].join("\n");
   console.log("\n" + table);
   if (a.markdown) await Deno.writeTextFile(a.markdown, table + "\n");
@@ -373,7 +373,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
     await Deno.writeTextFile(
       a.json,
       JSON.stringify(
-        { model: a.model, card: card.name, threads: Number(a.threads), rows, ceiling },
+        { model: a.model, card: card.name, threads: Number(a.threads), rows, ceilings },
         null,
         2,
       ) +

@@ -132,8 +132,10 @@ Deno.test("eval --sweep writes one row and one grid per configuration plus the c
     json,
   ], ctx);
   const rows = (await Deno.readTextFile(md)).split("\n").filter((l) => l.startsWith("| "));
-  assert.equal(rows.length, 1 + 8 + 1); // header, 2 steps × 2 η × 2 guidance, ceiling
-  assert.match(rows.at(-1)!, /^\| real held-out digits/);
+  // header, 2 steps × 2 η × 2 guidance, ceilings at n = 10 and 4
+  assert.equal(rows.length, 1 + 8 + 2);
+  assert.match(rows.at(-2)!, /^\| real held-out digits \| – \| – \| – \| 10 \|/);
+  assert.match(rows.at(-1)!, /^\| real held-out digits \| – \| – \| – \| 4 \|/);
   const out = JSON.parse(await Deno.readTextFile(json));
   assert.deepEqual(
     out.rows.map((r: { steps: number; metrics: { n: number } }) => [r.steps, r.metrics.n]),
