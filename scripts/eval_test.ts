@@ -55,8 +55,8 @@ async function randomMnistModel(numClasses: number): Promise<string> {
 }
 
 Deno.test("real held-out digits: confident, covering all classes, accurate, low FID", () => {
-  const m = realCeiling(ctx, 300);
-  assert.equal(m.n, 300);
+  const m = realCeiling(ctx, 150);
+  assert.equal(m.n, 150);
   assert.ok(m.confidence > 0.9, `confidence ${m.confidence}`);
   assert.ok(m.confidentFraction > 0.85, `fraction > 0.9: ${m.confidentFraction}`);
   assert.ok(m.coverage > 0.99, `coverage ${m.coverage}`);
@@ -65,8 +65,8 @@ Deno.test("real held-out digits: confident, covering all classes, accurate, low 
   // Real digits are not in the training split: their nearest neighbour is a few units away.
   assert.ok(m.nnMean > 1 && m.nnMean < 10, `NN ${m.nnMean}`);
   // Uniform noise is far from the training features and from every training digit.
-  const noise = new Float32Array(300 * 784).map((_, i) => ((i * 2654435761) % 1000) / 500 - 1);
-  const z = evaluateImages(ctx, noise, 300, null);
+  const noise = new Float32Array(150 * 784).map((_, i) => ((i * 2654435761) % 1000) / 500 - 1);
+  const z = evaluateImages(ctx, noise, 150, null);
   assert.ok(z.fid > 5 * m.fid, `noise FID ${z.fid} vs real ${m.fid}`);
   assert.ok(z.nnMean > 2 * m.nnMean);
   assert.equal(z.accuracy, null);

@@ -278,37 +278,44 @@ export interface NearestNeighbour {
 
 /**
  * Exact nearest-neighbour L2 distance from each query row to a reference set (both n × d,
- * same scale), by ‖q‖² + ‖r‖² − 2 q·r with float64 accumulation.
+ * same scale): direct squared differences (float64 accumulators, unrolled by 4), abandoning a
+ * reference row as soon as its partial sum exceeds the best so far.
  */
 export function nearestNeighbour(queries: Rows, reference: Rows): NearestNeighbour {
   if (queries.d !== reference.d) {
     throw new RangeError(`dimension mismatch ${queries.d} ≠ ${reference.d}`);
   }
-  const d = queries.d, q = queries.data, r = reference.data;
-  const rn = new Float64Array(reference.n);
-  for (let j = 0; j < reference.n; j++) {
-    let s = 0;
-    for (let k = 0; k < d; k++) s += r[j * d + k] ** 2;
-    rn[j] = s;
-  }
+  const d = queries.d, r = reference.data;
+  const d4 = d - (d % 4), block = 64;
+  const qi = new Float64Array(d);
   const distances = new Float64Array(queries.n);
   const index = new Int32Array(queries.n);
   for (let i = 0; i < queries.n; i++) {
-    const o = i * d;
-    let qn = 0;
-    for (let k = 0; k < d; k++) qn += q[o + k] ** 2;
+    for (let k = 0; k < d; k++) qi[k] = queries.data[i * d + k];
     let best = Infinity, bi = -1;
     for (let j = 0; j < reference.n; j++) {
       const p = j * d;
-      let dot = 0;
-      for (let k = 0; k < d; k++) dot += q[o + k] * r[p + k];
-      const dist = qn + rn[j] - 2 * dot;
-      if (dist < best) {
-        best = dist;
+      let s = 0;
+      for (let b = 0; b < d4 && s < best; b += block) {
+        const end = Math.min(b + block, d4);
+        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (let k = b; k < end; k += 4) {
+          const a0 = qi[k] - r[p + k], a1 = qi[k + 1] - r[p + k + 1];
+          const a2 = qi[k + 2] - r[p + k + 2], a3 = qi[k + 3] - r[p + k + 3];
+          s0 += a0 * a0;
+          s1 += a1 * a1;
+          s2 += a2 * a2;
+          s3 += a3 * a3;
+        }
+        s += s0 + s1 + s2 + s3;
+      }
+      for (let k = d4; k < d; k++) s += (qi[k] - r[p + k]) ** 2;
+      if (s < best) {
+        best = s;
         bi = j;
       }
     }
-    distances[i] = Math.sqrt(Math.max(best, 0));
+    distances[i] = Math.sqrt(best);
     index[i] = bi;
   }
   const sorted = Float64Array.from(distances).sort();
