@@ -6,7 +6,8 @@
  *
  * Exit codes: 0 done, 2 bad flags / data / checkpoint, 3 non-finite loss (the last good
  * checkpoint is kept), 130 after SIGINT and 143 after SIGTERM (the current step finishes and a
- * checkpoint is written first). Run with --help for the flags.
+ * checkpoint is written first; a second signal exits at once, keeping the previous checkpoint).
+ * Run with --help for the flags.
  */
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
@@ -262,7 +263,11 @@ export async function main(argv: string[]): Promise<number> {
   const abort = new AbortController();
   const handlers = (["SIGINT", "SIGTERM"] as const).map((sig) => {
     const h = () => {
-      if (stopSignal === null) {
+      if (stopSignal !== null) {
+        // A second signal: stop now; the previous complete checkpoint stays (writes are atomic).
+        console.error(`${sig} again: exiting without a new checkpoint`);
+        Deno.exit(sig === "SIGINT" ? 130 : 143);
+      } else {
         stopSignal = sig;
         abort.abort();
         progress.log(`${sig}: finishing the current step, then checkpointing…`);
