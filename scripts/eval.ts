@@ -17,7 +17,7 @@
  */
 import { parseArgs } from "node:util";
 import process from "node:process";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { loadDataset } from "../trainer/data.ts";
 import { DEFAULT_MODEL_CARD, loadModel } from "../edge/model.ts";
 import { createEngine, type Engine } from "../edge/engine.ts";
@@ -249,12 +249,11 @@ export const TABLE_HEADER =
   "| sampler | steps | η | guidance | n | FID (clf) ↓ | confidence | conf > 0.9 | coverage | cond. acc. | NN L2 to train | CPU ms / sample | grid |\n" +
   "|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
-export function tableRow(r: EvalRow, gridBase?: string): string {
+/** One markdown row; the grid link is relative to the working directory (the repo root). */
+export function tableRow(r: EvalRow): string {
   const m = r.metrics;
   const sampler = r.eta === 0 ? "DDIM" : r.eta === 1 ? "DDPM" : `η=${r.eta}`;
-  const grid = r.grid
-    ? `[png](${gridBase ? join(gridBase, r.grid.split("/").pop()!) : r.grid})`
-    : "";
+  const grid = r.grid ? `[png](${relative(Deno.cwd(), r.grid)})` : "";
   return `| ${sampler} | ${r.steps} | ${r.eta} | ${r.guidance ?? "–"} | ${m.n} | ${
     f(m.fid, 2)
   } | ` +
@@ -310,6 +309,40 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
     `${ctx.classifier.card.heldOutAccuracy.toFixed(4)}`;
   console.log(head);
   const rows: EvalRow[] = [];
+  // The ceiling at every sample count used (FID is biased upwards at small n), computed once.
+  const ceilingByN = new Map<number, QualityMetrics>();
+  const ceilings = () =>
+    [...new Set(rows.map((r) => r.metrics.n))].sort((x, y) => y - x).map((n) => {
+      if (!ceilingByN.has(n)) ceilingByN.set(n, realCeiling(ctx, n));
+      return ceilingByN.get(n)!;
+    });
+  const table = () =>
+    [
+      `<!-- ${head}; ${new Date().toISOString()} -->`,
+      TABLE_HEADER,
+      ...rows.map((r) => tableRow(r)),
+      ...ceilings().map(ceilingRow),
+    ].join("\n");
+  // Rewritten after every configuration, so an interrupted sweep keeps what it measured.
+  const save = async () => {
+    if (a.markdown) await Deno.writeTextFile(a.markdown, table() + "\n");
+    if (a.json) {
+      await Deno.writeTextFile(
+        a.json,
+        JSON.stringify(
+          {
+            model: a.model,
+            card: card.name,
+            threads: Number(a.threads),
+            rows,
+            ceilings: ceilings(),
+          },
+          null,
+          2,
+        ) + "\n",
+      );
+    }
+  };
   if (!a.sweep) {
     const r: SampleRequest = {
       ...base,
@@ -356,30 +389,11 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
       const row = await evalConfig(ctx, engine, { ...base, ...c, n: m }, join(dir, name));
       rows.push(row);
       console.log(tableRow(row));
+      await save();
     }
   }
-  // The ceiling at every sample count used (FID is biased upwards at small n).
-  const ceilings = [...new Set(rows.map((r) => r.metrics.n))].sort((x, y) => y - x)
-    .map((n) => realCeiling(ctx, n));
-  const table = [
-    `<!-- ${head}; ${new Date().toISOString()} -->`,
-    TABLE_HEADER,
-    ...rows.map((r) => tableRow(r)),
-    ...ceilings.map(ceilingRow),
-  ].join("\n");
-  console.log("\n" + table);
-  if (a.markdown) await Deno.writeTextFile(a.markdown, table + "\n");
-  if (a.json) {
-    await Deno.writeTextFile(
-      a.json,
-      JSON.stringify(
-        { model: a.model, card: card.name, threads: Number(a.threads), rows, ceilings },
-        null,
-        2,
-      ) +
-        "\n",
-    );
-  }
+  await save();
+  console.log("\n" + table());
 }
 
 if (import.meta.main) await main(Deno.args);
