@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { benchConfig, type BenchRow, markdownTable } from "./bench_train.ts";
+import { UNetConfigSchema } from "../shared/model_card.ts";
+
+Deno.test("benchConfig is a valid 3-level MNIST UNet config", () => {
+  const cfg = UNetConfigSchema.parse(benchConfig(16));
+  assert.equal(cfg.imageSize, 28);
+  assert.deepEqual(cfg.channelMult, [1, 2, 2]);
+});
+
+Deno.test("markdownTable: one row per measurement, img per CPU-s = img/s ÷ own CPU", () => {
+  const row: BenchRow = {
+    c: 16,
+    batch: 64,
+    threads: 1,
+    backend: "wasm",
+    params: 200433,
+    fwdMflopPerImage: 70.2,
+    msPerStep: 1000,
+    imgPerSec: 64,
+    ownCpu: 0.5,
+    otherCpu: 1.5,
+  };
+  const lines = markdownTable([row, { ...row, threads: 2 }]).trim().split("\n");
+  assert.equal(lines.length, 4);
+  assert.equal(
+    lines[2],
+    "| 16 | 64 | 200,433 | 70 | wasm | 1 | 1000 | 64.0 | 128.0 | 0.50 | 1.50 |",
+  );
+  assert.equal(lines[0].split("|").length, lines[1].split("|").length);
+});
+
+Deno.test("bench_train end to end (tiny: c=8, batch 2, 1 step) prints a table row", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./bench_train.ts", import.meta.url).pathname,
+      "--c",
+      "8",
+      "--batch",
+      "2",
+      "--threads",
+      "1",
+      "--steps",
+      "1",
+      "--warmup",
+      "0",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const row = text.split("\n").find((l) => l.startsWith("| 8 | 2 |"));
+  assert.ok(row, text);
+  assert.match(row, /\| wasm \| 1 \|/);
+});
