@@ -3,9 +3,10 @@
  * Deno Deploy permissions), configured by environment variables, on a loopback port.
  */
 import assert from "node:assert/strict";
+import { decode } from "fast-png";
 import { encodePng, tileImages } from "../shared/image.ts";
 import { createEngine } from "./engine.ts";
-import { loadModel } from "./model.ts";
+import { DEFAULT_MODEL_CARD, loadModel } from "./model.ts";
 import { generate } from "./sampler.ts";
 import { startServer, writeTinyModel } from "./testing.ts";
 
@@ -64,4 +65,29 @@ Deno.test("a bad model path makes /healthz report the error naming the file", as
     startServer({ MODEL: "/nonexistent/model.json" }),
     /server failed to load: \/nonexistent\/model\.json: cannot read/,
   );
+});
+
+const defaultModel = await Deno.stat(DEFAULT_MODEL_CARD).then(() => true, () => false);
+if (!defaultModel) {
+  console.log(`default-model test skipped: ${DEFAULT_MODEL_CARD.pathname} not there yet`);
+}
+
+Deno.test({
+  name: "with no MODEL set the server runs the shipped default model",
+  ignore: !defaultModel,
+  fn: async () => {
+    const server = await startServer({});
+    try {
+      const card = await (await fetch(`${server.url}/model`)).json();
+      assert.equal(card.onnx.sha256.length, 64);
+      const label = card.labels ? `&label=${card.labels.length - 1}` : "";
+      const r = await fetch(`${server.url}/generate?seed=42&steps=2&n=2${label}`);
+      assert.equal(r.status, 200);
+      const png = decode(new Uint8Array(await r.arrayBuffer()));
+      const s = card.image.size;
+      assert.deepEqual([png.width, png.height], [2 * s + 1, s]);
+    } finally {
+      await server.close();
+    }
+  },
 });
