@@ -6,9 +6,12 @@
  *        [--steps S] [--eta E] [--guidance G] [--name NAME]
  *
  * Library: `exportModel` builds both from a config and weights in memory (tests, scripts);
- * `writeModel` writes them (temp file then rename, the ONNX file first).
+ * `verifyExport` runs the bytes in onnxruntime-web (wasm) and measures the weight-storage error
+ * against the fp32 graph; `writeModel` writes them (temp file then rename, the ONNX file first).
+ * The CLI verifies before it writes, so a model that does not run is never written.
  */
 import { parseArgs } from "node:util";
+import * as ort from "onnxruntime-web";
 import { basename, join, resolve } from "node:path";
 import { type ModelCard, ModelCardSchema, type UNetConfig } from "../shared/model_card.ts";
 import { Rng } from "../shared/rng.ts";
@@ -150,6 +153,60 @@ export function randomWeights(cfg: UNetConfig, seed: number, scale = 1): Map<str
   return out;
 }
 
+export interface VerifyReport {
+  /** max |ε̂| of the exported model on the probe batch. */
+  maxAbsEps: number;
+  /** max |ε̂ − ε̂_fp32| on the probe batch (0 for an fp32 export). */
+  maxAbsDiffVsFp32: number;
+}
+
+/**
+ * Run the exported model in onnxruntime-web (wasm) on a seeded probe batch (x ~ N(0, 1),
+ * t = 0.1·T and 0.9·T, labels 0 and the null class) and compare it with the fp32 graph of the
+ * same weights. Throws if the model does not load, has the wrong output shape or gives
+ * non-finite values. Uses whatever `ort.env.wasm.numThreads` the caller set.
+ */
+export async function verifyExport(
+  r: ExportResult,
+  weights: Map<string, Float32Array>,
+): Promise<VerifyReport> {
+  const cfg = r.card.architecture, T = r.card.schedule.T;
+  const n = 2, shape = [n, cfg.inChannels, cfg.imageSize, cfg.imageSize];
+  const x = new Rng(1234).fillNormal(new Float32Array(shape.reduce((a, b) => a * b, 1)));
+  const run = async (bytes: Uint8Array): Promise<Float32Array> => {
+    const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
+    try {
+      const feeds: Record<string, ort.Tensor> = {
+        x: new ort.Tensor("float32", x, shape),
+        t: new ort.Tensor("float32", Float32Array.of(Math.floor(0.1 * T), Math.floor(0.9 * T)), [
+          n,
+        ]),
+      };
+      if (cfg.numClasses > 0) {
+        feeds.y = new ort.Tensor("int64", BigInt64Array.of(0n, BigInt(cfg.numClasses)), [n]);
+      }
+      const eps = (await session.run(feeds)).eps;
+      if (eps === undefined || eps.dims.join() !== shape.join()) {
+        throw new Error(`exported model: output eps has dims [${eps?.dims}], want [${shape}]`);
+      }
+      return eps.data as Float32Array;
+    } finally {
+      await session.release();
+    }
+  };
+  const got = await run(r.onnx);
+  if (!got.every(Number.isFinite)) throw new Error("exported model gives non-finite ε̂");
+  const ref = r.card.onnx.quantization === "fp32"
+    ? got
+    : await run(buildOnnxModel(cfg, weights, { quant: "fp32", opset: r.card.onnx.opset }));
+  let maxAbsEps = 0, maxAbsDiffVsFp32 = 0;
+  for (let i = 0; i < got.length; i++) {
+    maxAbsEps = Math.max(maxAbsEps, Math.abs(got[i]));
+    maxAbsDiffVsFp32 = Math.max(maxAbsDiffVsFp32, Math.abs(got[i] - ref[i]));
+  }
+  return { maxAbsEps, maxAbsDiffVsFp32 };
+}
+
 function numberArg(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
@@ -160,8 +217,10 @@ function numberArg(v: string | undefined, name: string): number | undefined {
 const USAGE = "usage: deno task export --run <run dir> --out <model dir> " +
   "[--quant int8|fp16|fp32] [--opset N] [--steps S] [--eta E] [--guidance G] [--name NAME]";
 
-/** The CLI: read the run's EMA weights, export, write. Returns the card and output dir. */
-export async function main(args: string[]): Promise<{ card: ModelCard; out: string }> {
+/** The CLI: read the run's EMA weights, export, verify, write. */
+export async function main(
+  args: string[],
+): Promise<{ card: ModelCard; out: string; verify: VerifyReport }> {
   const { values } = parseArgs({
     args,
     options: {
@@ -211,17 +270,20 @@ export async function main(args: string[]): Promise<{ card: ModelCard; out: stri
       },
     },
   });
+  const verify = await verifyExport(result, ckpt.ema);
   await writeModel(values.out, result);
-  return { card: result.card, out: values.out };
+  return { card: result.card, out: values.out, verify };
 }
 
 if (import.meta.main) {
   try {
-    const { card, out } = await main(Deno.args);
+    ort.env.wasm.numThreads = 1;
+    const { card, out, verify } = await main(Deno.args);
     console.log(
       `wrote ${join(out, card.onnx.file)} ` +
         `(${card.onnx.quantization}, ${card.onnx.bytes} bytes, sha256 ${card.onnx.sha256}) ` +
-        `and model.json`,
+        `and model.json; runs in onnxruntime-web: max |ε̂| ${verify.maxAbsEps.toFixed(4)}, ` +
+        `max |ε̂ − ε̂ fp32| ${verify.maxAbsDiffVsFp32.toExponential(2)}`,
     );
   } catch (e) {
     console.error(`export failed: ${e instanceof Error ? e.message : e}`);

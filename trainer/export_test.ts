@@ -227,7 +227,18 @@ Deno.test("CLI: checkpoint of a run (EMA weights) → model.onnx + model.json", 
       adamM: randomWeights(COND, 5),
       adamV: randomWeights(COND, 6),
     });
-    const { card } = await main(["--run", run, "--out", out, "--quant", "fp16", "--steps", "10"]);
+    const { card, verify } = await main([
+      "--run",
+      run,
+      "--out",
+      out,
+      "--quant",
+      "fp16",
+      "--steps",
+      "10",
+    ]);
+    assert.ok(verify.maxAbsEps > 0.1, "the verify probe ran the model");
+    assert.ok(verify.maxAbsDiffVsFp32 > 0 && verify.maxAbsDiffVsFp32 < 2e-3 * verify.maxAbsEps);
     const names = [...Deno.readDirSync(out)].map((e) => e.name).sort();
     assert.deepEqual(names, ["model.json", "model.onnx"], "no temp files left");
     const written = ModelCardSchema.parse(
