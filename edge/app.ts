@@ -137,6 +137,11 @@ export function createApp(o: AppOptions): Hono {
     if (p.seedGiven && c.req.header("If-None-Match")?.split(/\s*,\s*/).includes(etag)) {
       return c.body(null, 304);
     }
+    // HEAD answers from the query alone (headers only, nothing sampled).
+    if (c.req.method === "HEAD") {
+      c.header("Content-Type", p.format === "json" ? "application/json" : "image/png");
+      return c.body(null, 200);
+    }
     const signal = c.req.raw.signal;
     const timing: Timing = { modelMs: 0, runs: 0 };
     const t0 = performance.now();

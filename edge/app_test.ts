@@ -78,12 +78,24 @@ Deno.test("If-None-Match with the ETag → 304 without sampling", async () => {
   await other.body?.cancel();
 });
 
-Deno.test("HEAD /generate has the headers and no body", async () => {
+Deno.test("HEAD /generate has GET's headers, no body, and samples nothing", async () => {
+  const runs = engine.runs;
   const r = await get("/generate?seed=42", { method: "HEAD" });
   assert.equal(r.status, 200);
   assert.equal(r.headers.get("Content-Type"), "image/png");
   assert.equal(r.headers.get("X-Seed"), "42");
   assert.equal(r.body, null);
+  assert.equal(engine.runs, runs);
+  const g = await get("/generate?seed=42");
+  await g.body?.cancel();
+  for (const h of ["ETag", "Cache-Control", "X-Seed", "Access-Control-Allow-Origin"]) {
+    assert.equal(r.headers.get(h), g.headers.get(h), h);
+  }
+  const j = await get("/generate?seed=42&format=json", { method: "HEAD" });
+  assert.equal(j.headers.get("Content-Type"), "application/json");
+  const bad = await get("/generate?seed=x", { method: "HEAD" });
+  assert.equal(bad.status, 400);
+  assert.match(bad.headers.get("Content-Type")!, /^application\/json/);
 });
 
 Deno.test("n and scale shape the grid", async () => {

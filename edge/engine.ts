@@ -14,7 +14,10 @@ export type BackendChoice = Backend | "auto";
 export interface EngineOptions {
   /** "auto" (default): WebGPU when navigator.gpu gives a hardware adapter, else wasm. */
   backend?: BackendChoice;
-  /** wasm threads (default: min(2, hardwareConcurrency)); WebGPU always uses 1. */
+  /**
+   * wasm threads (default: min(2, hardwareConcurrency)); WebGPU always uses 1. onnxruntime's env
+   * is per isolate, so the first engine created on a backend fixes its thread count.
+   */
   threads?: number;
 }
 
