@@ -30,6 +30,9 @@ import {
 /** Columns (padded-grid positions) per GEMM chunk of `shiftedGridMatMul`. */
 export const CHUNK_COLUMNS = 2048;
 
+/** Bytes of input grid per `tapGemm` chunk (its columns: this / (4·Ci), within 2048…16384). */
+export const TAP_CHUNK_BYTES = 512 * 1024;
+
 function convInfo(x: TI, attrs: Record<string, unknown>): tf.backend_util.Conv2DInfo {
   const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as {
     strides: number | [number, number];
@@ -150,7 +153,8 @@ export function tapGemm(backend: WasmBackend, x: TI, dy: TI, c: tf.backend_util.
   if (c.strideHeight !== 1 || c.strideWidth !== 1) throw new Error("tapGemm: stride 1 only");
   const Hp = Ho + fh - 1, Wp = Wo + fw - 1, img = Hp * Wp;
   const tail = (fh - 1) * Wp + (fw - 1);
-  const perChunk = Math.max(1, Math.min(B, Math.floor(CHUNK_COLUMNS / img)));
+  const columns = Math.min(16384, Math.max(CHUNK_COLUMNS, Math.floor(TAP_CHUNK_BYTES / (4 * Ci))));
+  const perChunk = Math.max(1, Math.min(B, Math.floor(columns / img)));
   const kcMax = perChunk * img, width = kcMax + tail;
   const aBuf = backend.makeOutput([Ci * width + tail], "float32");
   const dBuf = backend.makeOutput([width, Co], "float32");

@@ -49,7 +49,13 @@ Deno.test("fused conv2d with bias: bias gradient (Sum) matches cpu", async () =>
 Deno.test("each weight-gradient formulation alone matches the cpu gradient", async () => {
   type F = typeof tapGemm;
   const shapes: { x: number[]; w: number[]; stride: 1 | 2; forms: [string, F][] }[] = [
-    // several chunks, the last one partial; 8 channels
+    // several chunks, the last one partial (64 input channels → 2048-column chunks of 12 images)
+    {
+      x: [30, 12, 10, 64],
+      w: [3, 3, 64, 8],
+      stride: 1,
+      forms: [["tap", tapGemm], ["grid", shiftedGridMatMul]],
+    },
     {
       x: [40, 12, 10, 8],
       w: [3, 3, 8, 8],
