@@ -79,7 +79,8 @@ async function truncateMetrics(file: string, step: number) {
       return false;
     }
   });
-  await Deno.writeTextFile(file, kept.map((l) => l + "\n").join(""));
+  await Deno.writeTextFile(`${file}.tmp`, kept.map((l) => l + "\n").join(""));
+  await Deno.rename(`${file}.tmp`, file);
 }
 
 interface Session {
