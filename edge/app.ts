@@ -21,13 +21,11 @@ import { Queue, QueueFullError } from "./queue.ts";
 import { generate } from "./sampler.ts";
 
 export interface AppOptions {
-  /** Loads the engine; called once, on the first request that needs it (or at once if eager). */
+  /** Loads the engine; called once, on the first request that needs it. */
   load: () => Promise<Engine>;
   queue?: Queue;
   /** Cap on n × steps × passes per request. */
   maxWork?: number;
-  /** Start loading at creation rather than on the first request. */
-  eager?: boolean;
 }
 
 /** Paths and the methods they answer (HEAD comes with GET). */
@@ -71,7 +69,6 @@ export function createApp(o: AppOptions): Hono {
     }
     return pending;
   };
-  if (o.eager) engine().catch(() => {});
 
   const app = new Hono();
 
