@@ -17,14 +17,18 @@ export type BackendChoice = "auto" | "tfjs-node-gpu" | "tfjs-node" | "wasm" | "c
 
 export interface BackendOptions {
   backend: BackendChoice;
-  /** wasm worker threads; 2 uses the patched threaded build (`wasm_threads.ts`). */
+  /**
+   * wasm worker threads; 2 uses the patched threaded build (`wasm_threads.ts`). Faster only on
+   * an otherwise idle machine: with other processes busy, 2 threads measured 1.6–3.5× slower
+   * than 1 (threads wait on each other at every parallel op).
+   */
   threads: 1 | 2;
 }
 
 export interface BackendInfo {
   /** What runs: "tfjs-node-gpu", "tfjs-node", "wasm" or "cpu". */
   name: string;
-  /** Threads used by the backend (1 for cpu; what tfjs reports for native bindings: 0). */
+  /** wasm threads; 1 for cpu; 0 for the native bindings (they run their own thread pool). */
   threads: number;
 }
 
