@@ -54,6 +54,8 @@ export const TrainConfigSchema = z.object({
   logEvery: z.number().int().min(1),
   sampleSteps: z.number().int().min(1),
   sampleCount: z.number().int().min(1).max(400),
+  /** Classifier-free guidance weight of conditional grids (1 = plain conditional, one pass). */
+  sampleGuidance: z.number().min(0).max(20).default(1),
 }).superRefine((c, ctx) => {
   const levels = c.arch.channelMult.length, div = 2 ** (levels - 1);
   if (c.arch.imageSize % div !== 0) {
@@ -175,6 +177,12 @@ export const FLAGS: Record<string, FlagSpec> = {
     resumable: true,
     help: "images per grid [64; 10 per class if conditional]",
   },
+  "sample-guidance": {
+    kind: "float",
+    key: "sampleGuidance",
+    resumable: true,
+    help: "guidance w of conditional grids (1 = none) [1]",
+  },
   "log-every": {
     kind: "int",
     key: "logEvery",
@@ -208,6 +216,7 @@ const DEFAULTS = {
   sampleEvery: 1000,
   sampleSteps: 50,
   sampleCount: 64,
+  sampleGuidance: 1,
   logEvery: 10,
 };
 

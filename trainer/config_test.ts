@@ -131,3 +131,17 @@ Deno.test("help lists every flag of the CLI contract", () => {
     assert.ok(h.includes(f), f);
   }
 });
+
+Deno.test("configs stored before a flag existed still resume (defaults fill in)", () => {
+  const stored = freshConfig(parseFlags(base)) as Record<string, unknown>;
+  delete stored.sampleGuidance;
+  const r = resumedConfig(
+    parseFlags(["--resume", "--out", "/tmp/run", "--sample-guidance", "3"]),
+    stored as never,
+  );
+  assert.equal(r.sampleGuidance, 3);
+  assert.equal(
+    resumedConfig(parseFlags(["--resume", "--out", "/tmp/run"]), stored as never).sampleGuidance,
+    1,
+  );
+});

@@ -290,6 +290,7 @@ export async function main(argv: string[]): Promise<number> {
         count: cfg.sampleCount,
         steps: cfg.sampleSteps,
         seed: cfg.seed,
+        guidance: cfg.sampleGuidance,
         signal: abort.signal,
       });
       const file = await writeSampleGrid(cfg.out, st.step, g.png);
