@@ -161,7 +161,7 @@ Deno.test("invalid queries → 400 JSON naming the parameter", async () => {
     ["format=gif", "format", /png or json/],
     ["size=3", "size", /unknown parameter/],
     ["seed=1&seed=2", "seed", /more than once/],
-    ["n=64&steps=50&label=1&guidance=2", "n", /exceeds the cap of 4096 \(MAX_WORK\)/],
+    ["n=64&steps=50&label=1&guidance=2", "n", /exceeds the cap of 2048 \(MAX_WORK\)/],
   ];
   for (const [q, path, message] of cases) {
     const body = await errorOf(await get(`/generate?${q}`), 400);

@@ -6,7 +6,7 @@
  *   MODEL         path or URL of model.json (default: fixtures/models/mnist/model.json)
  *   ORT_BACKEND   wasm | webgpu | auto (default auto: WebGPU on a hardware adapter, else wasm)
  *   ORT_THREADS   wasm threads (default min(2, cores))
- *   MAX_WORK      cap on n × steps × passes per request (default 4096)
+ *   MAX_WORK      cap on n × steps × passes per request (default 2048)
  *   MAX_INFLIGHT  generations running at once (default 1)
  *   MAX_QUEUE     generations waiting for a slot before 503 (default 8)
  */

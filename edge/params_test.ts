@@ -42,11 +42,11 @@ Deno.test("defaults come from the card; a missing seed is drawn", () => {
 
 Deno.test("every parameter parses", () => {
   const p = ok(
-    "seed=4294967295&steps=30&eta=0.25&n=64&scale=16&label=two&guidance=3.5&format=json",
+    "seed=4294967295&steps=16&eta=0.25&n=64&scale=16&label=two&guidance=3.5&format=json",
   );
   assert.deepEqual(canonical(p), {
     seed: 4294967295,
-    steps: 30,
+    steps: 16,
     eta: 0.25,
     n: 64,
     scale: 16,
