@@ -6,13 +6,15 @@
  * count is fixed per process):
  *
  *   deno run -A scripts/bench_train.ts [--c 16,32] [--batch 64] [--threads 1,2] [--steps 5]
- *     [--warmup 2] [--markdown out.md]
+ *     [--warmup 2] [--markdown out.md] [--profile]
  *
  * Reports the median step; "other load" is the CPU (in cores) used by other processes during
  * the timed steps, so a contended machine is visible in the table, and "img per CPU-s" divides
  * throughput by the CPU this process actually got (≈ img/s on an idle machine for 1 thread).
+ * --profile adds, per configuration, a table of CPU time per step by kernel.
  */
 import { parseArgs } from "node:util";
+import process from "node:process";
 import * as tf from "@tensorflow/tfjs";
 import type { UNetConfig } from "../shared/model_card.ts";
 import { initBackend, shutdownWasmThreads } from "../trainer/backend.ts";
@@ -33,6 +35,8 @@ export interface BenchRow {
   /** Cores used by this process / by everything else during the timed steps. */
   ownCpu: number;
   otherCpu: number;
+  /** With --profile: CPU ms per step spent in each kernel (top level), largest first. */
+  kernels?: { name: string; cpuMs: number }[];
 }
 
 /** The benchmarked architecture at base width c. */
@@ -63,6 +67,35 @@ function processCpuMs(): number {
   return (Number(f[11]) + Number(f[12])) * 10;
 }
 
+/**
+ * Wraps every kernel of `backend` to add its CPU time (ms, outermost calls only) to `into`.
+ * Costs ~1 µs per kernel call.
+ */
+function profileKernels(backend: string, into: Map<string, number>): void {
+  let depth = 0;
+  const cpuMs = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
+  for (const k of tf.getKernelsForBackend(backend)) {
+    const inner = k.kernelFunc;
+    tf.unregisterKernel(k.kernelName, backend);
+    tf.registerKernel({
+      ...k,
+      kernelFunc: (args) => {
+        depth++;
+        const t0 = cpuMs();
+        try {
+          return inner(args);
+        } finally {
+          depth--;
+          if (depth === 0) into.set(k.kernelName, (into.get(k.kernelName) ?? 0) + cpuMs() - t0);
+        }
+      },
+    });
+  }
+}
+
 /** Measures one configuration in this process (backend initialised here). */
 export async function measure(
   c: number,
@@ -70,8 +103,11 @@ export async function measure(
   threads: 1 | 2,
   steps: number,
   warmup: number,
+  profile = false,
 ): Promise<BenchRow> {
   const info = await initBackend({ backend: "wasm", threads });
+  const kernelMs = new Map<string, number>();
+  if (profile) profileKernels("wasm", kernelMs);
   const cfg = benchConfig(c);
   const params = initParams(cfg, 0);
   const vars = Object.values(params);
@@ -97,6 +133,7 @@ export async function measure(
     loss.dispose();
   };
   for (let i = 0; i < warmup; i++) await step();
+  kernelMs.clear();
   const times: number[] = [];
   const busy0 = machineBusyMs(), own0 = processCpuMs(), wall0 = performance.now();
   for (let i = 0; i < steps; i++) {
@@ -120,6 +157,10 @@ export async function measure(
     ownCpu: own / wall,
     otherCpu: other / wall,
   };
+  if (profile) {
+    row.kernels = [...kernelMs].map(([name, ms]) => ({ name, cpuMs: ms / steps }))
+      .sort((a, b) => b.cpuMs - a.cpuMs);
+  }
   vars.forEach((v) => v.dispose());
   opt.dispose();
   return row;
@@ -141,6 +182,17 @@ export function markdownTable(rows: BenchRow[]): string {
     ).join("\n") + "\n";
 }
 
+/** Markdown table of where a row's step CPU time goes (needs --profile). */
+export function profileTable(row: BenchRow, top = 10): string {
+  const kernels = row.kernels ?? [];
+  const total = kernels.reduce((a, k) => a + k.cpuMs, 0);
+  const lines = kernels.slice(0, top).map((k) =>
+    `| ${k.name} | ${k.cpuMs.toFixed(0)} | ${(100 * k.cpuMs / Math.max(total, 1e-9)).toFixed(1)}% |`
+  );
+  return `c=${row.c}, batch ${row.batch}, ${row.threads} thread(s): ${total.toFixed(0)} CPU ms ` +
+    `per step in kernels\n\n| kernel | CPU ms/step | share |\n|---|---|---|\n${lines.join("\n")}\n`;
+}
+
 function numbers(s: string, min = 1): number[] {
   return s.split(",").map((v) => {
     const n = Number(v);
@@ -159,6 +211,7 @@ async function main() {
       steps: { type: "string", default: "5" },
       warmup: { type: "string", default: "2" },
       markdown: { type: "string" },
+      profile: { type: "boolean", default: false },
       child: { type: "boolean", default: false },
     },
   });
@@ -167,7 +220,7 @@ async function main() {
   if (values.child) {
     const [c] = numbers(values.c), [threads] = numbers(values.threads);
     if (threads !== 1 && threads !== 2) throw new Error("--threads must be 1 or 2");
-    const row = await measure(c, batches[0], threads, steps, warmup);
+    const row = await measure(c, batches[0], threads, steps, warmup, values.profile);
     console.log(JSON.stringify(row));
     shutdownWasmThreads();
     return;
@@ -179,6 +232,7 @@ async function main() {
         const args = ["run", "-A", new URL(import.meta.url).pathname, "--child", "--c", `${c}`];
         args.push("--batch", `${batch}`, "--threads", `${threads}`);
         args.push("--steps", `${steps}`, "--warmup", `${warmup}`);
+        if (values.profile) args.push("--profile");
         const out = await new Deno.Command(Deno.execPath(), {
           args,
           stdout: "piped",
@@ -203,7 +257,8 @@ async function main() {
   const cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.*)/)?.[1] ?? "?";
   const text = `Adam step, ε-MSE, 28×28×1, tfjs 4.22 wasm + project kernels, median of ${steps} ` +
     `steps after ${warmup} warm-up; ${navigator.hardwareConcurrency} cores (${cpu}), ` +
-    `Deno ${Deno.version.deno}.\n\n${markdownTable(rows)}`;
+    `Deno ${Deno.version.deno}.\n\n${markdownTable(rows)}` +
+    (values.profile ? `\n${rows.map((r) => profileTable(r)).join("\n")}` : "");
   console.log(text);
   if (values.markdown) Deno.writeTextFileSync(values.markdown, text);
 }

@@ -56,3 +56,15 @@ Deno.test("bench_train end to end (tiny: c=8, batch 2, 1 step) prints a table ro
   assert.ok(row, text);
   assert.match(row, /\| wasm \| 1 \|/);
 });
+
+Deno.test("profileTable: shares of the kernel CPU total, largest first, top N", () => {
+  const row = {
+    c: 16,
+    batch: 64,
+    threads: 1,
+    kernels: [{ name: "A", cpuMs: 30 }, { name: "B", cpuMs: 10 }, { name: "C", cpuMs: 10 }],
+  } as BenchRow;
+  const lines = profileTable(row, 2).trim().split("\n");
+  assert.match(lines[0], /50 CPU ms per step/);
+  assert.deepEqual(lines.slice(-2), ["| A | 30 | 60.0% |", "| B | 10 | 20.0% |"]);
+});
