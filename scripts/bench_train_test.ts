@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { benchConfig, type BenchRow, markdownTable } from "./bench_train.ts";
+import { benchConfig, type BenchRow, markdownTable, profileTable } from "./bench_train.ts";
 import { UNetConfigSchema } from "../shared/model_card.ts";
 
 Deno.test("benchConfig is a valid 3-level MNIST UNet config", () => {
