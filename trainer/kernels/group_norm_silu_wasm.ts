@@ -36,15 +36,17 @@ export function groupNormSiluForwardKernel(args: unknown): TI[] {
   const a = new Float32Array(C), bb = new Float32Array(C);
   for (let b = 0; b < N; b++) {
     const base = b * S * C;
-    sum.fill(0);
-    sq.fill(0);
-    for (let s = 0; s < S; s++) {
-      const o = base + s * C;
-      for (let c = 0; c < C; c++) {
-        const v = xs[o + c];
-        sum[c] += v;
-        sq[c] += v * v;
+    // Per channel with scalar accumulators (faster in V8 than indexed Float64Array sums).
+    const end = base + S * C;
+    for (let c = 0; c < C; c++) {
+      let s1 = 0, s2 = 0;
+      for (let i = base + c; i < end; i += C) {
+        const v = xs[i];
+        s1 += v;
+        s2 += v * v;
       }
+      sum[c] = s1;
+      sq[c] = s2;
     }
     for (let g = 0; g < G; g++) {
       let s1 = 0, s2 = 0;
@@ -99,22 +101,29 @@ export function groupNormSiluBackwardKernel(args: unknown): TI[] {
       a[c] = r * gs[c];
       bb[c] = bs[c] - m * r * gs[c];
     }
-    // Pass 1: d(pre-activation) and its per-channel sums Σd, Σd·x.
-    S1.fill(0);
-    S2.fill(0);
-    for (let s = 0; s < S; s++) {
-      const o = base + s * C, so = s * C;
-      for (let c = 0; c < C; c++) {
-        const v = xs[o + c];
-        let d = ds[o + c];
-        if (silu) {
-          const p = v * a[c] + bb[c], sg = ss[o + c];
-          d *= sg * (1 + p * (1 - sg));
+    // Pass 1, per channel: d(pre-activation) and its sums Σd, Σd·x.
+    const end = S * C;
+    for (let c = 0; c < C; c++) {
+      let s1 = 0, s2 = 0;
+      if (silu) {
+        const ac = a[c], bc = bb[c];
+        for (let j = c; j < end; j += C) {
+          const v = xs[base + j], sg = ss[base + j];
+          const d = ds[base + j] * sg * (1 + (v * ac + bc) * (1 - sg));
+          dpre[j] = d;
+          s1 += d;
+          s2 += d * v;
         }
-        dpre[so + c] = d;
-        S1[c] += d;
-        S2[c] += d * v;
+      } else {
+        for (let j = c; j < end; j += C) {
+          const v = xs[base + j], d = ds[base + j];
+          dpre[j] = d;
+          s1 += d;
+          s2 += d * v;
+        }
       }
+      S1[c] = s1;
+      S2[c] = s2;
     }
     // Per group: dx = r·γ·d − r·mean(γd) − r·x̂·mean(γd·x̂) = A·d + P·x + Q.
     for (let g = 0; g < G; g++) {
