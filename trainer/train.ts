@@ -156,8 +156,11 @@ export async function main(argv: string[]): Promise<number> {
       cfg = freshConfig(flags);
       if (await isNonEmptyDir(cfg.out)) {
         throw new ConfigError(
-          `--out ${cfg.out} already exists and is not empty: add --resume to continue it, ` +
-            `or choose a new run directory`,
+          (await hasCheckpoint(cfg.out))
+            ? `--out ${cfg.out} already exists and is not empty: add --resume to continue it, ` +
+              `or choose a new run directory`
+            : `--out ${cfg.out} already exists, is not empty and holds no checkpoint: ` +
+              `choose a new run directory (or delete it)`,
         );
       }
     }
