@@ -56,6 +56,7 @@ Deno.test("drawBatch: x_t from the schedule; dropped labels become the null clas
 Deno.test("40 steps on 256 MNIST digits: loss falls, EMA moves, no tensor leak", async () => {
   const st = freshState(unet, 0, data.count);
   const ema0 = (await st.ema["in.w"].data()).slice();
+  const label0 = (await st.params["label.w"].data()).slice();
   const losses: number[] = [];
   const tensors0 = tf.memory().numTensors;
   for (let i = 0; i < 40; i++) losses.push((await trainStep(st, data, sched, unet, B, opt)).loss);
@@ -65,6 +66,15 @@ Deno.test("40 steps on 256 MNIST digits: loss falls, EMA moves, no tensor leak",
   assert.ok(last < 0.85 * first, `loss ${first} → ${last}`);
   const ema1 = await st.ema["in.w"].data();
   assert.ok(ema1.some((v, i) => v !== ema0[i]));
+  // The class embedding learns (rows of seen labels and of the null class move).
+  const label1 = await st.params["label.w"].data();
+  const dim = label1.length / 11;
+  for (const row of [0, 10]) {
+    assert.ok(
+      label1.subarray(row * dim, (row + 1) * dim).some((v, i) => v !== label0[row * dim + i]),
+      `row ${row}`,
+    );
+  }
   disposeState(st);
 });
 
