@@ -1,0 +1,147 @@
+/** Tests of the soak harness: its verdict, its /proc readers, its request mix, and a short run. */
+import assert from "node:assert/strict";
+import { createApp } from "../edge/app.ts";
+import { createEngine } from "../edge/engine.ts";
+import { loadModel } from "../edge/model.ts";
+import { writeTinyModel } from "../edge/testing.ts";
+import { percentile } from "./event_loop_probe.ts";
+import {
+  type Bounds,
+  parseStatus,
+  processTree,
+  requestMix,
+  type SoakResult,
+  violations,
+  wrkScript,
+} from "./soak.ts";
+
+const bounds: Bounds = { maxRssMb: 512, maxStallMs: 1000 };
+
+function passing(): SoakResult {
+  return {
+    wrk: {
+      requests: 1000,
+      durationUs: 60e6,
+      bytes: 1e6,
+      errors: { connect: 0, read: 0, write: 0, timeout: 0 },
+      latencyUs: { mean: 1e5, max: 9e5, p50: 8e4, p90: 2e5, p99: 5e5 },
+      statuses: { "200": 700, "503": 300 },
+      missingRetryAfter: 0,
+    },
+    memory: { rssMb: 300, hwmMb: 320, processes: 1 },
+    probe: { count: 1200, failures: 0, maxMs: 120, p50Ms: 3, p99Ms: 80, maxAtS: 12 },
+    aliveAfter: true,
+  };
+}
+
+Deno.test("violations: a clean soak passes; every broken bound is named", () => {
+  assert.deepEqual(violations(passing(), bounds), []);
+  const cases: [(r: SoakResult) => void, RegExp][] = [
+    [(r) => r.wrk.statuses["500"] = 2, /2 responses with status 500/],
+    [(r) => r.wrk.statuses["400"] = 1, /status 400/],
+    [(r) => r.wrk.missingRetryAfter = 3, /3 responses 503 without a numeric Retry-After/],
+    [(r) => r.wrk.errors.timeout = 1, /timed out/],
+    [(r) => r.wrk.errors.connect = 4, /4 connect errors/],
+    [(r) => r.memory.hwmMb = 600, /peak RSS 600 MB > 512 MB/],
+    [(r) => r.memory.rssMb = 513, /peak RSS 513 MB/],
+    [(r) => r.probe.maxMs = 1500, /event-loop stall 1500 ms > 1000 ms/],
+    [(r) => (r.probe.failures = 1, r.probe.firstFailure = "status 503"), /probes failed.*503/],
+    [(r) => r.aliveAfter = false, /not alive/],
+    [(r) => (r.wrk.requests = 0, r.wrk.statuses = {}), /no requests/],
+  ];
+  for (const [breakIt, message] of cases) {
+    const r = passing();
+    breakIt(r);
+    const v = violations(r, bounds);
+    assert.equal(v.length, 1, JSON.stringify(v));
+    assert.match(v[0], message);
+  }
+});
+
+Deno.test("parseStatus reads VmRSS and VmHWM; processTree finds a child process", async () => {
+  const text = "Name:\tdeno\nVmPeak:\t  999 kB\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\n";
+  assert.deepEqual(parseStatus(text), { rssKb: 102400, hwmKb: 204800 });
+  assert.ok(parseStatus(Deno.readTextFileSync("/proc/self/status")).rssKb > 0);
+  const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
+  try {
+    const tree = processTree(Deno.pid);
+    assert.equal(tree[0], Deno.pid);
+    assert.ok(tree.includes(child.pid), `${child.pid} not in ${tree}`);
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+  }
+});
+
+Deno.test("percentile is nearest-rank", () => {
+  const a = Array.from({ length: 100 }, (_, i) => i + 1);
+  assert.equal(percentile(a, 50), 50);
+  assert.equal(percentile(a, 99), 99);
+  assert.equal(percentile(a, 100), 100);
+  assert.equal(percentile([7], 99), 7);
+  assert.equal(percentile([], 50), 0);
+});
+
+Deno.test("every request of the mix is valid: 200 from the app on a tiny model", async () => {
+  for (const numClasses of [3, 0]) {
+    const model = await loadModel(await writeTinyModel({ numClasses, T: 50, steps: 3 }));
+    const engine = await createEngine(model, { backend: "wasm", threads: 1 });
+    const app = createApp({ load: () => Promise.resolve(engine) });
+    const mix = requestMix(model.card);
+    assert.equal(mix.some((m) => m.path.includes("label=")), numClasses > 0);
+    for (const m of mix) {
+      const r = await app.request(m.path.replace("{seed}", "4294967295"), { method: m.method });
+      const body = await r.text();
+      assert.equal(r.status, 200, `${m.method} ${m.path}: ${body}`);
+    }
+    const lua = wrkScript(mix);
+    for (const m of mix) assert.ok(lua.includes(JSON.stringify(m.path)), m.path);
+    const picks = lua.match(/^\s*\{"(GET|HEAD)", ".*"\},?$/gm) ?? [];
+    assert.equal(picks.length, mix.reduce((a, m) => a + m.weight, 0));
+  }
+});
+
+const hasWrk = await new Deno.Command("wrk", {
+  args: ["--version"],
+  stdout: "null",
+  stderr: "null",
+})
+  .output().then(() => true, () => false);
+
+Deno.test({
+  name: "a short soak against the real server runs wrk and fails on a broken bound",
+  ignore: !hasWrk,
+  fn: async () => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "scripts/soak.ts",
+        "--tiny",
+        "--duration",
+        "2",
+        "--connections",
+        "4",
+        "--no-write",
+        "--max-rss-mb",
+        "1",
+      ],
+      cwd: new URL("..", import.meta.url),
+      env: { ORT_BACKEND: "wasm", ORT_THREADS: "1", MAX_QUEUE: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stdout = new TextDecoder().decode(out.stdout);
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 1, stderr);
+    // The only broken bound is the 1 MB RSS one: everything else held.
+    assert.match(stderr, /soak: FAILED: peak RSS \d+ MB > 1 MB$/m);
+    const requests = Number(/\| requests \| (\d+) in/.exec(stdout)?.[1]);
+    assert.ok(requests > 0, stdout);
+    assert.match(stdout, /\| statuses \| 200: \d+/);
+    assert.match(stdout, /\| 503 without Retry-After \| 0 \|/);
+    assert.match(stdout, /\| peak RSS of server tree .* \| [1-9]\d* MB/);
+    assert.match(stdout, /\| max event-loop stall .* \| \d+ ms at .* 0 failed\) \|/);
+    assert.match(stdout, /Machine: .*, \d+ cores; load average/);
+  },
+});
