@@ -2,12 +2,13 @@
  * Soak test of the real server under sustained load, for BENCHMARKS.md:
  *
  *   deno task soak [--duration 60] [--connections 50] [--threads 2] [--model path/model.json]
- *     [--tiny] [--markdown bench-results/soak.md] [--no-write] [--max-rss-mb 512]
- *     [--max-stall-ms 1000] [--interval 50] [--note "text"]
+ *     [--tiny] [--markdown bench-results/soak.md] [--no-write] [--no-warmup] [--max-rss-mb 512]
+ *     [--max-stall-ms 1000] [--interval 50] [--timeout 120] [--note "text"]
  *
  * Starts `deno serve edge/main.ts` (loopback, a free port; MODEL, else the default model — or a
  * tiny exported model with --tiny; MAX_INFLIGHT, MAX_QUEUE, ORT_* pass through from the
- * environment), waits for /healthz ready, then drives it with wrk (Debian: apt-get install -y wrk)
+ * environment), waits for /healthz ready, warms it up (each request of the mix once, unless
+ * --no-warmup), then drives it with wrk (Debian: apt-get install -y wrk)
  * and a generated Lua script: a fixed mix of valid requests, most with a fresh seed per request
  * (cache-busting), at --connections for --duration seconds. Meanwhile it samples the server's
  * process tree memory (/proc/<pid>/status VmRSS and VmHWM, children included) every 250 ms, and
@@ -309,6 +310,7 @@ async function main() {
       tiny: { type: "boolean", default: false },
       markdown: { type: "string", default: "bench-results/soak.md" },
       "no-write": { type: "boolean", default: false },
+      "no-warmup": { type: "boolean", default: false },
       "max-rss-mb": { type: "string", default: "512" },
       "max-stall-ms": { type: "string", default: "1000" },
       interval: { type: "string", default: "50" },
@@ -384,6 +386,15 @@ async function main() {
     const mix = requestMix(card);
     const script = await Deno.makeTempFile({ prefix: "soak-", suffix: ".lua" });
     await Deno.writeTextFile(script, wrkScript(mix));
+    // Warm-up, not measured: each request of the mix once, one at a time (first session runs
+    // and JIT compilation are slow; a deployed server has long passed them).
+    if (!values["no-warmup"]) {
+      for (const m of mix) {
+        const r = await fetch(`${url}${m.path.replace("{seed}", "1")}`, { method: m.method });
+        await r.arrayBuffer();
+        if (r.status !== 200) throw new Error(`warm-up ${m.method} ${m.path}: ${r.status}`);
+      }
+    }
 
     const env = (k: string, d: string) => Deno.env.get(k) || d;
     const settings = `ORT_BACKEND=${env("ORT_BACKEND", "auto")} → ${ready.backend}, ` +
@@ -397,10 +408,16 @@ async function main() {
     const loadBefore = loadavg();
     const cpu0 = treeCpuSeconds(server.pid);
     let memory: Memory = { rssMb: 0, hwmMb: 0, processes: 0 };
+    const t0 = performance.now();
     let sampling = true;
+    /** Σ VmRSS at the start (after the warm-up) and at each quarter of the run, MB. */
+    const rssStart = treeMemory(server.pid).rssMb;
+    const rssQuarters: number[] = [];
     const sampler = (async () => {
       while (sampling) {
         const m = treeMemory(server.pid);
+        const quarter = Math.floor((performance.now() - t0) / (duration * 250));
+        if (quarter >= 1 && quarter <= 3) rssQuarters[quarter - 1] = m.rssMb;
         memory = {
           rssMb: Math.max(memory.rssMb, m.rssMb),
           hwmMb: Math.max(memory.hwmMb, m.hwmMb),
@@ -410,7 +427,6 @@ async function main() {
       }
     })();
     const probe = startProbe(`${url}/healthz`, Number(values.interval));
-    const t0 = performance.now();
     let wrkOut: Deno.CommandOutput;
     try {
       wrkOut = await new Deno.Command("wrk", {
@@ -442,6 +458,7 @@ async function main() {
     const probeResult = await probe.stop();
     sampling = false;
     await sampler;
+    rssQuarters[3] = treeMemory(server.pid).rssMb;
     const cpuS = treeCpuSeconds(server.pid) - cpu0;
     const loadAfter = loadavg();
     const out = new TextDecoder().decode(wrkOut.stdout);
@@ -476,7 +493,8 @@ async function main() {
       "",
       `Mix (weights of ${total}): ` +
       mix.map((m) => `${m.weight} ${m.what}`).join("; ") +
-      `; \`{seed}\` fresh per request.`,
+      `; \`{seed}\` fresh per request` +
+      (values["no-warmup"] ? "; no warm-up." : "; after a warm-up (each request of the mix once)."),
       "",
       "| metric | value |",
       "| --- | --- |",
@@ -494,6 +512,8 @@ async function main() {
       `${memory.rssMb.toFixed(0)} MB (${memory.processes} process${
         memory.processes > 1 ? "es" : ""
       }) |`,
+      `| Σ VmRSS after warm-up → at ¼, ½, ¾, end of the run | ${rssStart.toFixed(0)} → ` +
+      `${rssQuarters.map((x) => (x ?? 0).toFixed(0)).join(", ")} MB |`,
       `| max event-loop stall (GET /healthz every ${values.interval} ms, separate client) | ` +
       `${probeResult.maxMs.toFixed(0)} ms at ${probeResult.maxAtS.toFixed(1)} s (p50 ` +
       `${probeResult.p50Ms.toFixed(1)} ms, p99 ${probeResult.p99Ms.toFixed(1)} ms, ` +
