@@ -6,7 +6,7 @@
  * count is fixed per process):
  *
  *   deno run -A scripts/bench_train.ts [--c 16,32] [--batch 64] [--threads 1,2] [--steps 5]
- *     [--warmup 2] [--markdown out.md] [--profile]
+ *     [--warmup 2] [--markdown out.md] [--profile] [--bpf auto|tap|grid|dilated]
  *
  * Reports the median step; "other load" is the CPU (in cores) used by other processes during
  * the timed steps, so a contended machine is visible in the table, and "img per CPU-s" divides
@@ -21,6 +21,10 @@ import { initBackend, shutdownWasmThreads } from "../trainer/backend.ts";
 import { forward, initParams } from "../trainer/tfjs_ops.ts";
 import { forwardFlops, paramSpecs } from "../trainer/unet.ts";
 import { Rng } from "../shared/rng.ts";
+import {
+  type BackpropFilterMethod,
+  setBackpropFilterMethod,
+} from "../trainer/kernels/conv2d_backprop_filter.ts";
 
 /** One measured configuration. */
 export interface BenchRow {
@@ -212,6 +216,7 @@ async function main() {
       warmup: { type: "string", default: "2" },
       markdown: { type: "string" },
       profile: { type: "boolean", default: false },
+      bpf: { type: "string", default: "auto" },
       child: { type: "boolean", default: false },
     },
   });
@@ -220,6 +225,7 @@ async function main() {
   if (values.child) {
     const [c] = numbers(values.c), [threads] = numbers(values.threads);
     if (threads !== 1 && threads !== 2) throw new Error("--threads must be 1 or 2");
+    setBackpropFilterMethod(values.bpf as BackpropFilterMethod);
     const row = await measure(c, batches[0], threads, steps, warmup, values.profile);
     console.log(JSON.stringify(row));
     shutdownWasmThreads();
@@ -233,6 +239,7 @@ async function main() {
         args.push("--batch", `${batch}`, "--threads", `${threads}`);
         args.push("--steps", `${steps}`, "--warmup", `${warmup}`);
         if (values.profile) args.push("--profile");
+        args.push("--bpf", values.bpf);
         const out = await new Deno.Command(Deno.execPath(), {
           args,
           stdout: "piped",

@@ -2,18 +2,21 @@
  * Conv2DBackpropFilter for the tfjs wasm backend, which lacks it (every conv weight gradient
  * needs it). NHWC, any stride/padding; returns dW [fh, fw, Ci, Co].
  *
- * Three formulations, picked per shape (CPU time measured per layer of the MNIST UNet):
- * - `tapGemm` (stride 1, ≥ 8 input channels, > 64 output positions): per chunk of images,
- *   fh·fw XNNPACK products of zero-copy shifted views of the padded input grid with the dy
- *   chunk; no im2col. 7–15% less CPU than the next one on those layers.
- * - `shiftedGridMatMul` (stride 1, < 8 input channels, e.g. the input conv): a transposed
- *   im2col built on the padded grid, where each row (kh, kw, ci) is one contiguous copy,
- *   multiplied by dy through XNNPACK in chunks of whole images small enough to stay in L2.
- * - `dilatedConv` (stride 2, ≤ 64 output positions, very wide or narrow layers): one XNNPACK
- *   conv of the transposed input [Ci, Hp, Wp, B] with the transposed dy [Ho, Wo, B, Co] as
- *   filter and dilation = stride, then slice + transpose to [fh, fw, Ci, Co].
+ * Three formulations, picked per shape and thread count (measured on the MNIST UNet):
+ * - `tapGemm` (1 thread, stride 1, ≥ 8 input channels, > 64 output positions): per chunk of
+ *   images, fh·fw XNNPACK products of zero-copy shifted views of the padded input grid with
+ *   the dy chunk; no im2col. 7–15% less CPU than the next one on those layers.
+ * - `shiftedGridMatMul` (1 thread, stride 1, < 8 input channels, e.g. the input conv): a
+ *   transposed im2col built on the padded grid, where each row (kh, kw, ci) is one contiguous
+ *   copy, multiplied by dy through XNNPACK in chunks of whole images that stay in L2.
+ * - `dilatedConv` (stride 2, ≤ 64 output positions, very wide or narrow layers, and every layer
+ *   with 2 wasm threads, where its one big conv parallelises far better than many small
+ *   products: c=16 step 1.3–2× faster than with `tapGemm`): one XNNPACK conv of the transposed
+ *   input [Ci, Hp, Wp, B] with the transposed dy [Ho, Wo, B, Co] as filter and
+ *   dilation = stride, then slice + transpose to [fh, fw, Ci, Co].
  */
 import * as tf from "@tensorflow/tfjs";
+import { getThreadsCount } from "@tensorflow/tfjs-backend-wasm";
 import {
   free,
   freeView,
@@ -265,6 +268,16 @@ export function dilatedConv(
   return out;
 }
 
+/** How the registered kernel computes dW: per shape ("auto") or always one formulation. */
+export type BackpropFilterMethod = "auto" | "tap" | "grid" | "dilated";
+
+let method: BackpropFilterMethod = "auto";
+
+/** Forces a formulation (benchmarks, experiments); "auto" restores the per-shape choice. */
+export function setBackpropFilterMethod(m: BackpropFilterMethod): void {
+  method = m;
+}
+
 /** The registered kernel: chooses the formulation for the shape. */
 export function conv2dBackpropFilterKernel(args: unknown): TI {
   const { inputs, backend, attrs } = args as KernelArgs;
@@ -272,9 +285,14 @@ export function conv2dBackpropFilterKernel(args: unknown): TI {
   if (x.dtype !== "float32" || dy.dtype !== "float32") throw new Error("float32 only");
   const c = convInfo(x, attrs);
   const ci = x.shape[3], co = dy.shape[3], hw = dy.shape[1] * dy.shape[2];
-  const stride1 = c.strideHeight === 1 && c.strideWidth === 1;
-  const useGrid = stride1 && c.dilationHeight === 1 && c.dilationWidth === 1 && ci < 128 &&
-    hw > 64 && co >= 8;
-  if (!useGrid) return dilatedConv(backend, x, dy, c);
+  const stride1 = c.strideHeight === 1 && c.strideWidth === 1 && c.dilationHeight === 1 &&
+    c.dilationWidth === 1;
+  if (method === "dilated" || !stride1) return dilatedConv(backend, x, dy, c);
+  if (method === "tap") return tapGemm(backend, x, dy, c);
+  if (method === "grid") return shiftedGridMatMul(backend, x, dy, c);
+  // With worker threads, one big conv parallelises far better than many small products.
+  if (ci >= 128 || hw <= 64 || co < 8 || getThreadsCount() > 1) {
+    return dilatedConv(backend, x, dy, c);
+  }
   return ci >= 8 ? tapGemm(backend, x, dy, c) : shiftedGridMatMul(backend, x, dy, c);
 }
