@@ -23,7 +23,7 @@ import { Rng } from "../shared/rng.ts";
 import * as appModule from "./app.ts";
 import { createEngine } from "./engine.ts";
 import { loadModel } from "./model.ts";
-import { TINY_LABELS, writeTinyModel } from "./testing.ts";
+import { startServer, TINY_LABELS, writeTinyModel } from "./testing.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 20261122);
 const COUNT = Number(Deno.env.get("FUZZ_COUNT") ?? 10_000);
@@ -617,4 +617,90 @@ Deno.test("parameters named like Object.prototype members, given once, are just 
     assert.equal(r.status, 400, key);
     assert.deepEqual((await r.json()).issues, [{ path: key, message: "unknown parameter" }], key);
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Raw HTTP/1.1 against the real server (`deno serve edge/main.ts`): request lines and headers
+// that no Request object can carry (bytes outside URL syntax, malformed Host, bodies on GET).
+
+/** Send raw bytes on a fresh connection; the status line of the answer, or "" if none came. */
+async function rawStatus(port: number, request: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  // A guard against a server that never answers (not a timing assertion).
+  const guard = setTimeout(() => conn.close(), 10_000);
+  let text = "";
+  try {
+    await conn.write(new TextEncoder().encode(request));
+    const buf = new Uint8Array(16_384);
+    const dec = new TextDecoder();
+    while (!text.includes("\r\n")) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += dec.decode(buf.subarray(0, n));
+    }
+  } catch { /* reset or closed by the guard: no answer */ }
+  clearTimeout(guard);
+  try {
+    conn.close();
+  } catch { /* closed already */ }
+  return text.split("\r\n")[0];
+}
+
+function rawCases(rng: Rng): { what: string; request: string }[] {
+  const req = (target: string, headers = "Host: x\r\n", method = "GET") => ({
+    what: `${method} ${short(target)} ${JSON.stringify(short(headers))}`,
+    request: `${method} ${target} HTTP/1.1\r\n${headers}Connection: close\r\n\r\n`,
+  });
+  const cases = [
+    req("/generate?seed=1"),
+    req("/generate?seed=%ZZ"),
+    req("/generate?seed=\x01"),
+    req("/generate?seed=é"),
+    req("/gen%ERATE"),
+    req("/%C0%AF"),
+    req("http://elsewhere/generate?seed=1"),
+    req("*", undefined, "OPTIONS"),
+    req("*"),
+    req("generate"),
+    req("/generate?" + "a".repeat(100_000)),
+    req("/generate?seed=1", `Host: x\r\nIf-None-Match: ${'"a",'.repeat(2000)}\r\n`),
+    req("/generate?seed=1", "Host: x\r\nContent-Length: 5\r\n\r\nhello"),
+    req("/generate?seed=1", "Host: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"),
+    req("/generate?seed=1", ""),
+    req("/generate?seed=1", "Host: \r\n"),
+    req("/generate", undefined, "BREW"),
+    req("/generate", undefined, "TRACE"),
+    // Host values that are no URL authority: the URL the runtime builds from them is invalid.
+    req("/healthz", "Host: a b\r\n"),
+    req("/generate?seed=1", "Host: [::1\r\n"),
+    req("/model", "Host: x:99999\r\n"),
+  ];
+  const ascii = "abcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%\"<>\\^`{|}";
+  for (let i = 0; i < 100; i++) {
+    const target = "/generate?" + Array.from(
+      { length: 1 + rng.int(30) },
+      () => rng.uniform() < 0.9 ? ascii[rng.int(ascii.length)] : String.fromCharCode(rng.int(256)),
+    ).join("");
+    cases.push(req(target));
+  }
+  return cases;
+}
+
+Deno.test("raw HTTP/1.1 to deno serve: odd request lines and headers never get a 5xx", async () => {
+  const server = await startServer({ MODEL: await writeTinyModel({ T, steps: 1 }) });
+  const port = Number(new URL(server.url).port);
+  const failures: string[] = [];
+  try {
+    for (const c of rawCases(new Rng(SEED))) {
+      const status = await rawStatus(port, c.request);
+      if (!/^HTTP\/1\.[01] [1-4]\d\d\b/.test(status)) {
+        failures.push(`${c.what} → ${JSON.stringify(status || "no answer")}`);
+      }
+    }
+    const h = await fetch(`${server.url}/healthz`);
+    assert.equal((await h.json()).status, "ready");
+  } finally {
+    await server.close();
+  }
+  assert.deepEqual(failures, [], `fuzz seed ${SEED}:\n${failures.join("\n")}`);
 });
