@@ -1,13 +1,21 @@
 /**
  * The HTTP API (Hono): `GET /generate` (PNG or JSON), `/model`, `/healthz`, `/openapi.json` and
- * the HTML page. The engine is loaded lazily on the first request and shared by all of them.
+ * the HTML page. The engine starts loading when the app is created and is shared by all of them;
+ * given the verified model (and backend) up front, the routes that need only the card — `/model`,
+ * `/openapi.json`, query validation and `HEAD /generate` — answer without waiting for it.
+ *
+ * Limits: a request target (path + query) over MAX_URL_LENGTH characters → 414; a GET/HEAD with a
+ * body → 413; a generation that takes longer than `timeoutMs` (from arrival, queueing included)
+ * is aborted between steps → 504. If the engine fails to load, `/generate` answers 503 with the
+ * reason and `/healthz` reports it (the process keeps running: the failure is visible remotely).
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { cors } from "hono/cors";
 import { encodePng, tileImages } from "../shared/image.ts";
-import type { Engine, Timing } from "./engine.ts";
-import { sha256Hex } from "./model.ts";
+import type { ModelCard } from "../shared/model_card.ts";
+import type { Backend, Engine, Timing } from "./engine.ts";
+import { type Model, sha256Hex } from "./model.ts";
 import { openapi } from "./openapi.ts";
 import { APP_CSS, APP_JS, CSP, PAGE_HTML } from "./page.ts";
 import {
@@ -21,12 +29,24 @@ import { Queue, QueueFullError } from "./queue.ts";
 import { generate } from "./sampler.ts";
 
 export interface AppOptions {
-  /** Loads the engine; called once, on the first request that needs it. */
+  /** Loads the engine; called once, when the app is created. */
   load: () => Promise<Engine>;
+  /** The verified model `load` will run: lets card-only routes answer while it loads. */
+  model?: Model;
+  /** The backend `load` will use (with `model`: lets HEAD /generate answer while it loads). */
+  backend?: Backend;
   queue?: Queue;
   /** Cap on n × steps × passes per request. */
   maxWork?: number;
+  /** A generation still running this long after the request arrived is aborted (504). */
+  timeoutMs?: number;
 }
+
+/** Longest request target (path + query) accepted, in characters; longer → 414. */
+export const MAX_URL_LENGTH = 2048;
+
+/** Default per-request time limit (REQUEST_TIMEOUT_MS): twice a maximal default-cap request. */
+export const DEFAULT_TIMEOUT_MS = 120_000;
 
 /** Paths and the methods they answer (HEAD comes with GET). */
 const ROUTES: Record<string, string> = {
@@ -51,23 +71,25 @@ function badRequest(c: Context, error: string, issues: Issue[]) {
 export function createApp(o: AppOptions): Hono {
   const queue = o.queue ?? new Queue();
   const maxWork = o.maxWork ?? DEFAULT_MAX_WORK;
-  let state: { status: "idle" | "loading" } | { status: "ready"; engine: Engine } | {
+  const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  let state: { status: "loading" } | { status: "ready"; engine: Engine } | {
     status: "error";
     error: string;
-  } = { status: "idle" };
-  let pending: Promise<Engine> | undefined;
-  const engine = (): Promise<Engine> => {
-    if (!pending) {
-      state = { status: "loading" };
-      pending = o.load().then(
-        (e) => (state = { status: "ready", engine: e }, e),
-        (err) => {
-          state = { status: "error", error: (err as Error).message };
-          throw err;
-        },
-      );
-    }
-    return pending;
+  } = { status: "loading" };
+  const pending = Promise.resolve().then(o.load).then(
+    (e) => (state = { status: "ready", engine: e }, e),
+    (err) => {
+      state = { status: "error", error: (err as Error)?.message ?? String(err) };
+      throw err;
+    },
+  );
+  pending.catch(() => {}); // reported by /healthz and /generate, not as an unhandled rejection
+  const engine = (): Promise<Engine> => pending;
+  /** The card, without waiting for the engine when the model was given. */
+  const card = async () => o.model?.card ?? (await engine()).model.card;
+  const unavailable = (c: Context) => {
+    c.header("Cache-Control", "no-store");
+    return c.json({ error: `model failed to load: ${(state as { error: string }).error}` }, 503);
   };
 
   const app = new Hono();
@@ -75,6 +97,23 @@ export function createApp(o: AppOptions): Hono {
   app.use("*", async (c, next) => {
     await next();
     c.header("X-Content-Type-Options", "nosniff");
+  });
+  app.use("*", async (c, next) => {
+    const url = new URL(c.req.url);
+    const length = url.pathname.length + url.search.length;
+    if (length > MAX_URL_LENGTH) {
+      return c.json({
+        error: `URI too long: ${length} characters of path and query; the limit is ` +
+          `${MAX_URL_LENGTH}`,
+      }, 414);
+    }
+    const method = c.req.method;
+    const hasBody = Number(c.req.header("Content-Length") ?? 0) > 0 ||
+      c.req.header("Transfer-Encoding") !== undefined;
+    if ((method === "GET" || method === "HEAD") && hasBody) {
+      return c.json({ error: `request body not accepted: ${method} takes no body` }, 413);
+    }
+    await next();
   });
   app.use(
     "/generate",
@@ -99,7 +138,6 @@ export function createApp(o: AppOptions): Hono {
   app.get("/favicon.ico", (c) => c.body(null, 204, { "Cache-Control": "public, max-age=86400" }));
 
   app.get("/healthz", (c) => {
-    if (state.status === "idle") engine().catch(() => {});
     const s = state;
     if (s.status === "ready") {
       return c.json({
@@ -118,16 +156,33 @@ export function createApp(o: AppOptions): Hono {
     return c.json({ status: "not-ready", reason: "model loading" }, 503);
   });
 
-  app.get("/model", async (c) => c.json((await engine()).model.card));
+  app.get("/model", async (c) => {
+    if (!o.model && state.status === "error") return unavailable(c);
+    return c.json(await card());
+  });
 
-  app.get("/openapi.json", async (c) => c.json(openapi((await engine()).model.card, maxWork)));
+  app.get("/openapi.json", async (c) => {
+    if (!o.model && state.status === "error") return unavailable(c);
+    return c.json(
+      openapi(await card(), { maxWork, maxUrlLength: MAX_URL_LENGTH, timeoutMs }),
+    );
+  });
 
   app.get("/generate", async (c) => {
-    const e = await engine();
-    const parsed = parseQuery(new URL(c.req.url).searchParams, e.model.card, maxWork);
+    const arrived = performance.now();
+    if (state.status === "error") return unavailable(c);
+    let known: { card: ModelCard; backend: Backend };
+    try {
+      known = o.model && o.backend
+        ? { card: o.model.card, backend: o.backend }
+        : await engine().then((e) => ({ card: e.model.card, backend: e.backend }));
+    } catch {
+      return unavailable(c);
+    }
+    const parsed = parseQuery(new URL(c.req.url).searchParams, known.card, maxWork);
     if (!parsed.ok) return badRequest(c, "invalid query parameters", parsed.issues);
     const p = parsed.params;
-    const etag = await etagFor(e, p);
+    const etag = await etagFor(known.card, known.backend, p);
     c.header("X-Seed", String(p.seed));
     c.header("ETag", etag);
     c.header("Cache-Control", p.seedGiven ? IMMUTABLE : "no-store");
@@ -139,26 +194,48 @@ export function createApp(o: AppOptions): Hono {
       c.header("Content-Type", p.format === "json" ? "application/json" : "image/png");
       return c.body(null, 200);
     }
-    const signal = c.req.raw.signal;
+    let e: Engine;
+    try {
+      e = await engine();
+    } catch {
+      return unavailable(c);
+    }
+    // Aborted when the client goes away or the time limit (counted from arrival) passes.
+    const gone = c.req.raw.signal;
+    const limit = new AbortController();
+    const timer = setTimeout(
+      () => limit.abort(new DOMException("request timed out", "TimeoutError")),
+      Math.max(0, timeoutMs - (performance.now() - arrived)),
+    );
+    const signal = AbortSignal.any([gone, limit.signal]);
     const timing: Timing = { modelMs: 0, runs: 0 };
     const t0 = performance.now();
-    let tStart = t0;
+    let tStart = t0, started = false;
     let x: Float32Array;
     try {
       x = await queue.run(() => {
         tStart = performance.now();
+        started = true;
         return generate(e, { ...p, timing }, signal);
       }, signal);
     } catch (err) {
+      c.header("Cache-Control", "no-store");
       if (err instanceof QueueFullError) {
         c.header("Retry-After", String(err.retryAfterSeconds));
-        c.header("Cache-Control", "no-store");
         return c.json({ error: err.message }, 503);
       }
-      if (signal.aborted) return c.body(null, 499 as 400); // client gone: nobody reads this
+      if (gone.aborted) return c.body(null, 499 as 400); // client gone: nobody reads this
+      if (limit.signal.aborted) {
+        const where = !started ? "waiting for a slot" : `after ${timing.runs} model runs`;
+        return c.json({
+          error: `timed out: not done within ${timeoutMs} ms (REQUEST_TIMEOUT_MS), ${where}; ` +
+            `lower n or steps, or retry when the server is less busy`,
+        }, 504);
+      }
       console.error("generate failed:", err);
-      c.header("Cache-Control", "no-store");
       return c.json({ error: `sampling failed: ${(err as Error).message}` }, 500);
+    } finally {
+      clearTimeout(timer);
     }
     const tSampled = performance.now();
     const { card } = e.model;
@@ -204,7 +281,7 @@ export function createApp(o: AppOptions): Hono {
 }
 
 /** Strong ETag: the model's hash, the backend and every output-determining parameter. */
-async function etagFor(e: Engine, p: GenerateParams): Promise<string> {
-  const key = JSON.stringify([e.model.card.onnx.sha256, e.backend, canonical(p)]);
+async function etagFor(card: ModelCard, backend: Backend, p: GenerateParams): Promise<string> {
+  const key = JSON.stringify([card.onnx.sha256, backend, canonical(p)]);
   return `"${(await sha256Hex(new TextEncoder().encode(key))).slice(0, 32)}"`;
 }

@@ -227,6 +227,14 @@ Deno.test("GET /model, /healthz, /openapi.json", async () => {
   ]);
   assert.equal(params[1].schema.maximum, 50);
   assert.equal(params[1].schema.default, 4);
+  const gen = doc.paths["/generate"].get;
+  assert.match(gen.description, /CORS: any origin .*X-Seed, ETag and Server-Timing are exposed/);
+  assert.match(gen.description, /≤ 2048/);
+  for (const status of ["400", "413", "414", "500", "503", "504"]) {
+    assert.ok(gen.responses[status]?.content?.["application/json"], status);
+  }
+  assert.match(gen.responses["414"].description, /2048 characters/);
+  assert.match(gen.responses["504"].description, /120000 ms/);
 });
 
 Deno.test("the page: strict CSP, no inline script, script and style as files", async () => {
@@ -269,14 +277,78 @@ Deno.test("/healthz is not-ready while loading and the model loads once", async 
   assert.equal(loads, 1);
 });
 
-Deno.test("a model that fails to load → 500 JSON naming the file; /healthz says error", async () => {
+Deno.test("a model that fails to load → /generate 503 JSON with the reason; /healthz error", async () => {
   const broken = createApp({
     load: async () => createEngine(await loadModel("/nonexistent/model.json")),
   });
-  const body = await errorOf(await broken.request("/generate?seed=1"), 500);
-  assert.match(body.error, /\/nonexistent\/model\.json: cannot read/);
+  const body = await errorOf(await broken.request("/generate?seed=1"), 503);
+  assert.match(body.error, /^model failed to load: \/nonexistent\/model\.json: cannot read/);
   const h = await errorOf(await broken.request("/healthz"), 503);
   assert.equal((h as unknown as { status: string }).status, "error");
+  assert.equal((await errorOf(await broken.request("/model"), 503)).error, body.error);
+  // With the verified model given, the card routes still answer; /generate does not.
+  const known = createApp({ model, backend: "wasm", load: () => Promise.reject(new Error("x")) });
+  assert.equal(
+    (await errorOf(await known.request("/generate?seed=1"), 503)).error,
+    "model failed to load: x",
+  );
+  const head = await known.request("/generate?seed=1", { method: "HEAD" });
+  assert.equal(head.status, 503);
+  assert.equal(head.body, null);
+  assert.deepEqual(await (await known.request("/model")).json(), model.card);
+  assert.equal((await known.request("/openapi.json")).status, 200);
+});
+
+Deno.test("while the engine loads, HEAD /generate, /model and 400s answer without waiting", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => release = r);
+  const slow = createApp({ model, backend: "wasm", load: () => gate.then(() => engine) });
+  const runs = engine.runs;
+  const head = await slow.request("/generate?seed=42", { method: "HEAD" });
+  assert.equal(head.status, 200);
+  const ready = await get("/generate?seed=42", { method: "HEAD" });
+  for (const h of ["ETag", "Cache-Control", "X-Seed", "Content-Type"]) {
+    assert.equal(head.headers.get(h), ready.headers.get(h), h);
+  }
+  assert.deepEqual(await (await slow.request("/model")).json(), model.card);
+  assert.equal((await slow.request("/openapi.json")).status, 200);
+  assert.equal(
+    (await errorOf(await slow.request("/generate?steps=0"), 400)).issues![0].path,
+    "steps",
+  );
+  assert.equal((await slow.request("/healthz")).status, 503);
+  // A GET waits for the engine.
+  const pending = slow.request("/generate?seed=42");
+  release();
+  assert.deepEqual(await bytes(await pending), await bytes(await get("/generate?seed=42")));
+  assert.equal(engine.runs - runs, 2 * 4);
+});
+
+Deno.test("a generation over the time limit is aborted between steps → 504 JSON", async () => {
+  const queue = new Queue({ maxInFlight: 1, maxWaiting: 1 });
+  const a = createApp({ load: () => Promise.resolve(engine), queue, timeoutMs: 1 });
+  const runs = engine.runs;
+  const r = await a.request("/generate?seed=1&steps=50&n=4");
+  const body = await errorOf(r, 504);
+  assert.match(body.error, /^timed out: not done within 1 ms \(REQUEST_TIMEOUT_MS\)/);
+  assert.equal(r.headers.get("Cache-Control"), "no-store");
+  assert.ok(engine.runs - runs < 50, `ran ${engine.runs - runs} of 50 steps`);
+  assert.equal(queue.inFlight, 0);
+  // A time limit that is not reached changes nothing.
+  const b = createApp({ load: () => Promise.resolve(engine), timeoutMs: 1e9 });
+  assert.deepEqual(
+    await bytes(await b.request("/generate?seed=42")),
+    await bytes(await get("/generate?seed=42")),
+  );
+});
+
+Deno.test("limits: a request target over 2048 characters → 414 JSON", async () => {
+  const r = await get(`/generate?seed=1&label=${"x".repeat(2040)}`);
+  assert.match(
+    (await errorOf(r, 414)).error,
+    /^URI too long: 2063 characters of path and query; the limit is 2048$/,
+  );
+  assert.equal((await get(`/generate?seed=1&label=${"x".repeat(2020)}`)).status, 400);
 });
 
 /** The real engine, failing the second step of any request for n = 13 images. */

@@ -6,7 +6,7 @@
 import type * as Ort from "onnxruntime-web";
 import type { EpsModel } from "../shared/sample.ts";
 import { guide } from "../shared/step.ts";
-import type { Model } from "./model.ts";
+import { display, type Model, ModelLoadError } from "./model.ts";
 
 export type Backend = "wasm" | "webgpu";
 export type BackendChoice = Backend | "auto";
@@ -89,16 +89,30 @@ function runtime(backend: Backend, threads: number): Promise<typeof Ort> {
   return r;
 }
 
-/** Create a session for a verified model (about 0.1–0.5 s, mostly wasm compilation). */
+/**
+ * Create a session for a verified model (about 0.1–0.5 s, mostly wasm compilation). Throws a
+ * ModelLoadError naming the ONNX file when onnxruntime cannot load it.
+ */
 export async function createEngine(model: Model, opts: EngineOptions = {}): Promise<Engine> {
   const backend = await resolveBackend(opts.backend);
   const threads = opts.threads ?? Math.max(1, Math.min(2, navigator.hardwareConcurrency ?? 1));
   const ort = await runtime(backend, threads);
-  const session = await ort.InferenceSession.create(model.onnx, {
-    executionProviders: [backend],
-    graphOptimizationLevel: "all",
-    extra: { session: { disable_quant_qdq: "1" } },
-  });
+  let session: Ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(model.onnx, {
+      executionProviders: [backend],
+      graphOptimizationLevel: "all",
+      extra: { session: { disable_quant_qdq: "1" } },
+    });
+  } catch (e) {
+    // Bytes that match the card's hash but are no ONNX model ORT can run (e.g. a card
+    // regenerated for a broken file): name the file, keep ORT's reason on one line.
+    const reason = String((e as Error)?.message ?? e).replace(/\s*\n\s*/g, " ");
+    throw new ModelLoadError(
+      display(new URL(model.card.onnx.file, model.cardUrl)),
+      `onnxruntime cannot create a session: ${reason}`,
+    );
+  }
   const { card } = model;
   const [C, S] = [card.image.channels, card.image.size];
   const size = C * S * S;

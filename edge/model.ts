@@ -36,7 +36,8 @@ export function toUrl(path: string | URL): URL {
   return new URL(path, `file://${cwd.startsWith("/") ? "" : "/"}${cwd}/`);
 }
 
-function display(url: URL): string {
+/** A URL as shown in messages: the path for a file, else the whole URL. */
+export function display(url: URL): string {
   return url.protocol === "file:" ? decodeURIComponent(url.pathname) : url.href;
 }
 

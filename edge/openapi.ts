@@ -2,6 +2,14 @@
 import type { ModelCard } from "../shared/model_card.ts";
 import { MAX_GUIDANCE, MAX_N, MAX_SCALE } from "./params.ts";
 
+/** Limits and CORS, as the app applies them (passed in so the document states real values). */
+export interface ApiLimits {
+  maxWork: number;
+  /** Longest path + query in characters. */
+  maxUrlLength: number;
+  timeoutMs: number;
+}
+
 const error = {
   type: "object",
   required: ["error"],
@@ -20,7 +28,8 @@ const error = {
 
 const json = (schema: unknown) => ({ "application/json": { schema } });
 
-export function openapi(card: ModelCard, maxWork: number) {
+export function openapi(card: ModelCard, limits: ApiLimits) {
+  const { maxWork, maxUrlLength, timeoutMs } = limits;
   const s = card.sampling;
   const param = (name: string, description: string, schema: Record<string, unknown>) => ({
     name,
@@ -41,7 +50,10 @@ export function openapi(card: ModelCard, maxWork: number) {
         get: {
           summary: "Sample a grid of images",
           description: `Unknown or repeated parameters are rejected with 400. ` +
-            `n × steps × passes (2 with a label and guidance ∉ {0, 1}) must be ≤ ${maxWork}.`,
+            `n × steps × passes (2 with a label and guidance ∉ {0, 1}) must be ≤ ${maxWork}. ` +
+            `CORS: any origin may call GET and HEAD (Access-Control-Allow-Origin: *, no ` +
+            `credentials); X-Seed, ETag and Server-Timing are exposed; OPTIONS answers the ` +
+            `preflight with 204.`,
           parameters: [
             param("seed", "uint32 noise seed; random when absent (echoed in X-Seed)", {
               type: "integer",
@@ -112,8 +124,21 @@ export function openapi(card: ModelCard, maxWork: number) {
             },
             "304": { description: "Not modified (If-None-Match with a seeded request)" },
             "400": { description: "Invalid query", content: json(error) },
+            "413": { description: "A GET or HEAD with a body", content: json(error) },
+            "414": {
+              description: `Path and query longer than ${maxUrlLength} characters (any route)`,
+              content: json(error),
+            },
             "500": { description: "Sampling failed", content: json(error) },
-            "503": { description: "Busy (see Retry-After)", content: json(error) },
+            "503": {
+              description: "Busy (with Retry-After), or the model failed to load (without)",
+              content: json(error),
+            },
+            "504": {
+              description: `Not done within ${timeoutMs} ms of arrival (queueing included); ` +
+                `the generation was stopped`,
+              content: json(error),
+            },
           },
         },
       },

@@ -73,8 +73,16 @@ export interface Server {
   close(): Promise<void>;
 }
 
-/** Start `deno serve edge/main.ts` and wait until /healthz answers ready. */
-export async function startServer(env: Record<string, string>): Promise<Server> {
+/** A `deno serve edge/main.ts` subprocess (Deploy permissions), not waited for. */
+export interface Spawned extends Server {
+  /** Exit status, once it exits. */
+  status: Promise<Deno.CommandStatus>;
+  /** Everything written to stderr so far (complete once `status` has resolved). */
+  stderr(): string;
+}
+
+/** Start `deno serve edge/main.ts` on a free loopback port with the given environment. */
+export function spawnServer(env: Record<string, string>): Spawned {
   const port = freePort();
   const proc = new Deno.Command(Deno.execPath(), {
     args: [
@@ -94,30 +102,60 @@ export async function startServer(env: Record<string, string>): Promise<Server> 
     stdout: "null",
     stderr: "piped",
   }).spawn();
-  const stderr: string[] = [];
+  const chunks: string[] = [];
   const drained = proc.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
-    new WritableStream({ write: (s) => void stderr.push(s) }),
+    new WritableStream({ write: (s) => void chunks.push(s) }),
   );
-  const url = `http://127.0.0.1:${port}`;
-  const close = async () => {
-    try {
-      proc.kill("SIGTERM");
-    } catch { /* already gone */ }
-    await proc.status;
-    await drained;
+  const status = proc.status.then(async (st) => (await drained, st));
+  return {
+    url: `http://127.0.0.1:${port}`,
+    status,
+    stderr: () => chunks.join(""),
+    close: async () => {
+      try {
+        proc.kill("SIGTERM");
+      } catch { /* already gone */ }
+      await status;
+    },
   };
-  for (let i = 0; i < 600; i++) {
-    const r = await fetch(`${url}/healthz`).catch(() => null);
+}
+
+/**
+ * Wait until the server exits (resolves its status) or answers /healthz (resolves null: it
+ * started). For start-up faults, which must stop it before it serves.
+ */
+export async function exitOrServe(s: Spawned): Promise<Deno.CommandStatus | null> {
+  let exited: Deno.CommandStatus | undefined;
+  s.status.then((st) => exited = st);
+  while (!exited) {
+    const r = await fetch(`${s.url}/healthz`).catch(() => null);
+    if (r) {
+      await r.body?.cancel();
+      return null;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return exited;
+}
+
+/** Start `deno serve edge/main.ts` and wait until /healthz answers ready. */
+export async function startServer(env: Record<string, string>): Promise<Server> {
+  const server = spawnServer(env);
+  let exited = false;
+  server.status.then(() => exited = true);
+  for (let polls = 0; !exited && polls < 1200; polls++) {
+    const r = await fetch(`${server.url}/healthz`).catch(() => null);
     if (r) {
       const body = await r.json();
-      if (body.status === "ready") return { url, close };
+      if (body.status === "ready") return server;
       if (body.status === "error") {
-        await close();
+        await server.close();
         throw new Error(`server failed to load: ${body.error}`);
       }
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  await close();
-  throw new Error(`server did not become ready: ${stderr.join("")}`);
+  const why = exited ? "exited" : "did not become ready";
+  await server.close();
+  throw new Error(`server ${why}: ${server.stderr()}`);
 }
