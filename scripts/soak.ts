@@ -364,7 +364,19 @@ async function main() {
   );
   let exited = false;
   server.status.then(() => exited = true);
+  // Ctrl-C: take the server down with us (a child process outlives its parent otherwise).
+  const running: Deno.ChildProcess[] = [server];
+  const interrupt = () => {
+    for (const p of running) {
+      try {
+        p.kill("SIGTERM");
+      } catch { /* gone */ }
+    }
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", interrupt);
   const stop = async () => {
+    Deno.removeSignalListener("SIGINT", interrupt);
     if (!exited) server.kill("SIGTERM");
     await server.status;
     await drained;
@@ -429,7 +441,7 @@ async function main() {
     const probe = startProbe(`${url}/healthz`, Number(values.interval));
     let wrkOut: Deno.CommandOutput;
     try {
-      wrkOut = await new Deno.Command("wrk", {
+      const wrk = new Deno.Command("wrk", {
         args: [
           "-t",
           String(threads),
@@ -445,7 +457,9 @@ async function main() {
         ],
         stdout: "piped",
         stderr: "piped",
-      }).output();
+      }).spawn();
+      running.push(wrk);
+      wrkOut = await wrk.output();
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) {
         throw new Error("wrk not found on PATH: apt-get install -y wrk");
