@@ -99,7 +99,17 @@ export function createApp(o: AppOptions): Hono {
     c.header("X-Content-Type-Options", "nosniff");
   });
   app.use("*", async (c, next) => {
-    const url = new URL(c.req.url);
+    let url: URL;
+    try {
+      url = new URL(c.req.url);
+    } catch {
+      // The runtime builds the URL from the Host header; one that is no authority ("a b",
+      // "[::1", "x:99999") makes it unparseable.
+      return c.json(
+        { error: "bad request: the Host header and path do not form a valid URL" },
+        400,
+      );
+    }
     const length = url.pathname.length + url.search.length;
     if (length > MAX_URL_LENGTH) {
       return c.json({

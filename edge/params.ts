@@ -95,10 +95,11 @@ export function parseQuery(
   maxWork = DEFAULT_MAX_WORK,
   randomSeed: () => number = () => crypto.getRandomValues(new Uint32Array(1))[0],
 ): ParseResult {
-  const raw: Record<string, string> = {};
+  // No prototype: keys like __proto__ or constructor are plain (unknown) keys, not members.
+  const raw: Record<string, string> = Object.create(null);
   const issues: Issue[] = [];
   for (const [k, v] of query) {
-    if (k in raw) issues.push({ path: k, message: "given more than once" });
+    if (Object.hasOwn(raw, k)) issues.push({ path: k, message: "given more than once" });
     raw[k] = v;
   }
   const r = querySchema(card).safeParse(raw);

@@ -104,6 +104,12 @@ Deno.test("unknown and repeated parameters are rejected", () => {
   const r = parse("foo=1&bar=2");
   assert.ok(!r.ok);
   assert.deepEqual(r.issues.map((i) => i.path).sort(), ["bar", "foo"]);
+  // Names of Object.prototype members are plain unknown keys (not "given more than once").
+  for (const key of ["__proto__", "constructor", "toString", "hasOwnProperty"]) {
+    const p = parse(`seed=1&${key}=1`);
+    assert.ok(!p.ok);
+    assert.deepEqual(p.issues, [{ path: key, message: "unknown parameter" }]);
+  }
 });
 
 Deno.test("the work cap counts n × steps × passes", () => {

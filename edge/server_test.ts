@@ -51,6 +51,13 @@ Deno.test("deno serve with Deploy permissions serves the same bytes as in-proces
     );
     assert.equal(withBody.status, 413, withBody.text);
     assert.match(withBody.text, /request body not accepted/);
+    // A Host header that makes no URL → 400 JSON (not a 500).
+    const badHost = await raw(
+      server.url,
+      "GET /model HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
+    );
+    assert.equal(badHost.status, 400, badHost.text);
+    assert.match(badHost.text, /Host header/);
 
     // A client that goes away stops its generation: 200 steps are not all run.
     const health = async () => await (await fetch(`${server.url}/healthz`)).json();
