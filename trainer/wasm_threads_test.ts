@@ -8,7 +8,7 @@ import { randomInput, wasmVsCpu } from "./kernels/testing.ts";
 const CHILD = "DDPM_WASM_THREADS_CHILD";
 
 // Child mode (this file run by `deno run` from the test below): threaded init in a fresh
-// process, one conv + GroupNorm gradient against cpu, then exit without Deno.exit.
+// process, conv + GroupNorm and matMul gradients against cpu, then exit without Deno.exit.
 if (Deno.env.get(CHILD) !== undefined) {
   await initWasmThreads(2, Deno.env.get(CHILD));
   registerWasmKernels();
@@ -23,8 +23,19 @@ if (Deno.env.get(CHILD) !== undefined) {
       randomInput([16], 4),
     ],
   );
+  // Batched (stock path under threads) and a large transposed batch-1 product (ours).
+  const errMm = Math.max(
+    await wasmVsCpu(
+      (a, b) => tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D, false, true),
+      [randomInput([3, 7, 5], 5), randomInput([3, 7, 5], 6)],
+    ),
+    await wasmVsCpu(
+      (a, b) => tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D, true, false),
+      [randomInput([128, 256], 7), randomInput([128, 256], 8)],
+    ),
+  );
   await tf.setBackend("wasm");
-  console.log(JSON.stringify({ threads: getThreadsCount(), err }));
+  console.log(JSON.stringify({ threads: getThreadsCount(), err: Math.max(err, errMm) }));
   shutdownWasmThreads();
 }
 
