@@ -333,8 +333,11 @@ async function main() {
   if (values.tiny) {
     const { writeTinyModel } = await import("../edge/testing.ts");
     model = await writeTinyModel({ T: 200, steps: 20 });
-  } else if (!/^https?:/.test(model) && !(await Deno.stat(model).then(() => true, () => false))) {
-    throw new Error(`model ${model} not found: set MODEL or --model, or use --tiny`);
+  } else if (!/^https?:/.test(model)) {
+    model = new URL(model, `file://${Deno.cwd()}/`).pathname; // the server runs in the repo root
+    if (!(await Deno.stat(model).then(() => true, () => false))) {
+      throw new Error(`model ${model} not found: set MODEL or --model, or use --tiny`);
+    }
   }
 
   const port = freePort();
