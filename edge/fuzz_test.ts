@@ -10,17 +10,20 @@
  *     offending parameters (each unknown one named with "unknown parameter", each repeated one
  *     with "given more than once", the work cap reported on `n`);
  *   - other methods on /generate: 405 JSON with Allow (OPTIONS: 204, the CORS preflight);
- *   - paths that are not routes: 404 JSON;
+ *   - paths that are not routes: 404 JSON; a path + query over MAX_URL_LENGTH: 414 JSON;
  *   - invalid and HEAD requests run no model step: the engine's run count grows by exactly the
  *     steps of the valid GETs;
  *   - /healthz is still ready and the queue idle afterwards.
+ *
+ * A second part sends raw HTTP/1.1 to a real `deno serve` (request lines and headers no Request
+ * object can carry: bytes outside URL syntax, malformed Host, bodies on GET): never a 5xx.
  *
  * Reproduce a failure with the printed seed: FUZZ_SEED=<seed> [FUZZ_COUNT=<n>] deno test -A
  * edge/fuzz_test.ts
  */
 import assert from "node:assert/strict";
 import { Rng } from "../shared/rng.ts";
-import * as appModule from "./app.ts";
+import { createApp, MAX_URL_LENGTH } from "./app.ts";
 import { createEngine } from "./engine.ts";
 import { loadModel } from "./model.ts";
 import { startServer, TINY_LABELS, writeTinyModel } from "./testing.ts";
@@ -35,9 +38,6 @@ const engine = await createEngine(
   await loadModel(await writeTinyModel({ T, steps: DEFAULT_STEPS, guidance: 1 })),
   { backend: "wasm", threads: 1 },
 );
-const { createApp } = appModule;
-/** Longest path + query the edge accepts (longer → 414), if it has such a limit. */
-const MAX_URL_LENGTH = (appModule as { MAX_URL_LENGTH?: number }).MAX_URL_LENGTH ?? Infinity;
 const app = createApp({ load: () => Promise.resolve(engine), maxWork: MAX_WORK });
 
 const KNOWN = ["seed", "steps", "eta", "n", "scale", "label", "guidance", "format"];
@@ -595,7 +595,7 @@ Deno.test(`fuzz: ${COUNT} generated requests (seed ${SEED}) never 5xx, answer as
       `steps run; longest URL ${longest} chars`,
   );
   // The generator must actually reach every outcome it is meant to test.
-  for (const s of [200, 204, 400, 404, 405]) assert.ok(tally.status.has(s), `no ${s} answers`);
+  for (const s of [200, 204, 400, 404, 405, 414]) assert.ok(tally.status.has(s), `no ${s} answers`);
   assert.ok(tally.valid >= 100 && longest >= 100_000, `too few valid (${tally.valid}) or long`);
 });
 
@@ -646,10 +646,11 @@ async function rawStatus(port: number, request: string): Promise<string> {
   return text.split("\r\n")[0];
 }
 
-function rawCases(rng: Rng): { what: string; request: string }[] {
-  const req = (target: string, headers = "Host: x\r\n", method = "GET") => ({
+function rawCases(rng: Rng): { what: string; request: string; expect?: number }[] {
+  const req = (target: string, headers = "Host: x\r\n", method = "GET", expect?: number) => ({
     what: `${method} ${short(target)} ${JSON.stringify(short(headers))}`,
     request: `${method} ${target} HTTP/1.1\r\n${headers}Connection: close\r\n\r\n`,
+    expect,
   });
   const cases = [
     req("/generate?seed=1"),
@@ -664,16 +665,21 @@ function rawCases(rng: Rng): { what: string; request: string }[] {
     req("generate"),
     req("/generate?" + "a".repeat(100_000)),
     req("/generate?seed=1", `Host: x\r\nIf-None-Match: ${'"a",'.repeat(2000)}\r\n`),
-    req("/generate?seed=1", "Host: x\r\nContent-Length: 5\r\n\r\nhello"),
-    req("/generate?seed=1", "Host: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"),
+    req("/generate?seed=1", "Host: x\r\nContent-Length: 5\r\n\r\nhello", "GET", 413),
+    req(
+      "/generate?seed=1",
+      "Host: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n",
+      "GET",
+      413,
+    ),
     req("/generate?seed=1", ""),
     req("/generate?seed=1", "Host: \r\n"),
     req("/generate", undefined, "BREW"),
     req("/generate", undefined, "TRACE"),
     // Host values that are no URL authority: the URL the runtime builds from them is invalid.
-    req("/healthz", "Host: a b\r\n"),
-    req("/generate?seed=1", "Host: [::1\r\n"),
-    req("/model", "Host: x:99999\r\n"),
+    req("/healthz", "Host: a b\r\n", "GET", 400),
+    req("/generate?seed=1", "Host: [::1\r\n", "GET", 400),
+    req("/model", "Host: x:99999\r\n", "GET", 400),
   ];
   const ascii = "abcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%\"<>\\^`{|}";
   for (let i = 0; i < 100; i++) {
@@ -693,7 +699,10 @@ Deno.test("raw HTTP/1.1 to deno serve: odd request lines and headers never get a
   try {
     for (const c of rawCases(new Rng(SEED))) {
       const status = await rawStatus(port, c.request);
-      if (!/^HTTP\/1\.[01] [1-4]\d\d\b/.test(status)) {
+      const want = c.expect
+        ? new RegExp(`^HTTP/1\\.[01] ${c.expect}\\b`)
+        : /^HTTP\/1\.[01] [1-4]\d\d\b/;
+      if (!want.test(status)) {
         failures.push(`${c.what} → ${JSON.stringify(status || "no answer")}`);
       }
     }
