@@ -206,6 +206,41 @@ function treeMemory(root: number): Memory {
   return { rssMb: rss / 1024, hwmMb: hwm / 1024, processes: pids.length };
 }
 
+/** CPU ticks (user + system, 1/100 s) and command line of every process. */
+function allProcesses(): Map<number, { ticks: number; cmd: string }> {
+  const out = new Map<number, { ticks: number; cmd: string }>();
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replaceAll("\0", " ").trim();
+      out.set(Number(e.name), { ticks: Number(f[11]) + Number(f[12]), cmd });
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/** Other processes that used ≥ 10% of a core between two snapshots, busiest first. */
+export function concurrentLoad(
+  before: Map<number, { ticks: number; cmd: string }>,
+  after: Map<number, { ticks: number; cmd: string }>,
+  seconds: number,
+  exclude: Set<number>,
+): string[] {
+  const busy: [number, string][] = [];
+  for (const [pid, a] of after) {
+    if (exclude.has(pid)) continue;
+    const pct = (a.ticks - (before.get(pid)?.ticks ?? 0)) / seconds;
+    if (pct >= 10) {
+      const words = a.cmd.split(" ");
+      const cmd = words.slice(0, 4).join(" ").replace(/^\S*\/deno /, "deno ");
+      busy.push([pct, `${cmd.length > 60 ? cmd.slice(0, 60) + "…" : cmd} ${pct.toFixed(0)}%`]);
+    }
+  }
+  return busy.sort((x, y) => y[0] - x[0]).map(([, s]) => s);
+}
+
 /** CPU seconds (user + system) of the tree (clock ticks of 1/100 s). */
 function treeCpuSeconds(root: number): number {
   let ticks = 0;
@@ -421,6 +456,7 @@ async function main() {
     );
 
     const loadBefore = loadavg();
+    const procsBefore = allProcesses();
     const cpu0 = treeCpuSeconds(server.pid);
     let memory: Memory = { rssMb: 0, hwmMb: 0, processes: 0 };
     const t0 = performance.now();
@@ -478,6 +514,12 @@ async function main() {
     rssQuarters[3] = treeMemory(server.pid).rssMb;
     const cpuS = treeCpuSeconds(server.pid) - cpu0;
     const loadAfter = loadavg();
+    const others = concurrentLoad(
+      procsBefore,
+      allProcesses(),
+      wallS,
+      new Set([Deno.pid, ...processTree(server.pid), ...running.map((p) => p.pid)]),
+    );
     const out = new TextDecoder().decode(wrkOut.stdout);
     const line = out.split("\n").find((l) => l.startsWith("SOAK_JSON "));
     if (!wrkOut.success || !line) {
@@ -503,7 +545,9 @@ async function main() {
       `### Soak: ${duration} s at ${connections} connections (wrk, ${threads} threads)`,
       "",
       `Machine: ${cpu}, ${cores} cores; load average ${loadBefore} before, ${loadAfter} after` +
-      (values.note ? ` (${values.note})` : "") + `. Server: \`deno serve edge/main.ts\` ` +
+      (values.note ? ` (${values.note})` : "") +
+      `; other processes meanwhile (% of one core): ${others.join(", ") || "none ≥ 10%"}` +
+      `. Server: \`deno serve edge/main.ts\` ` +
       `(Deno ${Deno.version.deno}) on loopback, model ${card.name} (${card.image.size}×` +
       `${card.image.size}×${card.image.channels}, T = ${card.schedule.T}, ` +
       `onnx ${card.onnx.sha256.slice(0, 12)}), ${settings}.`,

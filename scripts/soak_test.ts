@@ -7,6 +7,7 @@ import { writeTinyModel } from "../edge/testing.ts";
 import { percentile } from "./event_loop_probe.ts";
 import {
   type Bounds,
+  concurrentLoad,
   parseStatus,
   processTree,
   requestMix,
@@ -71,6 +72,24 @@ Deno.test("parseStatus reads VmRSS and VmHWM; processTree finds a child process"
     child.kill("SIGKILL");
     await child.status;
   }
+});
+
+Deno.test("concurrentLoad lists other busy processes, busiest first", () => {
+  const p = (ticks: number, cmd: string) => ({ ticks, cmd });
+  const before = new Map([[1, p(100, "a")], [
+    2,
+    p(0, "/usr/bin/deno run -A trainer/train.ts --x 1"),
+  ]]);
+  const after = new Map([
+    [1, p(105, "a")], // 5 ticks in 1 s: 5%, below the 10% floor
+    [2, p(80, "/usr/bin/deno run -A trainer/train.ts --x 1")],
+    [3, p(150, "wrk -t 2")], // new since the first snapshot, but excluded
+    [4, p(30, "sh -c x")], // new since the first snapshot
+  ]);
+  assert.deepEqual(concurrentLoad(before, after, 1, new Set([3])), [
+    "deno run -A trainer/train.ts 80%",
+    "sh -c x 30%",
+  ]);
 });
 
 Deno.test("percentile is nearest-rank", () => {
