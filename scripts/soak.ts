@@ -308,6 +308,57 @@ export function violations(r: SoakResult, b: Bounds): string[] {
 // ---------------------------------------------------------------------------------------------
 // Running it.
 
+export interface WrkOptions {
+  url: string;
+  /** Path of the Lua script (wrkScript). */
+  script: string;
+  threads: number;
+  connections: number;
+  /** Seconds. */
+  duration: number;
+  /** Seconds before wrk counts a request as timed out. */
+  timeoutS: number;
+  /** Told the child process as soon as it runs (to stop it on Ctrl-C). */
+  spawned?: (p: Deno.ChildProcess) => void;
+}
+
+/** Run wrk with a wrkScript and return what its done() reported. */
+export async function runWrk(o: WrkOptions): Promise<WrkResult> {
+  let out: Deno.CommandOutput;
+  try {
+    const child = new Deno.Command("wrk", {
+      args: [
+        "-t",
+        String(o.threads),
+        "-c",
+        String(o.connections),
+        "-d",
+        `${o.duration}s`,
+        "--timeout",
+        `${o.timeoutS}s`,
+        "-s",
+        o.script,
+        o.url,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    o.spawned?.(child);
+    out = await child.output();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error("wrk not found on PATH: apt-get install -y wrk");
+    }
+    throw e;
+  }
+  const text = new TextDecoder().decode(out.stdout);
+  const line = text.split("\n").find((l) => l.startsWith("SOAK_JSON "));
+  if (!out.success || !line) {
+    throw new Error(`wrk failed: ${text}${new TextDecoder().decode(out.stderr)}`);
+  }
+  return JSON.parse(line.slice("SOAK_JSON ".length));
+}
+
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
@@ -478,32 +529,17 @@ async function main() {
       }
     })();
     const probe = startProbe(`${url}/healthz`, Number(values.interval));
-    let wrkOut: Deno.CommandOutput;
+    let wrk: WrkResult;
     try {
-      const wrk = new Deno.Command("wrk", {
-        args: [
-          "-t",
-          String(threads),
-          "-c",
-          String(connections),
-          "-d",
-          `${duration}s`,
-          "--timeout",
-          `${values.timeout}s`,
-          "-s",
-          script,
-          url,
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      running.push(wrk);
-      wrkOut = await wrk.output();
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) {
-        throw new Error("wrk not found on PATH: apt-get install -y wrk");
-      }
-      throw e;
+      wrk = await runWrk({
+        url,
+        script,
+        threads,
+        connections,
+        duration,
+        timeoutS: Number(values.timeout),
+        spawned: (p) => running.push(p),
+      });
     } finally {
       await Deno.remove(script).catch(() => {});
     }
@@ -520,12 +556,6 @@ async function main() {
       wallS,
       new Set([Deno.pid, ...processTree(server.pid), ...running.map((p) => p.pid)]),
     );
-    const out = new TextDecoder().decode(wrkOut.stdout);
-    const line = out.split("\n").find((l) => l.startsWith("SOAK_JSON "));
-    if (!wrkOut.success || !line) {
-      throw new Error(`wrk failed: ${out}${new TextDecoder().decode(wrkOut.stderr)}`);
-    }
-    const wrk: WrkResult = JSON.parse(line.slice("SOAK_JSON ".length));
     const after = await health(url);
     const result: SoakResult = {
       wrk,

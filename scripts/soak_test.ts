@@ -11,6 +11,7 @@ import {
   parseStatus,
   processTree,
   requestMix,
+  runWrk,
   type SoakResult,
   violations,
   wrkScript,
@@ -126,6 +127,62 @@ const hasWrk = await new Deno.Command("wrk", {
   stderr: "null",
 })
   .output().then(() => true, () => false);
+
+Deno.test({
+  name: "the wrk script counts statuses and flags 503s without a numeric Retry-After",
+  ignore: !hasWrk,
+  fn: async () => {
+    const sent = { ok: 0, busy: 0, bare: 0, words: 0 };
+    const ac = new AbortController();
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} },
+      (req) => {
+        const kind = new URL(req.url).searchParams.get("k");
+        if (kind === "busy") {
+          return sent.busy++, new Response("", { status: 503, headers: { "Retry-After": "2" } });
+        }
+        if (kind === "bare") return sent.bare++, new Response("", { status: 503 });
+        if (kind === "words") {
+          return sent.words++,
+            new Response("", { status: 503, headers: { "Retry-After": "soon" } });
+        }
+        return sent.ok++, new Response("ok");
+      },
+    );
+    const script = await Deno.makeTempFile({ suffix: ".lua" });
+    try {
+      await Deno.writeTextFile(
+        script,
+        wrkScript(["ok", "busy", "bare", "words"].map((k) => ({
+          weight: 1,
+          method: "GET",
+          path: `/x?k=${k}&seed={seed}`,
+          what: k,
+        }))),
+      );
+      const r = await runWrk({
+        url: `http://127.0.0.1:${server.addr.port}`,
+        script,
+        threads: 1,
+        connections: 2,
+        duration: 1,
+        timeoutS: 10,
+      });
+      // wrk may drop the answers in flight when it stops: counts are at most what was sent.
+      const got200 = r.statuses["200"], got503 = r.statuses["503"];
+      assert.ok(got200 > 0 && got200 <= sent.ok, `${got200} of ${sent.ok}`);
+      assert.ok(got503 > 0 && got503 <= sent.busy + sent.bare + sent.words);
+      assert.equal(r.requests, got200 + got503);
+      assert.ok(r.missingRetryAfter > 0 && r.missingRetryAfter <= sent.bare + sent.words);
+      assert.ok(r.missingRetryAfter < got503, "503s with Retry-After: 2 were flagged too");
+      assert.ok(r.latencyUs.p50 > 0 && r.latencyUs.p99 >= r.latencyUs.p50);
+    } finally {
+      await Deno.remove(script);
+      ac.abort();
+      await server.finished;
+    }
+  },
+});
 
 Deno.test({
   name: "a short soak against the real server runs wrk and fails on a broken bound",
