@@ -611,6 +611,8 @@ async function main() {
       `${probeResult.count} probes, ${probeResult.failures} failed) |`,
       `| server CPU | ${cpuS.toFixed(1)} s in ${wallS.toFixed(1)} s = ` +
       `${(100 * cpuS / wallS).toFixed(0)}% of one core |`,
+      `| requests (200s) per server CPU-second (less sensitive to other load) | ` +
+      `${(wrk.requests / cpuS).toFixed(0)} (${((wrk.statuses["200"] ?? 0) / cpuS).toFixed(0)}) |`,
       `| bounds (only 200/503+Retry-After, RSS ≤ ${bounds.maxRssMb} MB, stall ≤ ` +
       `${bounds.maxStallMs} ms, alive after) | ${
         broken.length ? `**broken**: ${broken.join("; ")}` : "pass"
