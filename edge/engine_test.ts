@@ -43,6 +43,26 @@ Deno.test("forward: batch items are independent and the null class is numClasses
   await assert.rejects(engine.forward(x, 2, 17, null), /want 128/);
 });
 
+Deno.test("forward: a batch over maxBatch runs in chunks, yielding to the event loop between", async () => {
+  assert.equal(engine.maxBatch, 8, "wasm default");
+  const chunked = await createEngine(cond, { backend: "wasm", threads: 1, maxBatch: 2 });
+  const x = normals(5, 3);
+  const y = Int32Array.of(0, 1, 2, 3, 1);
+  const whole = await engine.forward(x, 5, 9, y);
+  const order: string[] = [];
+  setTimeout(() => order.push("timer"), 0);
+  const runs = chunked.runs;
+  const parts = await chunked.forward(x, 5, 9, y).finally(() => order.push("forward"));
+  assert.deepEqual(order, ["timer", "forward"], "a timer due during the pass ran before its end");
+  assert.equal(chunked.runs - runs, 1, "runs counts forward passes, not session runs");
+  assert.ok(maxAbsDiff(parts, whole) < 1e-5);
+  // Deterministic: same chunks, same bytes.
+  assert.deepEqual(await chunked.forward(x, 5, 9, y), parts);
+  assert.ok(
+    maxAbsDiff(await chunked.forward(x, 5, 9, null), await engine.forward(x, 5, 9, null)) < 1e-5,
+  );
+});
+
 Deno.test("epsModel: guidance combines cond and uncond from one batched run", async () => {
   const x = normals(2, 2);
   const yc = Int32Array.of(1, 1);
