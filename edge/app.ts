@@ -154,7 +154,7 @@ export function createApp(o: AppOptions): Hono {
         status: "ready",
         backend: s.engine.backend,
         model: s.engine.model.card.name,
-        /** Session runs since start (one per sampling step). */
+        /** Forward passes since start (one per sampling step). */
         runs: s.engine.runs,
         queue: {
           inFlight: queue.inFlight,
