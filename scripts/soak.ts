@@ -624,6 +624,11 @@ async function main() {
       const path = new URL(values.markdown, `file://${Deno.cwd()}/`);
       await Deno.mkdir(new URL(".", path), { recursive: true });
       await Deno.writeTextFile(path, md);
+      // Formatted as `deno fmt` would (the repository's `deno task check` covers markdown).
+      const config = new URL("deno.json", ROOT).pathname;
+      await new Deno.Command(Deno.execPath(), {
+        args: ["fmt", "--quiet", "--config", config, path.pathname],
+      }).output().catch(() => {});
       console.error(`soak: wrote ${path.pathname}`);
     }
     if (broken.length) {
