@@ -48,7 +48,14 @@ function resBlock<V>(
   cin: number,
   cout: number,
 ): V {
-  let h = o.conv(o.groupNorm(x, `${name}.gn1`, cin, cfg.groups, true), `${name}.c1`, cin, cout, 3, 1);
+  let h = o.conv(
+    o.groupNorm(x, `${name}.gn1`, cin, cfg.groups, true),
+    `${name}.c1`,
+    cin,
+    cout,
+    3,
+    1,
+  );
   h = o.addPerChannel(h, o.dense(o.silu(emb), `${name}.emb`, timeEmbedDim(cfg), cout));
   h = o.conv(o.groupNorm(h, `${name}.gn2`, cout, cfg.groups, true), `${name}.c2`, cout, cout, 3, 1);
   const skip = cin === cout ? x : o.conv(x, `${name}.skip`, cin, cout, 1, 1);
