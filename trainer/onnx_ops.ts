@@ -14,8 +14,13 @@
 import type { UNetConfig } from "../shared/model_card.ts";
 import { DataType, float, GraphBuilder } from "./onnx_graph.ts";
 import { addWeight, type Quantization } from "./quantize.ts";
-import { GROUP_NORM_EPS, timestepFrequencies } from "./tfjs_ops.ts";
-import { paramSpecs, unetForward, type UNetOps } from "./unet.ts";
+import {
+  GROUP_NORM_EPS,
+  paramSpecs,
+  timestepFrequencies,
+  unetForward,
+  type UNetOps,
+} from "./unet.ts";
 
 /** A graph value: tensor name and its per-sample shape (batch dim excluded). */
 export interface OnnxValue {

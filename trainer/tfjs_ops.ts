@@ -6,23 +6,17 @@
 import * as tf from "@tensorflow/tfjs";
 import { Rng } from "../shared/rng.ts";
 import type { UNetConfig } from "../shared/model_card.ts";
-import { paramSpecs, unetForward, type UNetOps } from "./unet.ts";
+import {
+  GROUP_NORM_EPS,
+  paramSpecs,
+  timestepFrequencies,
+  unetForward,
+  type UNetOps,
+} from "./unet.ts";
 import { groupNormSilu } from "./kernels/group_norm_silu.ts";
-
-/** GroupNorm epsilon, shared with the ONNX exporter's graph. */
-export const GROUP_NORM_EPS = 1e-5;
 
 /** Standard deviation of "normal"-initialised parameters (label embeddings). */
 export const NORMAL_INIT_STD = 0.02;
-
-/** Frequencies exp(−ln(10000)·i/half), i = 0…half−1, of the sinusoidal timestep embedding. */
-export function timestepFrequencies(dim: number): Float32Array {
-  if (dim % 2 !== 0) throw new Error(`timestep embedding dim must be even, got ${dim}`);
-  const half = dim / 2;
-  const f = new Float32Array(half);
-  for (let i = 0; i < half; i++) f[i] = Math.exp((-Math.log(10000) * i) / half);
-  return f;
-}
 
 /**
  * UNetOps over tfjs tensors. `params` maps the names documented by `paramSpecs` to tensors

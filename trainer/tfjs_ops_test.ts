@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import type { UNetConfig } from "../shared/model_card.ts";
 import { paramSpecs } from "./unet.ts";
-import { forward, initParams, tfjsOps, timestepFrequencies } from "./tfjs_ops.ts";
+import { forward, initParams, tfjsOps } from "./tfjs_ops.ts";
+import { timestepFrequencies } from "./unet.ts";
 
 await tf.setBackend("cpu");
 

@@ -12,6 +12,18 @@ import type { UNetConfig } from "../shared/model_card.ts";
 
 export type { UNetConfig };
 
+/** GroupNorm epsilon, used by every backend (tfjs and the ONNX graph). */
+export const GROUP_NORM_EPS = 1e-5;
+
+/** Frequencies exp(−ln(10000)·i/half), i = 0…half−1, of the sinusoidal timestep embedding. */
+export function timestepFrequencies(dim: number): Float32Array {
+  if (dim % 2 !== 0) throw new Error(`timestep embedding dim must be even, got ${dim}`);
+  const half = dim / 2;
+  const f = new Float32Array(half);
+  for (let i = 0; i < half; i++) f[i] = Math.exp((-Math.log(10000) * i) / half);
+  return f;
+}
+
 /** Operations the UNet needs. Channel counts are passed explicitly so no backend infers shapes. */
 export interface UNetOps<V> {
   conv(x: V, name: string, cin: number, cout: number, k: 1 | 3, stride: 1 | 2): V;
