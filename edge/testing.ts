@@ -4,6 +4,7 @@
  */
 import { exportModel, randomWeights, writeModel } from "../trainer/export.ts";
 import type { UNetConfig } from "../shared/model_card.ts";
+import { serveArgs } from "./serve_args.ts";
 
 export interface TinyModelOptions {
   /** Number of classes; 0 = unconditional. */
@@ -85,17 +86,7 @@ export interface Spawned extends Server {
 export function spawnServer(env: Record<string, string>): Spawned {
   const port = freePort();
   const proc = new Deno.Command(Deno.execPath(), {
-    args: [
-      "serve",
-      "--allow-net",
-      "--allow-read",
-      "--allow-env",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "edge/main.ts",
-    ],
+    args: serveArgs(port),
     cwd: new URL("..", import.meta.url),
     env: { ORT_BACKEND: "wasm", ORT_THREADS: "1", ...env },
     stdin: "null",

@@ -24,6 +24,7 @@
  */
 import { parseArgs } from "node:util";
 import { DEFAULT_MODEL_CARD } from "../edge/model.ts";
+import { serveArgs } from "../edge/serve_args.ts";
 import type { ModelCard } from "../shared/model_card.ts";
 import { type ProbeResult, startProbe } from "./event_loop_probe.ts";
 
@@ -430,17 +431,7 @@ async function main() {
   const url = `http://127.0.0.1:${port}`;
   const serverEnv = { MODEL: model };
   const server = new Deno.Command(Deno.execPath(), {
-    args: [
-      "serve",
-      "--allow-net",
-      "--allow-read",
-      "--allow-env",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "edge/main.ts",
-    ],
+    args: serveArgs(port),
     cwd: ROOT,
     env: serverEnv,
     stdin: "null",
