@@ -7,6 +7,7 @@ import type * as Ort from "onnxruntime-web";
 import type { EpsModel } from "../shared/sample.ts";
 import { guide } from "../shared/step.ts";
 import { display, type Model, ModelLoadError } from "./model.ts";
+import { nextTask } from "./yield.ts";
 
 export type Backend = "wasm" | "webgpu";
 export type BackendChoice = Backend | "auto";
@@ -84,8 +85,6 @@ export async function resolveBackend(choice: BackendChoice = "auto"): Promise<Ba
   if (choice !== "auto") return choice;
   return await hardwareAdapter() ? "webgpu" : "wasm";
 }
-
-const nextTask = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 // One onnxruntime module per backend per isolate; its env is global, so set it once.
 const runtimes = new Map<Backend, Promise<typeof Ort>>();

@@ -1,11 +1,12 @@
 /**
  * generate(): n images from the engine's model with the shared sampling loop, yielding to the
- * event loop after every step so other requests (and disconnect signals) get a turn, and stopping
- * as soon as the signal aborts.
+ * event loop between steps at least every YIELD_SLICE_MS of work (edge/yield.ts) so other
+ * requests (and disconnect signals) get a turn, and stopping as soon as the signal aborts.
  */
 import { makeSchedule, type Schedule } from "../shared/schedule.ts";
 import { sample } from "../shared/sample.ts";
 import type { Engine, LabelSpec, Timing } from "./engine.ts";
+import { slicedYield } from "./yield.ts";
 
 export interface GenerateOptions {
   /** uint32 seed of the sampling noise. */
@@ -28,8 +29,6 @@ export interface GenerateOptions {
 
 const schedules = new WeakMap<Engine, Schedule>();
 
-const nextTask = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
-
 /** n images as NCHW float32 in [−1, 1] (clipped x̂₀ at the last step). */
 export async function generate(
   engine: Engine,
@@ -40,6 +39,7 @@ export async function generate(
   let base = schedules.get(engine);
   if (!base) schedules.set(engine, base = makeSchedule(card.schedule.kind, card.schedule.T));
   const guidance = o.guidance ?? card.sampling.guidance;
+  const yieldNow = slicedYield();
   return await sample(base, engine.epsModel(o.n, o.label, guidance, o.timing), {
     n: o.n,
     size: card.image.channels * card.image.size ** 2,
@@ -49,7 +49,7 @@ export async function generate(
     signal,
     onStep: async (done, total) => {
       o.onStep?.(done, total);
-      await nextTask();
+      await yieldNow();
       signal?.throwIfAborted();
     },
   });

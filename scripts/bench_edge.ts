@@ -10,6 +10,7 @@
  *
  *   deno task bench:edge [--model fixtures/models/mnist/model.json] [--steps 5,10,20,50,1000]
  *     [--n 1] [--reps 3] [--runtimes web1,web2,node1,node2] [--guidance g] [--markdown out.md]
+ *     [--warmup-ms 4000]
  *
  * Per step = one sampler step (model run + the JS update), per request / S. Requests of
  * S ≥ 500 run once; shorter ones --reps times (median). CPU ms = process user + system time,
@@ -151,9 +152,13 @@ export interface WorkerOptions {
   reps: number;
   guidance?: number;
   forwardRuns?: number;
-  /** Minimum warm-up time before timing (default 1000 ms). */
+  /** Minimum warm-up before timing: ms (default WARMUP_MS) and runs (default WARMUP_RUNS). */
   warmupMs?: number;
+  warmupRuns?: number;
 }
+
+/** Warm-up before timing: runs and milliseconds, both at least. */
+export const WARMUP_RUNS = 100, WARMUP_MS = 4000;
 
 /** Benchmark one runtime in this process. */
 export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
@@ -168,10 +173,12 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
     ? await nodeRunner(model, spec.threads, o.n, label, guidance)
     : await webRunner(model, spec.threads, o.n, label, guidance);
   const sessionMs = performance.now() - t0;
-  // Warm up until the wasm code has tiered up (V8 compiles ORT-web's wasm with a baseline
-  // compiler first and optimises it in the background): at least 5 runs and 1 s.
+  // Warm up until the wasm code has tiered up: V8 runs ORT-web's wasm with its baseline compiler
+  // first and optimises hot functions later; a c = 16 forward took ~45 ms for its first ~50 runs
+  // and ~8 ms after. At least WARMUP_RUNS runs and warmupMs.
   const w0 = performance.now();
-  for (let i = 0; i < 5 || performance.now() - w0 < (o.warmupMs ?? 1000); i++) {
+  const warmupRuns = o.warmupRuns ?? WARMUP_RUNS, warmupMs = o.warmupMs ?? WARMUP_MS;
+  for (let i = 0; i < warmupRuns || performance.now() - w0 < warmupMs; i++) {
     await runner.forward();
   }
   const results: StepsResult[] = [];
@@ -284,6 +291,7 @@ export async function main(argv: string[]): Promise<void> {
       worker: { type: "string" },
       markdown: { type: "string" },
       json: { type: "string" },
+      "warmup-ms": { type: "string" },
     },
   });
   const steps = a.steps!.split(",").map(Number);
@@ -293,6 +301,7 @@ export async function main(argv: string[]): Promise<void> {
     n: Number(a.n),
     reps: Number(a.reps),
     guidance: a.guidance === undefined ? undefined : Number(a.guidance),
+    warmupMs: a["warmup-ms"] === undefined ? undefined : Number(a["warmup-ms"]),
   };
   if (a.worker) {
     const r = await runWorker({ ...common, runtime: a.worker as RuntimeId });
@@ -307,7 +316,7 @@ export async function main(argv: string[]): Promise<void> {
   for (const rt of runtimes) {
     console.error(`bench: ${rt} …`);
     const args = ["run", "-A", new URL(import.meta.url).pathname, "--worker", rt];
-    for (const k of ["model", "steps", "n", "reps", "guidance"] as const) {
+    for (const k of ["model", "steps", "n", "reps", "guidance", "warmup-ms"] as const) {
       if (a[k] !== undefined) args.push(`--${k}`, String(a[k]));
     }
     const out = await new Deno.Command(Deno.execPath(), {

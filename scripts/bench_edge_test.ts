@@ -16,6 +16,7 @@ Deno.test("runWorker: ORT-web and onnxruntime-node each run real requests of S s
       reps: 1,
       forwardRuns: 2,
       warmupMs: 0,
+      warmupRuns: 1,
     });
     assert.equal(r.runtime, runtime);
     assert.equal(r.batch, 4); // guidance 2 → [cond; uncond] in one run
