@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../backend.ts";
 import { randomInput, relErr, wasmVsCpu } from "./testing.ts";
-import { dilatedConv, shiftedGridMatMul, tapGemm } from "./conv2d_backprop_filter.ts";
+import { dilatedConv, direct, shiftedGridMatMul, tapGemm } from "./conv2d_backprop_filter.ts";
 import type { WasmBackend } from "./wasm_util.ts";
 
 await initBackend({ backend: "wasm", threads: 1 });
@@ -19,6 +19,12 @@ const cases: Case[] = [
   { x: [2, 8, 8, 3], w: [3, 3, 3, 5], stride: 2, pad: "same" },
   { x: [3, 7, 7, 4], w: [3, 3, 4, 4], stride: 2, pad: "same" },
   { x: [2, 9, 6, 2], w: [3, 3, 2, 3], stride: 2, pad: "valid" },
+  // the UNet's edge layers (1 input / 1 output channel), 7×7 maps, 1×1 convs, wide outputs
+  { x: [3, 7, 7, 1], w: [3, 3, 1, 16], stride: 1, pad: "same" },
+  { x: [3, 7, 7, 16], w: [3, 3, 16, 1], stride: 1, pad: "same" },
+  { x: [2, 7, 7, 32], w: [1, 1, 32, 96], stride: 1, pad: "same" },
+  { x: [2, 7, 7, 9], w: [3, 3, 9, 20], stride: 2, pad: "same" },
+  { x: [5, 7, 7, 12], w: [3, 3, 12, 3], stride: 2, pad: "same" },
 ];
 
 for (const [i, c] of cases.entries()) {
@@ -47,20 +53,23 @@ Deno.test("fused conv2d with bias: bias gradient (Sum) matches cpu", async () =>
 });
 
 Deno.test("each weight-gradient formulation alone matches the cpu gradient", async () => {
-  type F = typeof tapGemm;
+  type F = (...a: Parameters<typeof tapGemm>) => ReturnType<typeof direct>;
   const shapes: { x: number[]; w: number[]; stride: 1 | 2; forms: [string, F][] }[] = [
     // several chunks, the last one partial (64 input channels → 2048-column chunks of 12 images)
     {
       x: [30, 12, 10, 64],
       w: [3, 3, 64, 8],
       stride: 1,
-      forms: [["tap", tapGemm], ["grid", shiftedGridMatMul]],
+      forms: [["tap", tapGemm], ["grid", shiftedGridMatMul], ["direct", direct]],
     },
     {
       x: [40, 12, 10, 8],
       w: [3, 3, 8, 8],
       stride: 1,
-      forms: [["tap", tapGemm], ["grid", shiftedGridMatMul], ["dil", dilatedConv]],
+      forms: [["tap", tapGemm], ["grid", shiftedGridMatMul], ["dil", dilatedConv], [
+        "direct",
+        direct,
+      ]],
     },
     {
       x: [3, 9, 7, 3],
@@ -69,6 +78,10 @@ Deno.test("each weight-gradient formulation alone matches the cpu gradient", asy
       forms: [["tap", tapGemm], ["grid", shiftedGridMatMul], ["dil", dilatedConv]],
     },
     { x: [3, 9, 7, 3], w: [3, 3, 3, 5], stride: 2, forms: [["dil", dilatedConv]] },
+    // direct, vectorised over Co (stride 2, odd sizes) and over Ci (Co = 1, 3)
+    { x: [4, 7, 9, 5], w: [3, 3, 5, 12], stride: 2, forms: [["direct", direct]] },
+    { x: [3, 8, 7, 16], w: [3, 3, 16, 1], stride: 1, forms: [["direct", direct]] },
+    { x: [3, 8, 7, 8], w: [3, 3, 8, 3], stride: 2, forms: [["direct", direct]] },
   ];
   for (const [i, s] of shapes.entries()) {
     const x = randomInput(s.x, 200 + i);
@@ -103,6 +116,7 @@ Deno.test("each weight-gradient formulation alone matches the cpu gradient", asy
     const xt = tf.tensor(x.data, x.shape), dyt = tf.tensor(dy.data, dy.shape);
     for (const [name, f] of s.forms) {
       const outInfo = f(backend, xt, dyt, info);
+      assert.ok(outInfo !== null, `${name} declined ${s.x} * ${s.w}`);
       const got = tf.engine().makeTensorFromTensorInfo(outInfo);
       assert.deepEqual(got.shape, s.w);
       const e = relErr(got.dataSync() as Float32Array, want);
