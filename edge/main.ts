@@ -5,7 +5,8 @@
  *
  * Start-up, before anything is served (top-level await): the settings, then the model card and
  * its ONNX file are read and verified (schema, byte count, SHA-256). Any fault there — a bad
- * variable, a missing or unreadable file, a card that fails the schema, a size or hash mismatch —
+ * variable, a missing or unreadable file (a MODEL URL that does not answer within
+ * MODEL_FETCH_TIMEOUT_MS included), a card that fails the schema, a size or hash mismatch —
  * prints one line `ddpm-edge: <file>: <reason>` to stderr and exits with status 1 (where
  * Deno.exit is not permitted, the same message is thrown). The onnxruntime session is then
  * created in the background: /healthz answers 503 not-ready until it is, then ready; if it fails
@@ -13,6 +14,8 @@
  * /healthz reports 503 error and /generate answers 503 with it, and the process stays up.
  *
  *   MODEL         path or URL of model.json (default: fixtures/models/mnist/model.json)
+ *   MODEL_FETCH_TIMEOUT_MS  time limit per file when MODEL is an http(s) URL, request to last
+ *                 byte; past it start-up fails like any other unreadable file (default 30000)
  *   ORT_BACKEND   wasm | webgpu | auto (default auto: WebGPU on a hardware adapter, else wasm)
  *   ORT_THREADS   wasm threads (default min(2, cores))
  *   MAX_WORK      cap on n × steps × passes per request (default 2048)
@@ -23,12 +26,14 @@
  */
 import { createApp, DEFAULT_TIMEOUT_MS } from "./app.ts";
 import { type BackendChoice, createEngine, resolveBackend } from "./engine.ts";
-import { DEFAULT_MODEL_CARD, loadModel } from "./model.ts";
+import { DEFAULT_FETCH_TIMEOUT_MS, DEFAULT_MODEL_CARD, loadModel } from "./model.ts";
 import { DEFAULT_MAX_WORK } from "./params.ts";
 import { Queue } from "./queue.ts";
 
 export interface Settings {
   model: string | URL;
+  /** Time limit per model file fetched over http(s). */
+  fetchTimeoutMs: number;
   backend: BackendChoice;
   threads?: number;
   maxWork: number;
@@ -55,6 +60,7 @@ export function settingsFromEnv(env: (k: string) => string | undefined = Deno.en
   }
   return {
     model: env("MODEL") || DEFAULT_MODEL_CARD,
+    fetchTimeoutMs: intEnv(env, "MODEL_FETCH_TIMEOUT_MS", 1, DEFAULT_FETCH_TIMEOUT_MS)!,
     backend: backend as BackendChoice,
     threads: intEnv(env, "ORT_THREADS", 1),
     maxWork: intEnv(env, "MAX_WORK", 1, DEFAULT_MAX_WORK)!,
@@ -82,7 +88,7 @@ function refuse(err: unknown): never {
 const s = await Promise.resolve().then(() => settingsFromEnv((k) => Deno.env.get(k))).catch(
   refuse,
 );
-const model = await loadModel(s.model).catch(refuse);
+const model = await loadModel(s.model, { fetchTimeoutMs: s.fetchTimeoutMs }).catch(refuse);
 const backend = await resolveBackend(s.backend);
 const app = createApp({
   model,

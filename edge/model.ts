@@ -3,8 +3,9 @@
  * ONNX file it names, checked against the card's byte count and SHA-256 before anything runs it.
  *
  * Paths are URLs: a `file:` URL is read with `Deno.readFile` (which also works on Deno Deploy for
- * files shipped with the deployment), `http(s):` with fetch. A string path is taken relative to
- * the working directory.
+ * files shipped with the deployment), `http(s):` with fetch, each file given at most
+ * `fetchTimeoutMs` from request to last byte (a server that accepts and never answers would
+ * otherwise hang start-up). A string path is taken relative to the working directory.
  */
 import { type ModelCard, ModelCardSchema } from "../shared/model_card.ts";
 
@@ -25,6 +26,14 @@ export class ModelLoadError extends Error {
   }
 }
 
+/** Default time limit per fetched model file (MODEL_FETCH_TIMEOUT_MS), request to last byte. */
+export const DEFAULT_FETCH_TIMEOUT_MS = 30_000;
+
+export interface LoadOptions {
+  /** Time limit per http(s) file, from the request to the last byte of the body. */
+  fetchTimeoutMs?: number;
+}
+
 /** The model shipped with the repository (conditional MNIST). */
 export const DEFAULT_MODEL_CARD = new URL("../fixtures/models/mnist/model.json", import.meta.url);
 
@@ -41,14 +50,21 @@ export function display(url: URL): string {
   return url.protocol === "file:" ? decodeURIComponent(url.pathname) : url.href;
 }
 
-async function readBytes(url: URL): Promise<Uint8Array> {
+async function readBytes(url: URL, timeoutMs: number): Promise<Uint8Array> {
   try {
     if (url.protocol === "file:") return await Deno.readFile(url);
-    const res = await fetch(url);
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    // The signal also aborts reading the body: a server that stalls mid-file times out too.
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new Error(`HTTP ${res.status}`);
+    }
     return new Uint8Array(await res.arrayBuffer());
   } catch (e) {
-    throw new ModelLoadError(display(url), `cannot read: ${(e as Error).message}`);
+    const reason = (e as Error)?.name === "TimeoutError"
+      ? `no complete answer within ${timeoutMs} ms (MODEL_FETCH_TIMEOUT_MS)`
+      : (e as Error).message;
+    throw new ModelLoadError(display(url), `cannot read: ${reason}`);
   }
 }
 
@@ -88,12 +104,16 @@ export function parseCard(json: unknown, file: string): ModelCard {
 }
 
 /** Load a model card and its ONNX file, verifying schema, size and SHA-256. */
-export async function loadModel(cardPath: string | URL = DEFAULT_MODEL_CARD): Promise<Model> {
+export async function loadModel(
+  cardPath: string | URL = DEFAULT_MODEL_CARD,
+  opts: LoadOptions = {},
+): Promise<Model> {
+  const timeoutMs = opts.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
   const cardUrl = toUrl(cardPath);
   const file = display(cardUrl);
   let json: unknown;
   try {
-    json = JSON.parse(new TextDecoder().decode(await readBytes(cardUrl)));
+    json = JSON.parse(new TextDecoder().decode(await readBytes(cardUrl, timeoutMs)));
   } catch (e) {
     if (e instanceof ModelLoadError) throw e;
     throw new ModelLoadError(file, `not JSON: ${(e as Error).message}`);
@@ -101,7 +121,7 @@ export async function loadModel(cardPath: string | URL = DEFAULT_MODEL_CARD): Pr
   const card = parseCard(json, file);
   const onnxUrl = new URL(card.onnx.file, cardUrl);
   const onnxFile = display(onnxUrl);
-  const onnx = await readBytes(onnxUrl);
+  const onnx = await readBytes(onnxUrl, timeoutMs);
   if (onnx.byteLength !== card.onnx.bytes) {
     throw new ModelLoadError(onnxFile, `${onnx.byteLength} bytes, card says ${card.onnx.bytes}`);
   }

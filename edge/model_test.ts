@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { dirname, join, relative } from "node:path";
 import { loadModel, ModelLoadError, sha256Hex, toUrl } from "./model.ts";
-import { writeTinyModel } from "./testing.ts";
+import { silentServer, writeTinyModel } from "./testing.ts";
 
 const cardPath = await writeTinyModel();
 const dir = dirname(cardPath);
@@ -69,4 +69,56 @@ Deno.test("missing files and broken JSON are named", async () => {
   const d = await Deno.makeTempDir();
   await Deno.writeTextFile(join(d, "model.json"), "{not json");
   await rejects(join(d, "model.json"), /model\.json$/, /not JSON/);
+});
+
+/** Resolve `p`, or reject after `ms` (so a hang fails the test instead of stalling it). */
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const guard = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, guard]).finally(() => clearTimeout(timer));
+}
+
+Deno.test("over http: a model loads; a server that never answers (or stalls mid-body) times out", async () => {
+  // A real HTTP server for the good case, so the timeout is shown not to cut normal loads.
+  const files = new Map([
+    ["/m/model.json", await Deno.readFile(cardPath)],
+    ["/m/model.onnx", await Deno.readFile(join(dir, "model.onnx"))],
+  ]);
+  const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    const body = files.get(new URL(req.url).pathname);
+    return body ? new Response(body) : new Response("no", { status: 404 });
+  });
+  const silent = silentServer();
+  const stalled = silentServer("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{");
+  try {
+    const base = `http://127.0.0.1:${http.addr.port}`;
+    const m = await within(loadModel(`${base}/m/model.json`, { fetchTimeoutMs: 2000 }), 10_000);
+    assert.equal(m.card.name, "tiny-cond");
+    assert.equal(await sha256Hex(m.onnx), m.card.onnx.sha256);
+    await rejects(`${base}/m/gone.json`, /\/m\/gone\.json$/, /cannot read: HTTP 404/);
+
+    for (const [server, what] of [[silent, "no answer"], [stalled, "stalled body"]] as const) {
+      const url = `${server.url}/model.json`;
+      const t0 = performance.now();
+      const err = await within(loadModel(url, { fetchTimeoutMs: 300 }), 10_000).then(
+        () => null,
+        (e) => e,
+      );
+      const ms = performance.now() - t0;
+      assert.ok(err instanceof ModelLoadError, `${what}: ${err}`);
+      assert.equal(err.file, url);
+      assert.equal(
+        err.message,
+        `${url}: cannot read: no complete answer within 300 ms (MODEL_FETCH_TIMEOUT_MS)`,
+      );
+      assert.ok(ms >= 290 && ms < 5000, `${what}: gave up after ${ms.toFixed(0)} ms`);
+      assert.equal(server.accepted(), 1, `${what}: the request reached the listener`);
+    }
+  } finally {
+    silent.close();
+    stalled.close();
+    await http.shutdown();
+  }
 });

@@ -9,7 +9,7 @@ import { encodePng, tileImages } from "../shared/image.ts";
 import { createEngine } from "./engine.ts";
 import { DEFAULT_MODEL_CARD, loadModel, sha256Hex } from "./model.ts";
 import { generate } from "./sampler.ts";
-import { exitOrServe, spawnServer, startServer, writeTinyModel } from "./testing.ts";
+import { exitOrServe, silentServer, spawnServer, startServer, writeTinyModel } from "./testing.ts";
 
 const cardPath = await writeTinyModel({ T: 200, steps: 4 });
 
@@ -117,9 +117,10 @@ async function variant(
   return join(d, "model.json");
 }
 
-Deno.test("start-up faults: no serving, exit ≠ 0, one stderr line naming file and reason", async () => {
+Deno.test("start-up faults: no serving, exit 1, one stderr line naming file and reason", async () => {
   const flipped = goodOnnx.slice();
   flipped[flipped.length >> 1] ^= 0xff;
+  const silent = silentServer();
   const cases: [string, Record<string, string>, RegExp][] = [
     [
       "missing card",
@@ -152,17 +153,35 @@ Deno.test("start-up faults: no serving, exit ≠ 0, one stderr line naming file 
       /\/model\.json: not JSON: /,
     ],
     ["bad variable", { MODEL: cardPath, REQUEST_TIMEOUT_MS: "0" }, /REQUEST_TIMEOUT_MS must be/],
+    [
+      "bad fetch timeout",
+      { MODEL: cardPath, MODEL_FETCH_TIMEOUT_MS: "soon" },
+      /MODEL_FETCH_TIMEOUT_MS must be an integer ≥ 1, got "soon"/,
+    ],
+    [
+      "MODEL URL that accepts and never answers",
+      { MODEL: `${silent.url}/m/model.json`, MODEL_FETCH_TIMEOUT_MS: "500" },
+      new RegExp(
+        `^ddpm-edge: ${silent.url}/m/model\\.json: cannot read: no complete answer within 500 ms ` +
+          `\\(MODEL_FETCH_TIMEOUT_MS\\)$`,
+      ),
+    ],
   ];
-  await Promise.all(cases.map(async ([what, env, reason]) => {
-    const server = spawnServer(env);
-    const status = await exitOrServe(server);
-    if (!status) await server.close();
-    assert.ok(status, `${what}: the server started`);
-    assert.notEqual(status.code, 0, what);
-    const ours = server.stderr().split("\n").filter((l) => l.startsWith("ddpm-edge:"));
-    assert.equal(ours.length, 1, `${what}: ${server.stderr()}`);
-    assert.match(ours[0], reason, what);
-  }));
+  try {
+    await Promise.all(cases.map(async ([what, env, reason]) => {
+      const server = spawnServer(env);
+      const status = await exitOrServe(server);
+      if (!status) await server.close();
+      assert.ok(status, `${what}: the server started`);
+      assert.equal(status.code, 1, what);
+      const ours = server.stderr().split("\n").filter((l) => l.startsWith("ddpm-edge:"));
+      assert.equal(ours.length, 1, `${what}: ${server.stderr()}`);
+      assert.match(ours[0], reason, what);
+    }));
+    assert.equal(silent.accepted(), 1, "the MODEL request reached the silent listener");
+  } finally {
+    silent.close();
+  }
 });
 
 Deno.test("an ONNX file matching its card that ORT cannot load: /healthz error, /generate 503", async () => {

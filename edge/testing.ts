@@ -150,3 +150,42 @@ export async function startServer(env: Record<string, string>): Promise<Server> 
   await server.close();
   throw new Error(`server ${why}: ${server.stderr()}`);
 }
+
+/** A loopback HTTP address that never answers (see `silentServer`). */
+export interface SilentServer {
+  /** `http://127.0.0.1:<port>` */
+  url: string;
+  /** Connections accepted so far. */
+  accepted(): number;
+  /** Close the listener and every accepted connection. */
+  close(): void;
+}
+
+/**
+ * A real TCP listener on 127.0.0.1 that accepts connections and then stays silent — or, given
+ * `partial`, writes those bytes (e.g. headers promising a body) and then stalls.
+ */
+export function silentServer(partial?: string): SilentServer {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.Conn[] = [];
+  (async () => {
+    try {
+      for await (const conn of listener) {
+        conns.push(conn);
+        if (partial) await conn.write(new TextEncoder().encode(partial)).catch(() => {});
+      }
+    } catch { /* closed */ }
+  })();
+  return {
+    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    accepted: () => conns.length,
+    close: () => {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* already closed */ }
+      }
+    },
+  };
+}
