@@ -1,10 +1,20 @@
 /**
  * Conv2DBackpropInput for the tfjs wasm backend: the stock kernel is a naive loop
- * (~2 GFLOP/s); this one is an XNNPACK conv of dy with the rotated, in/out-swapped filter,
- * 10–12× faster. Strides > 1 zero-dilate dy first. NHWC.
+ * (~2 GFLOP/s). Default: the SIMD phase-class correlation of `conv2d.ts` (any stride, Ci a
+ * multiple of 4). Fallback (`viaXnnpackConv`): an XNNPACK conv of dy with the rotated,
+ * in/out-swapped filter, 10–12× faster than stock; strides > 1 zero-dilate dy first. NHWC.
  */
 import * as tf from "@tensorflow/tfjs";
 import { free, type KernelArgs, reshape, run, type TI } from "./wasm_util.ts";
+import { convBackpropInput } from "./conv2d.ts";
+
+/** When false, always use the XNNPACK formulation (benchmarks, experiments). */
+export let useSimdBackpropInput = true;
+
+/** Chooses the formulation (see `useSimdBackpropInput`). */
+export function setSimdBackpropInput(on: boolean): void {
+  useSimdBackpropInput = on;
+}
 
 /** dx = conv2d(dilate(dy), rot180(W) with in/out swapped, stride 1, explicit padding). */
 export function conv2dBackpropInputKernel(args: unknown): TI {
@@ -30,6 +40,10 @@ export function conv2dBackpropInputKernel(args: unknown): TI {
     false,
     "channelsLast",
   );
+  if (useSimdBackpropInput && dy.dtype === "float32" && filter.dtype === "float32") {
+    const dx = convBackpropInput(backend, dy, filter, c);
+    if (dx !== null) return dx;
+  }
   const [B, Ho, Wo, Co] = dy.shape;
   const fh = c.filterHeight, fw = c.filterWidth, Ci = c.inChannels;
   const sh = c.strideHeight, sw = c.strideWidth, H = c.inHeight, W = c.inWidth;

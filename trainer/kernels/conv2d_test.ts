@@ -25,6 +25,14 @@ const cases: Case[] = [
   { x: [2, 7, 7, 32], w: [1, 1, 32, 96], stride: 1, pad: "same" },
   { x: [2, 7, 7, 9], w: [3, 3, 9, 20], stride: 2, pad: "same" },
   { x: [5, 7, 7, 12], w: [3, 3, 12, 3], stride: 2, pad: "same" },
+  // SIMD input gradient: stride-2 phase classes (even/odd sizes, valid padding, even filter,
+  // 1×1 stride 2 where some dx pixels get no gradient) and a real UNet downsampling layer
+  { x: [2, 8, 8, 4], w: [3, 3, 4, 8], stride: 2, pad: "same" },
+  { x: [2, 9, 7, 8], w: [3, 3, 8, 4], stride: 2, pad: "valid" },
+  { x: [2, 5, 5, 8], w: [2, 2, 8, 4], stride: 2, pad: "same" },
+  { x: [2, 6, 6, 4], w: [1, 1, 4, 8], stride: 2, pad: "same" },
+  { x: [3, 28, 28, 16], w: [3, 3, 16, 16], stride: 2, pad: "same" },
+  { x: [2, 14, 14, 48], w: [3, 3, 48, 32], stride: 1, pad: "same" },
 ];
 
 for (const [i, c] of cases.entries()) {

@@ -14,6 +14,7 @@ import {
 import { captureOriginals } from "./wasm_util.ts";
 import { conv2dBackpropFilterKernel } from "./conv2d_backprop_filter.ts";
 import { conv2dBackpropInputKernel } from "./conv2d_backprop_input.ts";
+import { conv2dKernel, fusedConv2dKernel } from "./conv2d.ts";
 import { batchMatMulKernel } from "./batch_matmul.ts";
 import { castShareKernel, identityShareKernel } from "./identity.ts";
 import { sumKernel } from "./sum.ts";
@@ -22,6 +23,8 @@ const BACKEND = "wasm";
 
 /** Kernel names this module (re)registers on the wasm backend. */
 export const WASM_KERNELS = [
+  "Conv2D",
+  "FusedConv2D",
   "Conv2DBackpropFilter",
   "Conv2DBackpropInput",
   "BatchMatMul",
@@ -46,6 +49,8 @@ export function registerWasmKernels(): void {
       kernelFunc: kernelFunc as tf.KernelFunc,
     });
   };
+  set("Conv2D", conv2dKernel);
+  set("FusedConv2D", fusedConv2dKernel);
   set("Conv2DBackpropFilter", conv2dBackpropFilterKernel);
   set("Conv2DBackpropInput", conv2dBackpropInputKernel);
   set("BatchMatMul", batchMatMulKernel);

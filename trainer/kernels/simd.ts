@@ -29,6 +29,32 @@ export interface SimdKernels {
     nI: number,
     nJ: number,
   ): void;
+  /**
+   * Direct convolution over a rows × pixels grid of outputs, channels innermost:
+   * y[yp(r, p) + 4j] = bias[j] + Σ_{kh<fh, kw<fw, i<nI} X[xp(r, p) + kh·xTapRow + kw·xTapCol + 4i]
+   * · w[((kh·fw + kw)·nI + i)·nJ + j], with xp(r, p) = x + r·xRow + p·xPix and
+   * yp(r, p) = y + r·yRow + p·yPix; bias = 0 means no bias. Requires nJ % 4 == 0 and
+   * xTapCol == 4·nI (the taps of a filter row are contiguous in x); every addressed x element
+   * must exist (pad the input).
+   */
+  conv(
+    x: number,
+    w: number,
+    bias: number,
+    y: number,
+    nRows: number,
+    nPix: number,
+    xRow: number,
+    xPix: number,
+    yRow: number,
+    yPix: number,
+    fh: number,
+    fw: number,
+    xTapRow: number,
+    xTapCol: number,
+    nI: number,
+    nJ: number,
+  ): void;
 }
 
 /** Register block of `opa`: rows of out held in registers (×16 columns). */
@@ -122,8 +148,130 @@ function opaFunc(relaxed: boolean): Func {
   return f;
 }
 
+function convFunc(relaxed: boolean): Func {
+  const f = new Func("conv", [
+    ["x", "i32"],
+    ["w", "i32"],
+    ["bias", "i32"],
+    ["y", "i32"],
+    ["nRows", "i32"],
+    ["nPix", "i32"],
+    ["xRow", "i32"],
+    ["xPix", "i32"],
+    ["yRow", "i32"],
+    ["yPix", "i32"],
+    ["fh", "i32"],
+    ["fw", "i32"],
+    ["xTapRow", "i32"],
+    ["xTapCol", "i32"],
+    ["nI", "i32"],
+    ["nJ", "i32"],
+  ], relaxed);
+  f.locals(
+    "i32",
+    "r",
+    "p",
+    "j0",
+    "xr",
+    "yr",
+    "xp",
+    "yp",
+    "kh",
+    "rowLen",
+    "i",
+    "xk",
+    "xq",
+    "xq2",
+    "wq",
+    "wStep",
+  );
+  const acc = (ii: number, jj: number) => `a${ii}_${jj}`;
+  for (let ii = 0; ii < 2; ii++) {
+    for (let jj = 0; jj < 4; jj++) f.locals("v128", acc(ii, jj));
+  }
+  f.locals("v128", "w0", "w1", "w2", "w3", "s0", "s1");
+
+  // Outputs (mp pixels) × (4·nv channels from j0) of the pixel block at xp / yp.
+  const block = (mp: number, nv: number) => {
+    f.get("bias").ifThen(() => {
+      for (let jj = 0; jj < nv; jj++) {
+        f.get("bias").get("j0").i32(4).i32op("mul").i32op("add").v128Load(16 * jj)
+          .set(acc(0, jj));
+        if (mp > 1) f.get(acc(0, jj)).set(acc(1, jj));
+      }
+    }, () => {
+      for (let ii = 0; ii < mp; ii++) {
+        for (let jj = 0; jj < nv; jj++) f.v128Zero().set(acc(ii, jj));
+      }
+    });
+    f.get("w").get("j0").i32(4).i32op("mul").i32op("add").set("wq");
+    f.get("xp").set("xk");
+    f.get("fh").set("kh");
+    f.loop(() => {
+      // One filter row: its fw taps × nI channels are contiguous in x (xTapCol = 4·nI).
+      f.get("xk").set("xq");
+      f.get("xk").get("xPix").i32op("add").set("xq2");
+      f.get("rowLen").set("i");
+      f.loop(() => {
+        f.get("xq").load32Splat().set("s0");
+        if (mp > 1) f.get("xq2").load32Splat().set("s1");
+        for (let jj = 0; jj < nv; jj++) f.get("wq").v128Load(16 * jj).set(`w${jj}`);
+        for (let ii = 0; ii < mp; ii++) {
+          for (let jj = 0; jj < nv; jj++) {
+            f.fma(() => f.get(`s${ii}`), () => f.get(`w${jj}`), () => f.get(acc(ii, jj)))
+              .set(acc(ii, jj));
+          }
+        }
+        f.inc("xq", 4).inc("wq", "wStep");
+        if (mp > 1) f.inc("xq2", 4);
+        f.get("i").i32(1).i32op("sub").tee("i").brIf(0);
+      });
+      f.inc("xk", "xTapRow");
+      f.get("kh").i32(1).i32op("sub").tee("kh").brIf(0);
+    });
+    for (let ii = 0; ii < mp; ii++) {
+      for (let jj = 0; jj < nv; jj++) {
+        f.get("yp").get("j0").i32(4).i32op("mul").i32op("add");
+        if (ii > 0) f.get("yPix").i32op("add");
+        f.get(acc(ii, jj)).v128Store(16 * jj);
+      }
+    }
+  };
+  const channels = (mp: number) => {
+    f.i32(0).set("j0");
+    f.whileLoop(() => f.get("j0").i32(16).i32op("add").get("nJ").i32op("le_s"), () => {
+      block(mp, 4);
+      f.inc("j0", 16);
+    });
+    f.whileLoop(() => f.get("j0").i32(4).i32op("add").get("nJ").i32op("le_s"), () => {
+      block(mp, 1);
+      f.inc("j0", 4);
+    });
+  };
+  f.get("nJ").i32(4).i32op("mul").set("wStep");
+  f.get("fw").get("nI").i32op("mul").set("rowLen");
+  f.get("x").set("xr");
+  f.get("y").set("yr");
+  f.get("nRows").set("r");
+  f.loop(() => {
+    f.get("xr").set("xp");
+    f.get("yr").set("yp");
+    f.get("nPix").set("p");
+    f.whileLoop(() => f.get("p").i32(2).i32op("ge_s"), () => {
+      channels(2);
+      f.get("xp").get("xPix").i32op("add").get("xPix").i32op("add").set("xp");
+      f.get("yp").get("yPix").i32op("add").get("yPix").i32op("add").set("yp");
+      f.inc("p", -2);
+    });
+    f.get("p").ifThen(() => channels(1));
+    f.inc("xr", "xRow").inc("yr", "yRow");
+    f.get("r").i32(1).i32op("sub").tee("r").brIf(0);
+  });
+  return f;
+}
+
 function build(relaxed: boolean): Func[] {
-  return [opaFunc(relaxed)];
+  return [opaFunc(relaxed), convFunc(relaxed)];
 }
 
 const cache = new WeakMap<object, SimdKernels>();

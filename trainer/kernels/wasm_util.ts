@@ -35,6 +35,8 @@ const USED = [
   "PadV2",
   "Transpose",
   "Conv2D",
+  "FusedConv2D",
+  "Conv2DBackpropInput",
   "Slice",
   "BatchMatMul",
   "Reverse",
