@@ -10,7 +10,12 @@
  * `<run>/checkpoint` — a relative symlink — is replaced by atomically renaming a new symlink over
  * it. A kill -9 at any moment therefore leaves `<run>/checkpoint` pointing at a complete
  * checkpoint (the previous one until the rename). Older step directories and stale temporaries are
- * removed after the switch.
+ * removed after the switch. The live directory is never deleted or overwritten before the switch:
+ * a checkpoint of the step it already holds gets a fresh name (`step-NNNNNNNN.1`).
+ *
+ * A write that fails (disk full, read-only or vanished run directory) removes its own temporary
+ * and unlinked directory, leaves `<run>/checkpoint` on the previous checkpoint and throws a
+ * RunWriteError: "cannot write checkpoint to <dir>: <reason>".
  */
 import { z } from "zod";
 import { join } from "node:path";
@@ -65,6 +70,23 @@ export interface Checkpoint {
 
 export class CheckpointError extends Error {
   override name = "CheckpointError";
+}
+
+/** A file or directory of the run that could not be written; the message names it and why. */
+export class RunWriteError extends Error {
+  override name = "RunWriteError";
+  constructor(readonly what: string, readonly path: string, readonly reason: string) {
+    super(`cannot write ${what} to ${path}: ${reason}`);
+  }
+}
+
+/**
+ * The operating system's reason in a filesystem error, e.g. "no space left on device" from
+ * Deno's "No space left on device (os error 28): open '<path>'".
+ */
+export function osReason(e: unknown): string {
+  const m = ((e as Error)?.message ?? String(e)).replace(/ \(os error \d+\)[^]*$/, "");
+  return m.charAt(0).toLowerCase() + m.slice(1);
 }
 
 export const checkpointDir = (runDir: string) => join(runDir, "checkpoint");
@@ -153,35 +175,50 @@ export interface CheckpointData {
 /** Write a checkpoint atomically (see the module comment). */
 export async function writeCheckpoint(runDir: string, ck: CheckpointData): Promise<void> {
   const meta = CheckpointMetaSchema.parse(ck.meta);
-  const root = join(runDir, "checkpoints");
-  await Deno.mkdir(root, { recursive: true });
-  const name = `step-${String(meta.step).padStart(8, "0")}`;
-  const tmp = join(root, `${name}.${Deno.pid}.tmp`);
-  await Deno.remove(tmp, { recursive: true }).catch(() => {});
-  await Deno.mkdir(tmp);
   const sets: Record<TensorSet, Map<string, Float32Array>> = {
     params: ck.params,
     ema: ck.ema,
     adam_m: ck.adamM,
     adam_v: ck.adamV,
   };
-  for (const f of CHECKPOINT_FILES) {
-    await writeSynced(join(tmp, `${f}.bin`), packTensors(meta.unet, sets[f]));
-  }
-  await writeSynced(
-    join(tmp, "meta.json"),
-    new TextEncoder().encode(JSON.stringify(meta, null, 2) + "\n"),
-  );
-  const final = join(root, name);
-  await Deno.remove(final, { recursive: true }).catch(() => {});
-  await Deno.rename(tmp, final);
+  const blobs = CHECKPOINT_FILES.map((f) => [f, packTensors(meta.unet, sets[f])] as const);
+  const root = join(runDir, "checkpoints");
+  const base = `step-${String(meta.step).padStart(8, "0")}`;
+  let name = base;
   const link = checkpointDir(runDir), linkTmp = `${link}.${Deno.pid}.tmp`;
-  await Deno.remove(linkTmp).catch(() => {});
-  await Deno.symlink(join("checkpoints", name), linkTmp);
-  await Deno.rename(linkTmp, link);
-  for await (const e of Deno.readDir(root)) {
-    if (e.name !== name) await Deno.remove(join(root, e.name), { recursive: true }).catch(() => {});
+  const tmp = () => join(root, `${name}.${Deno.pid}.tmp`);
+  let renamed = false;
+  try {
+    await Deno.mkdir(root, { recursive: true });
+    for (let i = 1; await Deno.lstat(join(root, name)).then(() => true, () => false); i++) {
+      name = `${base}.${i}`;
+    }
+    await Deno.remove(tmp(), { recursive: true }).catch(() => {});
+    await Deno.mkdir(tmp());
+    for (const [f, bytes] of blobs) await writeSynced(join(tmp(), `${f}.bin`), bytes);
+    await writeSynced(
+      join(tmp(), "meta.json"),
+      new TextEncoder().encode(JSON.stringify(meta, null, 2) + "\n"),
+    );
+    await Deno.rename(tmp(), join(root, name));
+    renamed = true;
+    await Deno.remove(linkTmp).catch(() => {});
+    await Deno.symlink(join("checkpoints", name), linkTmp);
+    await Deno.rename(linkTmp, link);
+  } catch (e) {
+    // The link still names the previous checkpoint; drop this write's pieces (and free the space).
+    for (const p of [tmp(), linkTmp, ...(renamed ? [join(root, name)] : [])]) {
+      await Deno.remove(p, { recursive: true }).catch(() => {});
+    }
+    throw new RunWriteError("checkpoint", join(root, base), osReason(e));
   }
+  try {
+    for await (const e of Deno.readDir(root)) {
+      if (e.name !== name) {
+        await Deno.remove(join(root, e.name), { recursive: true }).catch(() => {});
+      }
+    }
+  } catch { /* tidying only: the new checkpoint is already in place */ }
 }
 
 /**

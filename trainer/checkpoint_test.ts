@@ -7,8 +7,10 @@ import {
   CheckpointError,
   type CheckpointMeta,
   hasCheckpoint,
+  osReason,
   packTensors,
   readCheckpoint,
+  RunWriteError,
   unpackTensors,
   writeCheckpoint,
 } from "./checkpoint.ts";
@@ -127,4 +129,56 @@ Deno.test("invalid meta.json gives a CheckpointError", async () => {
   } finally {
     await Deno.remove(run, { recursive: true });
   }
+});
+
+async function entries(dir: string): Promise<string[]> {
+  return (await Array.fromAsync(Deno.readDir(dir), (e) => e.name)).sort();
+}
+
+Deno.test("a write that fails after its directory is complete: previous checkpoint stays linked, nothing left", async () => {
+  const run = await Deno.makeTempDir();
+  try {
+    await writeCheckpoint(run, data(10));
+    // Something in the way of the new link (a non-empty directory where it is built).
+    const blocker = join(run, `checkpoint.${Deno.pid}.tmp`);
+    await Deno.mkdir(join(blocker, "x"), { recursive: true });
+    const err = await writeCheckpoint(run, data(20)).then(() => null, (e) => e);
+    assert.ok(err instanceof RunWriteError, String(err));
+    assert.match(
+      err.message,
+      new RegExp(`^cannot write checkpoint to ${run}/checkpoints/step-00000020: file exists$`),
+    );
+    assert.equal(await Deno.readLink(join(run, "checkpoint")), "checkpoints/step-00000010");
+    assert.deepEqual(await entries(join(run, "checkpoints")), ["step-00000010"]);
+    assert.deepEqual((await readCheckpoint(run)).params, tensors(10));
+    // Once the obstacle is gone the next write succeeds.
+    assert.equal(await Deno.lstat(blocker).then(() => true, () => false), false);
+    await writeCheckpoint(run, data(20));
+    assert.equal((await readCheckpoint(run)).meta.step, 20);
+  } finally {
+    await Deno.remove(run, { recursive: true });
+  }
+});
+
+Deno.test("re-checkpointing the step already on disk never removes the live directory first", async () => {
+  const run = await Deno.makeTempDir();
+  try {
+    await writeCheckpoint(run, data(10));
+    const again = data(10);
+    again.meta.wallTimeSeconds = 99;
+    await writeCheckpoint(run, again);
+    assert.equal(await Deno.readLink(join(run, "checkpoint")), "checkpoints/step-00000010.1");
+    assert.deepEqual(await entries(join(run, "checkpoints")), ["step-00000010.1"]);
+    assert.equal((await readCheckpoint(run)).meta.wallTimeSeconds, 99);
+    await writeCheckpoint(run, data(11));
+    assert.deepEqual(await entries(join(run, "checkpoints")), ["step-00000011"]);
+  } finally {
+    await Deno.remove(run, { recursive: true });
+  }
+});
+
+Deno.test("osReason: the OS reason without Deno's suffix", () => {
+  const e = new Error("No space left on device (os error 28): open '/x/y'");
+  assert.equal(osReason(e), "no space left on device");
+  assert.equal(osReason(new Error("Read-only file system (os error 30)")), "read-only file system");
 });

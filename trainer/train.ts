@@ -5,8 +5,10 @@
  *   <run>/samples/step-NNNNNN.png  EMA sample grids
  *
  * Exit codes: 0 done, 2 bad flags / data / checkpoint, 3 non-finite loss (the last good
- * checkpoint is kept), 130 after SIGINT and 143 after SIGTERM (the current step finishes and a
- * checkpoint is written first; a second signal exits at once, keeping the previous checkpoint).
+ * checkpoint is kept), 4 the run directory cannot be written (unwritable --out, disk full: one
+ * line naming the path and the reason; the last complete checkpoint is kept), 130 after SIGINT
+ * and 143 after SIGTERM (the current step finishes and a checkpoint is written first; a second
+ * signal exits at once, keeping the previous checkpoint).
  * Run with --help for the flags.
  */
 import * as tf from "@tensorflow/tfjs";
@@ -28,7 +30,9 @@ import {
   CheckpointError,
   type CheckpointMeta,
   hasCheckpoint,
+  osReason,
   readCheckpoint,
+  RunWriteError,
   writeCheckpoint,
 } from "./checkpoint.ts";
 import {
@@ -53,14 +57,33 @@ export function shellQuote(a: string): string {
 }
 
 async function isNonEmptyDir(path: string): Promise<boolean> {
+  let info: Deno.FileInfo;
   try {
-    for await (const _ of Deno.readDir(path)) return true;
-    return false;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    if (e instanceof Deno.errors.NotADirectory) return true;
-    throw e;
+    info = await Deno.stat(path);
+  } catch {
+    return false; // missing or unreachable (a file in the way): the write probe says which
   }
+  if (!info.isDirectory) return true;
+  for await (const _ of Deno.readDir(path)) return true;
+  return false;
+}
+
+/** Run a write into the run directory; an OS error becomes a RunWriteError naming `path`. */
+async function writing<T>(what: string, path: string, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof RunWriteError || !(e instanceof Error) || !("code" in e)) throw e;
+    throw new RunWriteError(what, path, osReason(e));
+  }
+}
+
+/** Create `dir` if needed and prove a file can be created in it (root ignores permission bits). */
+async function probeWritable(dir: string) {
+  await Deno.mkdir(dir, { recursive: true });
+  const probe = join(dir, `.write-probe.${Deno.pid}`);
+  await Deno.writeFile(probe, new Uint8Array(1));
+  await Deno.remove(probe);
 }
 
 /** Keep only the metrics lines at or before `step` (a resumed run replays what came after). */
@@ -92,6 +115,8 @@ interface Session {
   labels: string[] | null;
   wallBefore: number;
   t0: number;
+  /** Step of the last checkpoint known complete on disk (null: none yet). */
+  saved: number | null;
 }
 
 async function checkpoint(
@@ -129,6 +154,14 @@ async function checkpoint(
     adamM: saved.adamM,
     adamV: saved.adamV,
   });
+  s.saved = st.step;
+}
+
+/** What is left on disk after a failure, for the one-line error. */
+function keptMessage(s: Session): string {
+  return s.saved === null
+    ? `no checkpoint was written to ${s.cfg.out}`
+    : `the last good checkpoint (step ${s.saved}) in ${s.cfg.out}/checkpoint is kept`;
 }
 
 /** Run the trainer with these arguments; resolves to the process exit code. */
@@ -208,6 +241,13 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
+  try {
+    await probeWritable(cfg.out);
+  } catch (e) {
+    console.error(`error: cannot write to ${cfg.out}: ${osReason(e)}`);
+    return 4;
+  }
+
   const be = await initBackend({ backend: cfg.backend, threads: cfg.threads });
   const mflop = forwardFlops(unet) / 1e6;
   console.log(`backend ${be.name} (${be.threads} thread${be.threads === 1 ? "" : "s"})`);
@@ -246,15 +286,30 @@ export async function main(argv: string[]): Promise<number> {
     labels: unet.numClasses > 0 ? train.labelNames : null,
     wallBefore: ck?.meta.wallTimeSeconds ?? 0,
     t0: performance.now(),
+    saved: ck?.meta.step ?? null,
   };
   ck = null; // free the host copies
 
-  await Deno.mkdir(cfg.out, { recursive: true });
   const metricsFile = join(cfg.out, "metrics.jsonl");
-  if (st.step > 0) await truncateMetrics(metricsFile, st.step);
   const recent: number[] = [];
   const lastLoss = () => recent.length ? recent.reduce((a, b) => a + b, 0) / recent.length : null;
-  if (st.step === 0) await checkpoint(session, st, unet, null);
+  let metrics: Deno.FsFile;
+  try {
+    if (st.step > 0) {
+      await writing("metrics", metricsFile, () => truncateMetrics(metricsFile, st.step));
+    }
+    if (st.step === 0) await checkpoint(session, st, unet, null);
+    metrics = await writing(
+      "metrics",
+      metricsFile,
+      () => Deno.open(metricsFile, { append: true, create: true }),
+    );
+  } catch (e) {
+    disposeState(st);
+    if (!(e instanceof RunWriteError)) throw e;
+    console.error(`error: ${e.message}; ${keptMessage(session)}.`);
+    return 4;
+  }
   if (st.step > 0) console.log(`resuming at step ${st.step} → ${cfg.steps}`);
 
   const progress = createProgress({
@@ -280,7 +335,6 @@ export async function main(argv: string[]): Promise<number> {
     Deno.addSignalListener(sig, h);
     return { sig, h };
   });
-  const metrics = await Deno.open(metricsFile, { append: true, create: true });
   const enc = new TextEncoder();
   const speed = new Throughput();
   let intervalLoss = 0, intervalNorm = 0, intervalSteps = 0, intervalImg = 0, intervalSec = 0;
@@ -296,7 +350,11 @@ export async function main(argv: string[]): Promise<number> {
         guidance: cfg.sampleGuidance,
         signal: abort.signal,
       });
-      const file = await writeSampleGrid(cfg.out, st.step, g.png);
+      const file = await writing(
+        "samples",
+        join(cfg.out, "samples"),
+        () => writeSampleGrid(cfg.out, st.step, g.png),
+      );
       progress.log(`samples → ${file} (${formatDuration((performance.now() - t) / 1000)})`);
     } catch (e) {
       if (!abort.signal.aborted) throw e;
@@ -328,7 +386,10 @@ export async function main(argv: string[]): Promise<number> {
           epoch: st.sampler.epochs,
           elapsed: session.wallBefore + (performance.now() - session.t0) / 1000,
         };
-        await metrics.write(enc.encode(JSON.stringify(line) + "\n"));
+        const bytes = enc.encode(JSON.stringify(line) + "\n");
+        await writing("metrics", metricsFile, async () => {
+          for (let o = 0; o < bytes.length;) o += await metrics.write(bytes.subarray(o));
+        });
         intervalLoss =
           intervalNorm =
           intervalSteps =
@@ -360,12 +421,22 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (e) {
     progress.stop();
-    if (!(e instanceof NonFiniteError)) throw e;
-    console.error(
-      `error: ${e.message}. Training stopped; the last good checkpoint in ` +
-        `${cfg.out}/checkpoint is kept (try a lower --lr or --grad-clip).`,
-    );
-    exitCode = 3;
+    if (e instanceof NonFiniteError) {
+      console.error(
+        `error: ${e.message}. Training stopped; ${keptMessage(session)} ` +
+          `(try a lower --lr or --grad-clip).`,
+      );
+      exitCode = 3;
+    } else if (e instanceof RunWriteError) {
+      console.error(
+        `error: ${e.message}. Training stopped at step ${st.step}; ${
+          keptMessage(session)
+        } (free space or make it writable, then --resume).`,
+      );
+      exitCode = 4;
+    } else {
+      throw e;
+    }
   } finally {
     metrics.close();
     for (const { sig, h } of handlers) Deno.removeSignalListener(sig, h);

@@ -1,10 +1,12 @@
 /**
  * The CLI as a user runs it (subprocesses of `deno run -A trainer/train.ts`): clear errors with
- * nothing created, resume equivalence through the checkpoint files, SIGINT and kill -9.
+ * nothing created, resume equivalence through the checkpoint files, SIGINT, kill -9, a full or
+ * read-only disk and a non-finite loss.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { readCheckpoint } from "./checkpoint.ts";
+import { Rng } from "../shared/rng.ts";
+import { CHECKPOINT_FILES, readCheckpoint } from "./checkpoint.ts";
 
 const TRAIN = new URL("./train.ts", import.meta.url).pathname;
 const TINY = [
@@ -47,6 +49,58 @@ async function run(args: string[]): Promise<{ code: number; out: string; err: st
 
 async function exists(p: string) {
   return await Deno.lstat(p).then(() => true, () => false);
+}
+
+/** The bytes of every file of `<run>/checkpoint`. */
+async function checkpointBytes(run: string): Promise<Map<string, Uint8Array>> {
+  const out = new Map<string, Uint8Array>();
+  for (const f of [...CHECKPOINT_FILES.map((f) => `${f}.bin`), "meta.json"]) {
+    out.set(f, await Deno.readFile(join(run, "checkpoint", f)));
+  }
+  return out;
+}
+
+/**
+ * `<run>` holds exactly one checkpoint, `checkpoints/<name>`, the link points at it and its files
+ * are byte for byte `bytes`: nothing half-written that --resume (or a reader) could pick up.
+ */
+async function assertOnlyCheckpoint(run: string, name: string, bytes: Map<string, Uint8Array>) {
+  assert.equal(await Deno.readLink(join(run, "checkpoint")), join("checkpoints", name));
+  const left: string[] = [];
+  for await (const e of Deno.readDir(join(run, "checkpoints"))) left.push(e.name);
+  assert.deepEqual(left, [name], `checkpoints/ holds ${left.join(", ")}`);
+  assert.deepEqual(await checkpointBytes(run), bytes);
+}
+
+/** Params, EMA and Adam moments bit for bit equal, and the same step and RNG states. */
+async function assertSameState(run: string, reference: string) {
+  for (const f of CHECKPOINT_FILES) {
+    assert.deepEqual(
+      await Deno.readFile(join(run, "checkpoint", `${f}.bin`)),
+      await Deno.readFile(join(reference, "checkpoint", `${f}.bin`)),
+      `${f}.bin differs from the uninterrupted run's`,
+    );
+  }
+  const a = await readCheckpoint(run), b = await readCheckpoint(reference);
+  assert.equal(a.meta.step, b.meta.step);
+  assert.deepEqual(a.meta.rng, b.meta.rng);
+}
+
+/** Length of the uninterrupted reference run that the interrupted runs below must reproduce. */
+const N = 16;
+const referenceDir = await Deno.makeTempDir({ prefix: "ddpm-train-reference-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(referenceDir, { recursive: true }));
+let reference: Promise<string> | null = null;
+
+/** `<tmp>/straight`: TINY trained N steps in one go (started once, shared by the tests). */
+function straightRun(): Promise<string> {
+  const out = join(referenceDir, "straight");
+  reference ??= run([...TINY, "--steps", String(N), "--checkpoint-every", "1000", "--out", out])
+    .then((r) => {
+      assert.equal(r.code, 0, r.err);
+      return out;
+    });
+  return reference;
 }
 
 /** Spawn the trainer and resolve once its stdout has printed `lines` step lines. */
@@ -170,25 +224,231 @@ Deno.test("SIGINT: finishes the step, checkpoints, exits 130; the checkpoint loa
   }
 });
 
-Deno.test("kill -9 at random moments leaves a loadable last-complete checkpoint", async () => {
+/**
+ * Resolve once the checkpoint being written in `<run>/checkpoints` (a `*.tmp` directory) holds
+ * `files` entries, or after `ms` without seeing one (false).
+ */
+async function checkpointWriteReaches(run: string, files: number, ms: number): Promise<boolean> {
+  const root = join(run, "checkpoints"), t0 = performance.now();
+  while (performance.now() - t0 < ms) {
+    for await (const e of Deno.readDir(root)) {
+      if (!e.name.endsWith(".tmp")) continue;
+      const n = await Array.fromAsync(Deno.readDir(join(root, e.name))).then(
+        (l) => l.length,
+        () => -1,
+      );
+      if (n >= files) return true;
+    }
+  }
+  return false;
+}
+
+Deno.test("kill -9 at 3 seeded moments mid-checkpoint, then --resume: params, EMA and Adam bit-identical to an uninterrupted run", async () => {
   const tmp = await Deno.makeTempDir();
+  const straight = straightRun(); // runs alongside (one thread each)
   try {
     const out = join(tmp, "run");
-    let last = 0;
-    for (let round = 0; round < 3; round++) {
-      const args = [...TINY, "--steps", "100000", "--checkpoint-every", "1", "--out", out];
-      const { child, rest } = await spawnUntil(round === 0 ? args : ["--resume", ...args], 1);
-      await new Promise((r) => setTimeout(r, Math.random() * 1500));
+    // Round i: once the process has printed `lines` (2–4) step lines, wait until the checkpoint
+    // it is then writing has `files` of its 5 files (0: just its directory; a file counts from
+    // its creation, so the kill lands while it is written or fsync'd) and SIGKILL it there — or,
+    // should the write be missed, wherever it then is. KILL_SEED=<n> replays another plan.
+    const seed = Number(Deno.env.get("KILL_SEED") ?? 11);
+    const rng = new Rng(seed);
+    const plan = [0, 1, 2].map(() => ({ lines: 2 + rng.int(3), files: rng.int(6) }));
+    console.log(`kill plan (KILL_SEED=${seed}): ${JSON.stringify(plan)}`);
+    let last = 0, midWrite = 0;
+    for (const [round, { lines, files }] of plan.entries()) {
+      const args = [...TINY, "--steps", String(N), "--checkpoint-every", "1", "--out", out];
+      const { child, rest } = await spawnUntil(round === 0 ? args : ["--resume", ...args], lines);
+      const caught = await checkpointWriteReaches(out, files, 2000);
       child.kill("SIGKILL");
-      await child.status;
-      await rest;
+      const status = await child.status;
+      const text = await rest;
+      assert.equal(status.signal, "SIGKILL", `round ${round}: the trainer had already exited`);
+      const printed = Math.max(...[...text.matchAll(/^step (\d+)\//gm)].map((m) => Number(m[1])));
+      const left = await Array.fromAsync(Deno.readDir(join(out, "checkpoints")), (e) => e.name);
+      const hit = caught && left.some((n) => n.endsWith(".tmp"));
+      if (hit) midWrite++;
       const ck = await readCheckpoint(out);
       assert.ok(ck.meta.step >= last, `step ${ck.meta.step} after ${last}`);
+      assert.ok(ck.meta.step <= printed, `checkpoint at ${ck.meta.step}, ${printed} steps printed`);
       assert.equal(ck.params.size, ck.ema.size);
+      console.log(
+        `round ${round}: killed after step ${printed}, ${
+          hit ? `inside checkpoint ${printed}'s write` : "outside a checkpoint write"
+        }; checkpoint at step ${ck.meta.step}`,
+      );
       last = ck.meta.step;
     }
-    assert.ok(last > 0);
+    assert.ok(last > 0 && last < N, `after the kills the checkpoint is at step ${last}`);
+    assert.ok(midWrite > 0, "no kill landed inside a checkpoint write");
+    const r = await run([
+      "--resume",
+      "--steps",
+      String(N),
+      "--checkpoint-every",
+      "1000",
+      "--out",
+      out,
+    ]);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, new RegExp(`resuming at step ${last} → ${N}`));
+    await assertSameState(out, await straight);
   } finally {
+    await straight.catch(() => {});
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("unwritable --out (a file in the way): one line naming the path and reason, exit 4", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const file = join(tmp, "file");
+    await Deno.writeTextFile(file, "not a directory");
+    const r = await run([...TINY, "--steps", "2", "--out", join(file, "run")]);
+    assert.equal(r.code, 4);
+    assert.equal(r.err, `error: cannot write to ${join(file, "run")}: not a directory\n`);
+    assert.equal(await Deno.readTextFile(file), "not a directory");
+    // --out itself a file: a bad flag (exit 2), also before anything is written.
+    const f = await run([...TINY, "--steps", "2", "--out", file]);
+    assert.equal(f.code, 2);
+    assert.match(f.err, /--out .*file already exists, is not empty and holds no checkpoint/);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+/** Run a command; null when it succeeds, else why not. */
+async function sh(cmd: string, ...args: string[]): Promise<string | null> {
+  try {
+    const r = await new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).output();
+    return r.success
+      ? null
+      : `${cmd} ${args.join(" ")}: ${new TextDecoder().decode(r.stderr).trim()}`;
+  } catch (e) {
+    return `${cmd}: ${(e as Error).message}`;
+  }
+}
+
+/** Why a tmpfs cannot be mounted here (not root, no CAP_SYS_ADMIN, no mount(8)), or null. */
+async function cannotMount(): Promise<string | null> {
+  const dir = await Deno.makeTempDir();
+  try {
+    const why = await sh("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir);
+    if (why === null) return await sh("umount", dir);
+    return why;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const noMount = Deno.build.os === "linux" ? await cannotMount() : "not Linux";
+if (noMount) console.log(`disk-full / read-only test skipped: cannot mount a tmpfs (${noMount})`);
+
+/** Fill the filesystem holding `path` with one file, then give back `leave` bytes. */
+async function fillDisk(path: string, leave: number) {
+  const f = await Deno.open(path, { write: true, create: true, truncate: true });
+  const chunk = new Uint8Array(1 << 16).fill(1);
+  let size = 0;
+  try {
+    for (;;) size += await f.write(chunk);
+  } catch (e) {
+    if ((e as { code?: string }).code !== "ENOSPC") throw e;
+  }
+  await f.truncate(Math.max(0, size - leave));
+  f.close();
+}
+
+Deno.test({
+  name:
+    "disk full, then read-only: one-line error naming path and reason, exit 4, last checkpoint intact and resumable",
+  ignore: noMount !== null,
+  fn: async () => {
+    const mnt = await Deno.makeTempDir({ prefix: "ddpm-tmpfs-" });
+    assert.equal(await sh("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt), null);
+    const straight = straightRun();
+    try {
+      const out = join(mnt, "run");
+      const first = await run([...TINY, "--steps", "4", "--checkpoint-every", "1", "--out", out]);
+      assert.equal(first.code, 0, first.err);
+      const good = await checkpointBytes(out);
+      // A real ENOSPC: leave 64 KiB, less than one 130 KB tensor file of the next checkpoint.
+      await fillDisk(join(mnt, "filler"), 64 * 1024);
+      const full = await run(["--resume", "--steps", String(N), "--out", out]);
+      assert.equal(full.code, 4, full.err);
+      assert.equal(
+        full.err,
+        `error: cannot write checkpoint to ${out}/checkpoints/step-00000005: no space left on ` +
+          `device. Training stopped at step 5; the last good checkpoint (step 4) in ` +
+          `${out}/checkpoint is kept (free space or make it writable, then --resume).\n`,
+      );
+      await assertOnlyCheckpoint(out, "step-00000004", good);
+
+      assert.equal(await sh("mount", "-o", "remount,ro", mnt), null);
+      const ro = await run(["--resume", "--steps", String(N), "--out", out]);
+      assert.equal(ro.code, 4, ro.err);
+      assert.equal(ro.err, `error: cannot write to ${out}: read-only file system\n`);
+      await assertOnlyCheckpoint(out, "step-00000004", good);
+
+      assert.equal(await sh("mount", "-o", "remount,rw", mnt), null);
+      await Deno.remove(join(mnt, "filler"));
+      const r = await run(["--resume", "--steps", String(N), "--out", out]);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, new RegExp(`resuming at step 4 → ${N}`));
+      await assertSameState(out, await straight);
+    } finally {
+      await straight.catch(() => {});
+      const busy = await sh("umount", mnt);
+      if (busy) await sh("umount", "-l", mnt);
+      await Deno.remove(mnt, { recursive: true });
+    }
+  },
+});
+
+Deno.test("non-finite loss through the CLI: exit 3 naming the step; the checkpoint is untouched and resumes exactly", async () => {
+  const tmp = await Deno.makeTempDir();
+  const straight = straightRun();
+  try {
+    const out = join(tmp, "run");
+    const first = await run([...TINY, "--steps", "3", "--checkpoint-every", "3", "--out", out]);
+    assert.equal(first.code, 0, first.err);
+    // The weights of a run that has blown up (the flags cap --lr at 1, which this small normalised
+    // UNet survives): ×1e30 is still finite on disk, but the next forward pass overflows.
+    const paramsFile = join(out, "checkpoint", "params.bin");
+    const params = await Deno.readFile(paramsFile);
+    const f = new Float32Array(params.slice().buffer);
+    await Deno.writeFile(paramsFile, new Uint8Array(f.map((v) => v * 1e30).buffer));
+    const poisoned = await checkpointBytes(out);
+    assert.ok(new Float32Array(poisoned.get("params.bin")!.slice().buffer).every(Number.isFinite));
+
+    const r = await run([
+      "--resume",
+      "--steps",
+      String(N),
+      "--checkpoint-every",
+      "1",
+      "--out",
+      out,
+    ]);
+    assert.equal(r.code, 3, r.err);
+    assert.match(
+      r.err,
+      new RegExp(
+        `^error: loss became non-finite at step 4 \\(loss (NaN|-?Infinity), grad norm \\S+\\)\\. ` +
+          `Training stopped; the last good checkpoint \\(step 3\\) in ${out}/checkpoint is kept ` +
+          `\\(try a lower --lr or --grad-clip\\)\\.\n$`,
+      ),
+    );
+    await assertOnlyCheckpoint(out, "step-00000003", poisoned);
+    // Nothing of the failed step reached the checkpoint (RNG states, Adam moments, EMA): with the
+    // weights put back, --resume continues exactly as if the failure had never happened.
+    await Deno.writeFile(paramsFile, params);
+    const again = await run(["--resume", "--steps", String(N), "--out", out]);
+    assert.equal(again.code, 0, again.err);
+    assert.match(again.out, new RegExp(`resuming at step 3 → ${N}`));
+    await assertSameState(out, await straight);
+  } finally {
+    await straight.catch(() => {});
     await Deno.remove(tmp, { recursive: true });
   }
 });
