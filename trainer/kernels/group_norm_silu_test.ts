@@ -11,6 +11,10 @@ const cases: { x: number[]; groups: number; silu: boolean }[] = [
   { x: [3, 7, 6, 6], groups: 3, silu: false },
   { x: [2, 4, 4, 4], groups: 1, silu: true },
   { x: [1, 3, 3, 8], groups: 8, silu: true },
+  // SIMD kernels: the UNet's shapes (16–48 channels, 8 groups), with and without SiLU
+  { x: [3, 7, 7, 48], groups: 8, silu: true },
+  { x: [2, 14, 14, 16], groups: 8, silu: false },
+  { x: [2, 9, 5, 12], groups: 2, silu: true },
 ];
 
 for (const [i, c] of cases.entries()) {

@@ -55,6 +55,45 @@ export interface SimdKernels {
     nI: number,
     nJ: number,
   ): void;
+  /** GroupNorm over x [nPix, C], C % 4 == 0: out [2, C] = Σ (x − shift), Σ (x − shift)². */
+  gnStats(x: number, nPix: number, C: number, shift: number, out: number): void;
+  /** y = x·a + b per channel. */
+  gnAffine(x: number, nPix: number, C: number, a: number, b: number, y: number): void;
+  /** pre = x·a + b; sig = sigmoid(pre); y = pre·sig. */
+  gnAffineSilu(
+    x: number,
+    nPix: number,
+    C: number,
+    a: number,
+    b: number,
+    y: number,
+    sig: number,
+  ): void;
+  /** dpre = dy·sig·(1 + pre·(1 − sig)); sums [2, C] = Σ dpre, Σ dpre·x. */
+  gnBack1Silu(
+    x: number,
+    dy: number,
+    sig: number,
+    nPix: number,
+    C: number,
+    a: number,
+    b: number,
+    dpre: number,
+    sums: number,
+  ): void;
+  /** sums [2, C] = Σ dy, Σ dy·x. */
+  gnBack1(x: number, dy: number, nPix: number, C: number, sums: number): void;
+  /** dx = d·A + x·P + Q per channel. */
+  gnBack2(
+    d: number,
+    x: number,
+    nPix: number,
+    C: number,
+    A: number,
+    P: number,
+    Q: number,
+    dx: number,
+  ): void;
 }
 
 /** Register block of `opa`: rows of out held in registers (×16 columns). */
@@ -270,8 +309,193 @@ function convFunc(relaxed: boolean): Func {
   return f;
 }
 
+/** Constants of `sigmoid`, hoisted into v128 locals by `sigmoidConstants`. */
+const SIGMOID_CONSTANTS: [string, number][] = [
+  ["cMax", 87],
+  ["cMin", -87],
+  ["cLog2e", Math.LOG2E],
+  // 1.5·2²³ + 127: adding it rounds to an integer k and leaves k + 127 in the low bits.
+  ["cMagic", 12582912 + 127],
+  ["cLn2Hi", -0.693359375],
+  ["cLn2Lo", 2.12194440e-4],
+  ["cOne", 1],
+  ["cP6", 1 / 720],
+  ["cP5", 1 / 120],
+  ["cP4", 1 / 24],
+  ["cP3", 1 / 6],
+  ["cP2", 1 / 2],
+];
+
+function sigmoidConstants(f: Func): void {
+  f.locals("v128", ...SIGMOID_CONSTANTS.map(([n]) => n));
+  for (const [n, v] of SIGMOID_CONSTANTS) f.f32x4Const(v).set(n);
+}
+
+/**
+ * Emits s = sigmoid(z) = 1 / (1 + e^t), t = −z clamped to ±87, for v128 locals: e^t = 2^k·e^r
+ * with k = round(t·log2 e) (magic-number rounding; 2^k built in the exponent bits),
+ * r = t − k·ln 2 and e^r by its degree-6 Taylor polynomial (|r| ≤ ln 2 / 2).
+ */
+function sigmoid(f: Func, z: string, s: string, t: string, k: string): void {
+  f.get(z).f32x4("neg").get("cMax").f32x4("min").get("cMin").f32x4("max").set(t);
+  f.fma(() => f.get(t), () => f.get("cLog2e"), () => f.get("cMagic")).set(k);
+  // t −= (k − magic)·ln 2
+  f.get(k).get("cMagic").f32x4("sub").set(s);
+  f.fma(() => f.get(s), () => f.get("cLn2Hi"), () => f.get(t)).set(t);
+  f.fma(() => f.get(s), () => f.get("cLn2Lo"), () => f.get(t)).set(t);
+  f.get("cP6").set(s);
+  for (const c of ["cP5", "cP4", "cP3", "cP2", "cOne", "cOne"]) {
+    f.fma(() => f.get(s), () => f.get(t), () => f.get(c)).set(s);
+  }
+  f.get(s).get(k).i32(23).i32x4("shl").f32x4("mul").set(s);
+  f.get("cOne").get("cOne").get(s).f32x4("add").f32x4("div").set(s);
+}
+
+/** Loop over channel blocks (cb, byte offset `co` = 16·cb) and, inside, over nPix pixels. */
+function channelLoop(f: Func, perBlock: () => void, perPixel: () => void, after: () => void) {
+  f.i32(0).set("co");
+  f.whileLoop(() => f.get("co").get("rowB").i32op("lt_s"), () => {
+    perBlock();
+    f.get("nPix").set("p");
+    f.i32(0).set("off");
+    f.loop(() => {
+      perPixel();
+      f.inc("off", "rowB");
+      f.get("p").i32(1).i32op("sub").tee("p").brIf(0);
+    });
+    after();
+    f.inc("co", 16);
+  });
+}
+
+/** GroupNorm kernels: all over [nPix, C] (C % 4 == 0), vectorised over channels. */
+function groupNormFuncs(relaxed: boolean): Func[] {
+  const start = (name: string, params: string[]) => {
+    const f = new Func(name, params.map((p) => [p, "i32"] as [string, "i32"]), relaxed);
+    f.locals("i32", "co", "p", "off", "rowB");
+    f.get("C").i32(4).i32op("mul").set("rowB");
+    return f;
+  };
+  const at = (f: Func, base: string) => f.get(base).get("off").i32op("add");
+  const vec = (f: Func, base: string, plusC = false) => {
+    f.get(base).get("co").i32op("add");
+    if (plusC) f.get("rowB").i32op("add");
+    return f;
+  };
+
+  // out[0, c] = Σ (x − shift), out[1, c] = Σ (x − shift)² (shifted sums: accurate variance).
+  const stats = start("gnStats", ["x", "nPix", "C", "shift", "out"]);
+  stats.locals("v128", "m", "d", "s1", "s2");
+  channelLoop(stats, () => {
+    vec(stats, "shift").v128Load().set("m");
+    stats.v128Zero().set("s1").v128Zero().set("s2");
+  }, () => {
+    at(stats, "x").get("co").i32op("add").v128Load().get("m").f32x4("sub").set("d");
+    stats.get("s1").get("d").f32x4("add").set("s1");
+    stats.fma(() => stats.get("d"), () => stats.get("d"), () => stats.get("s2")).set("s2");
+  }, () => {
+    vec(stats, "out").get("s1").v128Store();
+    vec(stats, "out", true).get("s2").v128Store();
+  });
+
+  // y = x·a + b, and with SiLU: sig = sigmoid(y), y = y·sig.
+  const affine = (silu: boolean) => {
+    const params = ["x", "nPix", "C", "a", "b", "y"];
+    if (silu) params.push("sig");
+    const f = start(silu ? "gnAffineSilu" : "gnAffine", params);
+    f.locals("v128", "av", "bv", "z", "s", "t", "k");
+    if (silu) sigmoidConstants(f);
+    channelLoop(f, () => {
+      vec(f, "a").v128Load().set("av");
+      vec(f, "b").v128Load().set("bv");
+    }, () => {
+      f.fma(
+        () => at(f, "x").get("co").i32op("add").v128Load(),
+        () => f.get("av"),
+        () => f.get("bv"),
+      ).set("z");
+      if (silu) {
+        sigmoid(f, "z", "s", "t", "k");
+        at(f, "sig").get("co").i32op("add").get("s").v128Store();
+        f.get("z").get("s").f32x4("mul").set("z");
+      }
+      at(f, "y").get("co").i32op("add").get("z").v128Store();
+    }, () => {});
+    return f;
+  };
+
+  // Backward pass 1 with SiLU: d = dy·sig·(1 + pre·(1 − sig)), pre = x·a + b; sums Σd, Σd·x.
+  const back1 = start("gnBack1Silu", ["x", "dy", "sig", "nPix", "C", "a", "b", "dpre", "sums"]);
+  back1.locals("v128", "av", "bv", "v", "sg", "d", "s1", "s2");
+  channelLoop(back1, () => {
+    vec(back1, "a").v128Load().set("av");
+    vec(back1, "b").v128Load().set("bv");
+    back1.v128Zero().set("s1").v128Zero().set("s2");
+  }, () => {
+    const f = back1;
+    at(f, "x").get("co").i32op("add").v128Load().set("v");
+    at(f, "sig").get("co").i32op("add").v128Load().set("sg");
+    // d = dy·sg·(1 + (v·a + b)·(1 − sg))
+    f.fma(() => f.get("v"), () => f.get("av"), () => f.get("bv")).set("d");
+    f.fma(
+      () => f.get("d"),
+      () => f.f32x4Const(1).get("sg").f32x4("sub"),
+      () => f.f32x4Const(1),
+    ).set("d");
+    at(f, "dy").get("co").i32op("add").v128Load().get("sg").f32x4("mul").get("d").f32x4("mul")
+      .set("d");
+    at(f, "dpre").get("co").i32op("add").get("d").v128Store();
+    f.get("s1").get("d").f32x4("add").set("s1");
+    f.fma(() => f.get("d"), () => f.get("v"), () => f.get("s2")).set("s2");
+  }, () => {
+    vec(back1, "sums").get("s1").v128Store();
+    vec(back1, "sums", true).get("s2").v128Store();
+  });
+
+  // Backward pass 1 without SiLU: sums Σdy, Σdy·x.
+  const back1p = start("gnBack1", ["x", "dy", "nPix", "C", "sums"]);
+  back1p.locals("v128", "d", "s1", "s2");
+  channelLoop(back1p, () => {
+    back1p.v128Zero().set("s1").v128Zero().set("s2");
+  }, () => {
+    const f = back1p;
+    at(f, "dy").get("co").i32op("add").v128Load().set("d");
+    f.get("s1").get("d").f32x4("add").set("s1");
+    f.fma(() => f.get("d"), () => at(f, "x").get("co").i32op("add").v128Load(), () => f.get("s2"))
+      .set("s2");
+  }, () => {
+    vec(back1p, "sums").get("s1").v128Store();
+    vec(back1p, "sums", true).get("s2").v128Store();
+  });
+
+  // Backward pass 2: dx = d·A + x·P + Q.
+  const back2 = start("gnBack2", ["d", "x", "nPix", "C", "A", "P", "Q", "dx"]);
+  back2.locals("v128", "av", "pv", "qv");
+  channelLoop(back2, () => {
+    vec(back2, "A").v128Load().set("av");
+    vec(back2, "P").v128Load().set("pv");
+    vec(back2, "Q").v128Load().set("qv");
+  }, () => {
+    const f = back2;
+    at(f, "dx").get("co").i32op("add");
+    f.fma(
+      () => at(f, "d").get("co").i32op("add").v128Load(),
+      () => f.get("av"),
+      () =>
+        f.fma(
+          () => at(f, "x").get("co").i32op("add").v128Load(),
+          () => f.get("pv"),
+          () => f.get("qv"),
+        ),
+    );
+    f.v128Store();
+  }, () => {});
+
+  return [stats, affine(false), affine(true), back1, back1p, back2];
+}
+
 function build(relaxed: boolean): Func[] {
-  return [opaFunc(relaxed), convFunc(relaxed)];
+  return [opaFunc(relaxed), convFunc(relaxed), ...groupNormFuncs(relaxed)];
 }
 
 const cache = new WeakMap<object, SimdKernels>();

@@ -35,3 +35,19 @@ for (const relaxed of [true, false]) {
     }
   });
 }
+
+Deno.test("gnAffineSilu: SiLU and sigmoid over ±100 (clamped exp) match Math.exp", () => {
+  const memory = new WebAssembly.Memory({ initial: 2 });
+  const k = instantiate(memory, true);
+  const f = new Float32Array(memory.buffer);
+  const n = 1000, C = 4, x = 4096, a = 256, b = 512, y = 8192, sig = 16384; // float indices
+  for (let i = 0; i < n * C; i++) f[x + i] = -100 + (200 * i) / (n * C);
+  f.fill(1, a, a + C);
+  f.fill(0, b, b + C);
+  k.gnAffineSilu(4 * x, n, C, 4 * a, 4 * b, 4 * y, 4 * sig);
+  for (let i = 0; i < n * C; i++) {
+    const z = f[x + i], s = 1 / (1 + Math.exp(-z));
+    assert.ok(Math.abs(f[sig + i] - s) < 2e-7, `sigmoid(${z}) = ${f[sig + i]}, want ${s}`);
+    assert.ok(Math.abs(f[y + i] - z * s) < 1e-6 * Math.max(1, Math.abs(z)), `silu(${z})`);
+  }
+});

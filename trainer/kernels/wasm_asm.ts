@@ -54,7 +54,18 @@ const I32_OPS = {
 } as const;
 
 /** f32x4 operators by SIMD opcode. */
-const F32X4_OPS = { add: 0xe4, sub: 0xe5, mul: 0xe6, max: 0xe9 } as const;
+const F32X4_OPS = {
+  neg: 0xe1,
+  add: 0xe4,
+  sub: 0xe5,
+  mul: 0xe6,
+  div: 0xe7,
+  min: 0xe8,
+  max: 0xe9,
+} as const;
+
+/** Integer lane operators by SIMD opcode (i32x4). */
+const I32X4_OPS = { shl: 0xab, add: 0xae } as const;
 
 /** Builds one function body. Locals are referred to by name. */
 export class Func {
@@ -220,6 +231,10 @@ export class Func {
     this.memarg(2, offset);
     return this;
   }
+  i32x4Splat(): this {
+    this.simd(0x11);
+    return this;
+  }
   f32x4Splat(): this {
     this.simd(0x13);
     return this;
@@ -236,6 +251,17 @@ export class Func {
   }
   f32x4(op: keyof typeof F32X4_OPS): this {
     this.simd(F32X4_OPS[op]);
+    return this;
+  }
+  i32x4(op: keyof typeof I32X4_OPS): this {
+    this.simd(I32X4_OPS[op]);
+    return this;
+  }
+  /** A v128 constant with four equal f32 lanes. */
+  f32x4Const(v: number): this {
+    this.simd(0x0c);
+    const b = new Uint8Array(new Float32Array([v, v, v, v]).buffer);
+    this.code.push(...b);
     return this;
   }
   /** Pushes a·b + c (each callback pushes one v128). */
