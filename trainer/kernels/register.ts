@@ -18,6 +18,7 @@ import { conv2dKernel, fusedConv2dKernel } from "./conv2d.ts";
 import { batchMatMulKernel } from "./batch_matmul.ts";
 import { castShareKernel, identityShareKernel } from "./identity.ts";
 import { sumKernel } from "./sum.ts";
+import { concatKernel, resizeNearestGradKernel, splitVKernel } from "./channels.ts";
 
 const BACKEND = "wasm";
 
@@ -31,6 +32,9 @@ export const WASM_KERNELS = [
   "Identity",
   "Cast",
   "Sum",
+  "SplitV",
+  "Concat",
+  "ResizeNearestNeighborGrad",
   GROUP_NORM_SILU,
   GROUP_NORM_SILU_GRAD,
 ] as const;
@@ -57,6 +61,9 @@ export function registerWasmKernels(): void {
   set("Identity", identityShareKernel);
   set("Cast", castShareKernel);
   set("Sum", sumKernel);
+  set("SplitV", splitVKernel);
+  set("Concat", concatKernel);
+  set("ResizeNearestNeighborGrad", resizeNearestGradKernel);
   set(GROUP_NORM_SILU, groupNormSiluForwardKernel);
   set(GROUP_NORM_SILU_GRAD, groupNormSiluBackwardKernel);
   registered = true;

@@ -55,6 +55,17 @@ export interface SimdKernels {
     nI: number,
     nJ: number,
   ): void;
+  /** nRows blocks of len bytes (len % 16 == 0, ≥ 16) from src to dst, with row strides. */
+  copyRows(
+    src: number,
+    dst: number,
+    nRows: number,
+    len: number,
+    sStride: number,
+    dStride: number,
+  ): void;
+  /** dx [nRows, W, C] = 2×2 block sums of dy [2·nRows, 2W, C]; C % 4 == 0. */
+  pool2(dy: number, dx: number, nRows: number, W: number, C: number): void;
   /** GroupNorm over x [nPix, C], C % 4 == 0: out [2, C] = Σ (x − shift), Σ (x − shift)². */
   gnStats(x: number, nPix: number, C: number, shift: number, out: number): void;
   /** y = x·a + b per channel. */
@@ -494,8 +505,73 @@ function groupNormFuncs(relaxed: boolean): Func[] {
   return [stats, affine(false), affine(true), back1, back1p, back2];
 }
 
+/** copyRows(src, dst, nRows, len, sStride, dStride): nRows blocks of len bytes (len % 16 == 0). */
+function copyRowsFunc(relaxed: boolean): Func {
+  const f = new Func(
+    "copyRows",
+    ["src", "dst", "nRows", "len", "sStride", "dStride"].map((n) => [n, "i32"]),
+    relaxed,
+  );
+  f.locals("i32", "r", "o");
+  f.get("nRows").set("r");
+  f.loop(() => {
+    f.i32(0).set("o");
+    f.loop(() => {
+      f.get("dst").get("o").i32op("add");
+      f.get("src").get("o").i32op("add").v128Load();
+      f.v128Store();
+      f.inc("o", 16);
+      f.get("o").get("len").i32op("lt_s").brIf(0);
+    });
+    f.inc("src", "sStride").inc("dst", "dStride");
+    f.get("r").i32(1).i32op("sub").tee("r").brIf(0);
+  });
+  return f;
+}
+
+/**
+ * pool2(dy, dx, nRows, W, C): dx [nRows, W, C] = sum of each 2×2 block of dy [2·nRows, 2W, C]
+ * (the gradient of nearest ×2 upsampling). C % 4 == 0.
+ */
+function pool2Func(relaxed: boolean): Func {
+  const f = new Func("pool2", ["dy", "dx", "nRows", "W", "C"].map((n) => [n, "i32"]), relaxed);
+  f.locals("i32", "r", "j", "o", "rowB", "pixB", "a");
+  f.get("C").i32(4).i32op("mul").set("pixB");
+  f.get("W").get("pixB").i32op("mul").i32(2).i32op("mul").set("rowB"); // one dy row
+  f.get("nRows").set("r");
+  f.loop(() => {
+    f.get("W").set("j");
+    f.loop(() => {
+      f.i32(0).set("o");
+      f.loop(() => {
+        f.get("dy").get("o").i32op("add").set("a");
+        f.get("dx").get("o").i32op("add");
+        f.get("a").v128Load().get("a").get("pixB").i32op("add").v128Load().f32x4("add");
+        f.get("a").get("rowB").i32op("add").set("a");
+        f.get("a").v128Load().f32x4("add");
+        f.get("a").get("pixB").i32op("add").v128Load().f32x4("add");
+        f.v128Store();
+        f.inc("o", 16);
+        f.get("o").get("pixB").i32op("lt_s").brIf(0);
+      });
+      f.inc("dx", "pixB");
+      f.get("dy").get("pixB").i32op("add").get("pixB").i32op("add").set("dy");
+      f.get("j").i32(1).i32op("sub").tee("j").brIf(0);
+    });
+    f.inc("dy", "rowB"); // skip the second row of the pair
+    f.get("r").i32(1).i32op("sub").tee("r").brIf(0);
+  });
+  return f;
+}
+
 function build(relaxed: boolean): Func[] {
-  return [opaFunc(relaxed), convFunc(relaxed), ...groupNormFuncs(relaxed)];
+  return [
+    opaFunc(relaxed),
+    convFunc(relaxed),
+    ...groupNormFuncs(relaxed),
+    copyRowsFunc(relaxed),
+    pool2Func(relaxed),
+  ];
 }
 
 const cache = new WeakMap<object, SimdKernels>();

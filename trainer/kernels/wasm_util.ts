@@ -45,6 +45,9 @@ const USED = [
   "Sigmoid",
   "Multiply",
   "Sum",
+  "SplitV",
+  "Concat",
+  "ResizeNearestNeighborGrad",
 ];
 
 /** Remembers the stock wasm kernels; call once before registering replacements. */
