@@ -578,8 +578,11 @@ const cache = new WeakMap<object, SimdKernels>();
 
 /** The wasm backend's linear memory. */
 export function backendMemory(backend: WasmBackend): WebAssembly.Memory {
-  const m = (backend as unknown as { wasm: { asm?: { memory?: WebAssembly.Memory } } }).wasm;
-  const mem = m.asm?.memory;
+  const m = (backend as unknown as {
+    wasm: { asm?: { memory?: WebAssembly.Memory }; wasmMemory?: WebAssembly.Memory };
+  }).wasm;
+  // The single-threaded build exports its memory; the threaded one creates it in JS.
+  const mem = m.asm?.memory ?? m.wasmMemory;
   if (!(mem instanceof WebAssembly.Memory)) throw new Error("wasm backend memory not found");
   return mem;
 }
