@@ -6,12 +6,16 @@
  * count is fixed per process):
  *
  *   deno run -A scripts/bench_train.ts [--c 16,32] [--batch 64] [--threads 1,2] [--steps 5]
- *     [--warmup 2] [--markdown out.md] [--profile] [--bpf auto|tap|grid|dilated]
+ *     [--warmup 2] [--markdown out.md] [--profile] [--bpf auto|direct|tap|grid|dilated]
  *
  * Reports the median step; "other load" is the CPU (in cores) used by other processes during
  * the timed steps, so a contended machine is visible in the table, and "img per CPU-s" divides
  * throughput by the CPU this process actually got (≈ img/s on an idle machine for 1 thread).
- * --profile adds, per configuration, a table of CPU time per step by kernel.
+ * --profile adds, per configuration, a table of CPU time per step by kernel. --bpf forces one
+ * Conv2DBackpropFilter formulation (default: the SIMD `direct` one where it applies).
+ *
+ * This machine's 2 vCPUs are shared and noisy: compare configurations in alternating runs
+ * pinned to the same core (`taskset -c 1 …`), and read "img per CPU-s" next to img/s.
  */
 import { parseArgs } from "node:util";
 import process from "node:process";
