@@ -45,6 +45,20 @@ Deno.test("the PNG is exactly generate() → tileImages → encodePng with the c
   assert.deepEqual(await bytes(await get("/generate?seed=42")), want);
 });
 
+Deno.test("spacing picks the chain's timesteps: another image and ETag, = generate({spacing})", async () => {
+  const q = "/generate?seed=42&steps=4&format=json";
+  const lin = await get(q), trail = await get(q + "&spacing=trailing");
+  assert.equal(lin.status, 200);
+  assert.equal(trail.status, 200);
+  assert.notEqual(lin.headers.get("ETag"), trail.headers.get("ETag"));
+  const body = await trail.json() as { data: number[]; params: { spacing: string } };
+  assert.equal(body.params.spacing, "trailing");
+  const x = await generate(engine, { seed: 42, steps: 4, eta: 1, n: 1, spacing: "trailing" });
+  assert.deepEqual(body.data, Array.from(x));
+  const linBody = await lin.json() as { data: number[] };
+  assert.notDeepEqual(linBody.data, body.data);
+});
+
 Deno.test("same query → byte-identical PNG and ETag; other seeds differ", async () => {
   const q = "/generate?seed=7&steps=5&eta=0.5&n=3&scale=2&label=one&guidance=2";
   const [a, b] = [await get(q), await get(q)];
@@ -112,6 +126,7 @@ Deno.test("format=json gives NCHW floats in [−1, 1] and the params used", asyn
   assert.deepEqual(body.params, {
     seed: 9,
     steps: 4,
+    spacing: "linspace",
     eta: 1,
     n: 2,
     scale: 1,
@@ -218,6 +233,7 @@ Deno.test("GET /model, /healthz, /openapi.json", async () => {
   assert.deepEqual(params.map((p: { name: string }) => p.name), [
     "seed",
     "steps",
+    "spacing",
     "eta",
     "n",
     "scale",

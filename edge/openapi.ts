@@ -1,5 +1,6 @@
 /** The OpenAPI 3.1 description of the HTTP API, with ranges and defaults from the model card. */
 import type { ModelCard } from "../shared/model_card.ts";
+import { SPACINGS } from "../shared/schedule.ts";
 import { MAX_GUIDANCE, MAX_N, MAX_SCALE } from "./params.ts";
 
 /** Limits and CORS, as the app applies them (passed in so the document states real values). */
@@ -65,6 +66,11 @@ export function openapi(card: ModelCard, limits: ApiLimits) {
               minimum: 1,
               maximum: card.schedule.T,
               default: s.steps,
+            }),
+            param("spacing", "how the steps are picked out of T", {
+              type: "string",
+              enum: [...SPACINGS],
+              default: s.spacing ?? "linspace",
             }),
             param("eta", "1 = DDPM, 0 = DDIM", {
               type: "number",

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import type { ModelCard } from "../shared/model_card.ts";
+import { type Spacing, SPACINGS } from "../shared/schedule.ts";
 import { passes } from "./engine.ts";
 
 export const MAX_N = 64;
@@ -21,6 +22,8 @@ export interface GenerateParams {
   /** True when the seed came from the query (the response is then cacheable). */
   seedGiven: boolean;
   steps: number;
+  /** How the steps are picked out of T (shared/schedule.ts). */
+  spacing: Spacing;
   eta: number;
   n: number;
   scale: number;
@@ -67,6 +70,7 @@ function buildQuerySchema(card: ModelCard) {
   return z.strictObject({
     seed: int(0, 0xffffffff).optional(),
     steps: int(1, card.schedule.T).optional(),
+    spacing: z.enum(SPACINGS, `must be one of ${SPACINGS.join(", ")}`).optional(),
     eta: num("a number in 0…1").pipe(z.number().min(0, "must be ≥ 0").max(1, "must be ≤ 1"))
       .optional(),
     n: int(1, MAX_N).optional(),
@@ -125,6 +129,7 @@ export function parseQuery(
     seed: q.seed ?? randomSeed(),
     seedGiven: q.seed !== undefined,
     steps: q.steps ?? card.sampling.steps,
+    spacing: q.spacing ?? card.sampling.spacing ?? "linspace",
     eta: q.eta ?? card.sampling.eta,
     n: q.n ?? 1,
     scale: q.scale ?? 1,
@@ -152,6 +157,7 @@ export function canonical(p: GenerateParams) {
   return {
     seed: p.seed,
     steps: p.steps,
+    spacing: p.spacing,
     eta: p.eta,
     n: p.n,
     scale: p.scale,

@@ -29,6 +29,7 @@ Deno.test("defaults come from the card; a missing seed is drawn", () => {
   assert.deepEqual(canonical(p), {
     seed: 777,
     steps: 4,
+    spacing: "linspace",
     eta: 1,
     n: 1,
     scale: 1,
@@ -42,11 +43,13 @@ Deno.test("defaults come from the card; a missing seed is drawn", () => {
 
 Deno.test("every parameter parses", () => {
   const p = ok(
-    "seed=4294967295&steps=16&eta=0.25&n=64&scale=16&label=two&guidance=3.5&format=json",
+    "seed=4294967295&steps=16&spacing=trailing&eta=0.25&n=64&scale=16&label=two&guidance=3.5" +
+      "&format=json",
   );
   assert.deepEqual(canonical(p), {
     seed: 4294967295,
     steps: 16,
+    spacing: "trailing",
     eta: 0.25,
     n: 64,
     scale: 16,
@@ -76,6 +79,8 @@ Deno.test("out-of-range and malformed values name the parameter", () => {
   bad("seed=0x10", "seed", /integer/);
   bad("steps=0", "steps", /≥ 1/);
   bad("steps=51", "steps", /≤ 50/);
+  bad("spacing=cubic", "spacing", /linspace, trailing, quadratic/);
+  bad("spacing=", "spacing", /must be one of/);
   bad("eta=1.01", "eta", /≤ 1/);
   bad("eta=-0.1", "eta", /≥ 0/);
   bad("eta=abc", "eta", /number/);

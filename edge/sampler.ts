@@ -3,7 +3,7 @@
  * event loop between steps at least every YIELD_SLICE_MS of work (edge/yield.ts) so other
  * requests (and disconnect signals) get a turn, and stopping as soon as the signal aborts.
  */
-import { makeSchedule, type Schedule } from "../shared/schedule.ts";
+import { makeSchedule, type Schedule, type Spacing } from "../shared/schedule.ts";
 import { sample } from "../shared/sample.ts";
 import type { Engine, LabelSpec, Timing } from "./engine.ts";
 import { slicedYield } from "./yield.ts";
@@ -13,6 +13,8 @@ export interface GenerateOptions {
   seed: number;
   /** Respaced chain length, 1…T. */
   steps: number;
+  /** How the steps are picked out of T (default: the card's, else linspace). */
+  spacing?: Spacing;
   /** 1 = DDPM ancestral, 0 = DDIM. */
   eta: number;
   /** Number of images. */
@@ -44,6 +46,7 @@ export async function generate(
     n: o.n,
     size: card.image.channels * card.image.size ** 2,
     steps: o.steps,
+    spacing: o.spacing ?? card.sampling.spacing,
     seed: o.seed,
     eta: o.eta,
     signal,

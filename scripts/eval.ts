@@ -5,7 +5,8 @@
  *   deno task eval --model fixtures/models/mnist/model.json [--steps 14] [--eta 1]
  *     [--guidance 2] [--n 500] [--batch 50] [--seed 0] [--threads 1] [--grid out.png] [--json f]
  *   deno task eval --sweep [--sweep-steps 5,10,14,20,50,100,1000] [--sweep-eta 0,1]
- *     [--sweep-guidance 1,2,3] [--sweep-n 100] [--long-n 20] [--grids <dir>] [--markdown f]
+ *     [--sweep-guidance 1,2,3] [--sweep-spacing linspace,trailing,quadratic] [--sweep-n 100]
+ *     [--long-n 20] [--grids <dir>] [--markdown f]
  *
  * Metrics (scripts/metrics.ts): FID on the classifier's 128-d penultimate features against the
  * training split's features; mean classifier confidence and the fraction above 0.9; label
@@ -23,6 +24,7 @@ import { DEFAULT_MODEL_CARD, loadModel } from "../edge/model.ts";
 import { createEngine, type Engine } from "../edge/engine.ts";
 import { generate } from "../edge/sampler.ts";
 import { encodePng, tileImages } from "../shared/image.ts";
+import { type Spacing, SPACINGS } from "../shared/schedule.ts";
 import {
   type Classifier,
   classify,
@@ -145,6 +147,8 @@ export function realCeiling(ctx: EvalContext, n: number): QualityMetrics {
 export interface SampleRequest {
   n: number;
   steps: number;
+  /** Default: the card's (linspace when the card has none). */
+  spacing?: Spacing;
   eta: number;
   /** Guidance weight (conditional models); ignored for unconditional ones. */
   guidance: number;
@@ -194,6 +198,7 @@ export async function sampleImages(engine: Engine, r: SampleRequest): Promise<Sa
     const x = await generate(engine, {
       seed: (r.seed + b) >>> 0,
       steps: r.steps,
+      spacing: r.spacing,
       eta: r.eta,
       n: m,
       label: labels ? Array.from(labels.subarray(i, i + m)) : undefined,
@@ -206,6 +211,7 @@ export async function sampleImages(engine: Engine, r: SampleRequest): Promise<Sa
 
 export interface EvalRow {
   steps: number;
+  spacing: Spacing;
   eta: number;
   guidance: number | null;
   metrics: QualityMetrics;
@@ -234,6 +240,7 @@ export async function evalConfig(
   if (gridPath) await writeGrid(gridPath, s.images, r.n);
   return {
     steps: r.steps,
+    spacing: r.spacing ?? engine.model.card.sampling.spacing ?? "linspace",
     eta: r.eta,
     guidance: s.labels ? r.guidance : null,
     metrics,
@@ -252,7 +259,8 @@ export const TABLE_HEADER =
 /** One markdown row; the grid link is relative to the working directory (the repo root). */
 export function tableRow(r: EvalRow): string {
   const m = r.metrics;
-  const sampler = r.eta === 0 ? "DDIM" : r.eta === 1 ? "DDPM" : `η=${r.eta}`;
+  const sampler = (r.eta === 0 ? "DDIM" : r.eta === 1 ? "DDPM" : `η=${r.eta}`) +
+    (r.spacing === "linspace" ? "" : `, ${r.spacing}`);
   const grid = r.grid ? `[png](${relative(Deno.cwd(), r.grid)})` : "";
   return `| ${sampler} | ${r.steps} | ${r.eta} | ${r.guidance ?? "–"} | ${m.n} | ${
     f(m.fid, 2)
@@ -266,6 +274,14 @@ export function ceilingRow(m: QualityMetrics): string {
     `${f(m.confidentFraction)} | ${f(m.coverage)} | ${f(m.accuracy)} | ${f(m.nnMean, 2)} | – | |`;
 }
 
+function spacingOf(v: string): Spacing {
+  const t = v.trim();
+  if (!(SPACINGS as readonly string[]).includes(t)) {
+    throw new Error(`spacing must be one of ${SPACINGS.join(", ")}, got "${v}"`);
+  }
+  return t as Spacing;
+}
+
 const list = (s: string) => s.split(",").filter((v) => v.trim() !== "").map(Number);
 
 /** The CLI; `context` lets a caller reuse a loaded EvalContext. */
@@ -275,6 +291,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
     options: {
       model: { type: "string", default: DEFAULT_MODEL_CARD.pathname },
       steps: { type: "string" },
+      spacing: { type: "string" },
       eta: { type: "string" },
       guidance: { type: "string" },
       n: { type: "string", default: "500" },
@@ -286,6 +303,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
       sweep: { type: "boolean", default: false },
       "sweep-steps": { type: "string", default: "5,10,14,20,50,100,1000" },
       "sweep-eta": { type: "string", default: "0,1" },
+      "sweep-spacing": { type: "string", default: "linspace" },
       "sweep-guidance": { type: "string", default: "1,2,3" },
       "sweep-n": { type: "string", default: "100" },
       "long-n": { type: "string", default: "20" },
@@ -348,6 +366,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
       ...base,
       n: Number(a.n),
       steps: Number(a.steps ?? card.sampling.steps),
+      spacing: a.spacing === undefined ? undefined : spacingOf(a.spacing),
       eta: Number(a.eta ?? card.sampling.eta),
       guidance: Number(a.guidance ?? card.sampling.guidance),
     };
@@ -360,9 +379,12 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
       longN = Number(a["long-n"]),
       longSteps = Number(a["long-steps"]);
     const guidances = conditional ? list(a["sweep-guidance"]!) : [0];
-    const configs = list(a["sweep-steps"]!).flatMap((steps) =>
-      list(a["sweep-eta"]!).flatMap((eta) =>
-        guidances.map((guidance) => ({ steps, eta, guidance }))
+    const spacings = a["sweep-spacing"]!.split(",").map(spacingOf);
+    const configs = spacings.flatMap((spacing) =>
+      list(a["sweep-steps"]!).flatMap((steps) =>
+        list(a["sweep-eta"]!).flatMap((eta) =>
+          guidances.map((guidance) => ({ steps, spacing, eta, guidance }))
+        )
       )
     );
     const passes = (g: number) => conditional && g !== 0 && g !== 1 ? 2 : 1;
@@ -385,7 +407,8 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
     );
     for (const c of configs) {
       const m = c.steps >= longSteps ? longN : n;
-      const name = `S${c.steps}_eta${c.eta}${conditional ? `_g${c.guidance}` : ""}.png`;
+      const name = `S${c.steps}_eta${c.eta}${conditional ? `_g${c.guidance}` : ""}` +
+        `${c.spacing === "linspace" ? "" : `_${c.spacing}`}.png`;
       const row = await evalConfig(ctx, engine, { ...base, ...c, n: m }, join(dir, name));
       rows.push(row);
       console.log(tableRow(row));

@@ -3,6 +3,7 @@
  * to know where it came from. Written by the exporter as `model.json` beside `model.onnx`.
  */
 import { z } from "zod";
+import { SPACINGS } from "./schedule.ts";
 
 export const UNetConfigSchema = z.object({
   imageSize: z.number().int().min(4).max(256),
@@ -41,6 +42,8 @@ export const ModelCardSchema = z.object({
     steps: z.number().int().positive(),
     eta: z.number().min(0).max(1),
     guidance: z.number().min(0),
+    /** How the steps are picked out of T (shared/schedule.ts); absent = linspace. */
+    spacing: z.enum(SPACINGS).optional(),
   }),
   onnx: z.object({
     file: z.string().regex(/^[\w.-]+\.onnx$/),
@@ -58,7 +61,10 @@ export const ModelCardSchema = z.object({
     wallTimeSeconds: z.number().nonnegative(),
     finalLoss: z.number().nullable(),
     backend: z.string(),
+    /** The last command that trained the run (what produced these weights' final steps). */
     command: z.string(),
+    /** Every command of the run in order: the first one and each --resume. */
+    commands: z.array(z.string()).optional(),
   }),
   createdAt: z.string(),
 });

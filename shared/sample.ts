@@ -3,7 +3,7 @@
  * by any ε-model, noise from the seeded RNG. Asynchronous so that callers can yield to the event
  * loop and cancel between steps.
  */
-import { respace, type Schedule } from "./schedule.ts";
+import { respace, type Schedule, type Spacing } from "./schedule.ts";
 import { Rng } from "./rng.ts";
 import { DEFAULT_STEP_OPTIONS, reverseStep, stepCoefficients, type StepOptions } from "./step.ts";
 
@@ -16,6 +16,8 @@ export interface SampleOptions extends Partial<StepOptions> {
   /** Values per image (C·H·W). */
   size: number;
   steps: number;
+  /** How the S steps are picked out of T (default `linspace`). */
+  spacing?: Spacing;
   seed: number;
   signal?: AbortSignal;
   /** Called after every step (e.g. to yield to the event loop or drive a progress bar). */
@@ -36,7 +38,7 @@ export async function sample(
     clipDenoised: opts.clipDenoised ?? DEFAULT_STEP_OPTIONS.clipDenoised,
     variance: opts.variance ?? DEFAULT_STEP_OPTIONS.variance,
   };
-  const s = respace(base, opts.steps);
+  const s = respace(base, opts.steps, opts.spacing);
   const rng = new Rng(opts.seed);
   const x = rng.fillNormal(new Float32Array(opts.n * opts.size));
   const noise = new Float32Array(x.length);

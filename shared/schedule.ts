@@ -85,23 +85,47 @@ export function makeSchedule(kind: ScheduleKind, T: number): Schedule {
 }
 
 /**
- * The S kept timesteps of a T-step chain, ascending, evenly spaced with both ends kept:
- * the sampler's first step is t = T−1 and its last is t = 0 (S = 1 keeps only T−1).
+ * How a short chain picks its S timesteps out of T (all ascending, always ending at t = T−1):
+ * - `linspace`: evenly spaced with both ends kept (t = 0 … T−1);
+ * - `trailing`: evenly spaced back from T−1 in strides of T/S, so the last step is t = T/S − 1
+ *   (Lin et al. 2024, "Common diffusion noise schedules and sample steps are flawed");
+ * - `quadratic`: t ∝ (i/(S−1))², dense near t = 0 (the DDIM paper's quadratic choice, here with
+ *   both ends kept; where rounding would repeat a timestep the next one is used).
  */
-export function spacedTimesteps(T: number, S: number): Int32Array {
+export const SPACINGS = ["linspace", "trailing", "quadratic"] as const;
+export type Spacing = typeof SPACINGS[number];
+
+/** The S kept timesteps of a T-step chain, ascending (S = 1 keeps only T−1). */
+export function spacedTimesteps(T: number, S: number, spacing: Spacing = "linspace"): Int32Array {
   if (!Number.isInteger(S) || S < 1 || S > T) {
     throw new RangeError(`steps must be an integer in 1…${T}, got ${S}`);
   }
   if (S === 1) return Int32Array.of(T - 1);
-  return Int32Array.from({ length: S }, (_, i) => Math.round(i * (T - 1) / (S - 1)));
+  const at = (i: number) => i / (S - 1);
+  switch (spacing) {
+    case "linspace":
+      return Int32Array.from({ length: S }, (_, i) => Math.round(at(i) * (T - 1)));
+    case "trailing":
+      return Int32Array.from({ length: S }, (_, i) => Math.round(T - (S - 1 - i) * T / S) - 1);
+    case "quadratic": {
+      // Pushing a repeat up by one never runs past T−1: (T−1)(1 − u²) ≥ (S−1)(1 − u) for S ≤ T.
+      const t = new Int32Array(S);
+      for (let i = 0; i < S; i++) {
+        t[i] = Math.max(Math.round(at(i) ** 2 * (T - 1)), i === 0 ? 0 : t[i - 1] + 1);
+      }
+      return t;
+    }
+    default:
+      throw new RangeError(`unknown spacing ${JSON.stringify(spacing)}`);
+  }
 }
 
 /**
  * Respace a chain to S steps (improved-diffusion `space_timesteps`): keep ᾱ at the chosen
  * timesteps and recompute β_i = 1 − ᾱ_i / ᾱ_{i−1}, so the short chain is an exact DDPM of its own.
  */
-export function respace(base: Schedule, S: number): Schedule {
-  const kept = spacedTimesteps(base.T, S);
+export function respace(base: Schedule, S: number, spacing: Spacing = "linspace"): Schedule {
+  const kept = spacedTimesteps(base.T, S, spacing);
   const betas = new Float64Array(kept.length);
   let prev = 1;
   kept.forEach((t, i) => {

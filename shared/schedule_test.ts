@@ -66,10 +66,43 @@ Deno.test("spaced timesteps: first T−1, last 0, strictly increasing, S of them
   assert.throws(() => spacedTimesteps(1000, 2.5), RangeError);
 });
 
+Deno.test("trailing and quadratic spacings: known values, ascending, end at T−1", () => {
+  assert.deepEqual(
+    [...spacedTimesteps(1000, 10, "trailing")],
+    [99, 199, 299, 399, 499, 599, 699, 799, 899, 999],
+  );
+  // 999·(i/4)² rounded: 0, 62.4, 249.75, 561.9, 999
+  assert.deepEqual([...spacedTimesteps(1000, 5, "quadratic")], [0, 62, 250, 562, 999]);
+  for (const spacing of ["linspace", "trailing", "quadratic"] as const) {
+    for (const S of [2, 3, 7, 10, 14, 50, 333, 999, 1000]) {
+      const k = spacedTimesteps(1000, S, spacing);
+      assert.equal(k.length, S, `${spacing} S=${S}`);
+      assert.equal(k[S - 1], 999, `${spacing} S=${S}`);
+      assert.ok(k[0] >= 0);
+      for (let i = 1; i < S; i++) assert.ok(k[i] > k[i - 1], `${spacing} S=${S} at ${i}`);
+    }
+    // S = T keeps every timestep whatever the spacing.
+    assert.deepEqual(
+      [...spacedTimesteps(50, 50, spacing)],
+      Array.from({ length: 50 }, (_, i) => i),
+    );
+  }
+  // Quadratic puts more of its steps at low noise than linspace does.
+  const low = (k: Int32Array) => k.filter((t) => t < 250).length;
+  assert.ok(low(spacedTimesteps(1000, 20, "quadratic")) > low(spacedTimesteps(1000, 20)));
+  // @ts-expect-error: an unknown spacing is refused at run time too
+  assert.throws(() => spacedTimesteps(1000, 10, "cubic"), RangeError);
+});
+
 Deno.test("respacing keeps ᾱ at the kept timesteps and recomputes β", () => {
   const base = makeSchedule("linear", 1000);
-  for (const S of [1, 10, 14, 1000]) {
-    const r = respace(base, S);
+  for (
+    const [S, spacing] of [[1, "linspace"], [10, "linspace"], [14, "trailing"], [20, "quadratic"], [
+      1000,
+      "linspace",
+    ]] as const
+  ) {
+    const r = respace(base, S, spacing);
     assert.equal(r.T, S);
     r.timesteps.forEach((t, i) => close(r.alphasCumprod[i], base.alphasCumprod[t], 1e-12));
     // β_i = 1 − ᾱ_i/ᾱ_{i−1}

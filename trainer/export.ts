@@ -3,7 +3,7 @@
  * model card `model.json` (validated against `ModelCardSchema`).
  *
  * CLI: deno task export --run <run dir> --out <model dir> [--quant int8|fp16|fp32] [--opset N]
- *        [--steps S] [--eta E] [--guidance G] [--name NAME]
+ *        [--steps S] [--eta E] [--guidance G] [--spacing linspace|trailing|quadratic] [--name NAME]
  *
  * Library: `exportModel` builds both from a config and weights in memory (tests, scripts);
  * `verifyExport` runs the bytes in onnxruntime-web (wasm) and measures the weight-storage error
@@ -15,6 +15,7 @@ import * as ort from "onnxruntime-web";
 import { basename, join, resolve } from "node:path";
 import { type ModelCard, ModelCardSchema, type UNetConfig } from "../shared/model_card.ts";
 import { Rng } from "../shared/rng.ts";
+import { type Spacing, SPACINGS } from "../shared/schedule.ts";
 import { buildOnnxModel, DEFAULT_OPSET } from "./onnx_ops.ts";
 import { type Quantization, QUANTIZATIONS } from "./quantize.ts";
 import { paramSpecs } from "./unet.ts";
@@ -96,6 +97,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
       steps,
       eta: o.card.sampling?.eta ?? DEFAULT_ETA,
       guidance: o.card.sampling?.guidance ?? defaultGuidance(o.cfg),
+      ...(o.card.sampling?.spacing ? { spacing: o.card.sampling.spacing } : {}),
     },
     onnx: {
       file: o.file ?? "model.onnx",
@@ -214,8 +216,16 @@ function numberArg(v: string | undefined, name: string): number | undefined {
   return n;
 }
 
+function spacingArg(v: string | undefined): Spacing | undefined {
+  if (v === undefined) return undefined;
+  if (!(SPACINGS as readonly string[]).includes(v)) {
+    throw new Error(`--spacing must be one of ${SPACINGS.join(", ")}, got "${v}"`);
+  }
+  return v as Spacing;
+}
+
 const USAGE = "usage: deno task export --run <run dir> --out <model dir> " +
-  "[--quant int8|fp16|fp32] [--opset N] [--steps S] [--eta E] [--guidance G] [--name NAME]";
+  "[--quant int8|fp16|fp32] [--opset N] [--steps S] [--eta E] [--guidance G] [--spacing linspace|trailing|quadratic] [--name NAME]";
 
 /** The CLI: read the run's EMA weights, export, verify, write. */
 export async function main(
@@ -231,6 +241,7 @@ export async function main(
       steps: { type: "string" },
       eta: { type: "string" },
       guidance: { type: "string" },
+      spacing: { type: "string" },
       name: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -262,11 +273,13 @@ export async function main(
         finalLoss: m.lastLoss,
         backend: m.backend,
         command: m.command,
+        commands: m.commands,
       },
       sampling: {
         steps: numberArg(values.steps, "steps"),
         eta: numberArg(values.eta, "eta"),
         guidance: numberArg(values.guidance, "guidance"),
+        spacing: spacingArg(values.spacing),
       },
     },
   });
