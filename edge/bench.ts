@@ -10,42 +10,21 @@
 import { createApp } from "./app.ts";
 import { type Backend, createEngine } from "./engine.ts";
 import { loadModel } from "./model.ts";
-import { exportModel, randomWeights, writeModel } from "../trainer/export.ts";
-import type { UNetConfig } from "../shared/model_card.ts";
+import { mnistUNet, untrained, writeRandomModel } from "../trainer/test_models.ts";
 
-async function mnistSized(): Promise<string> {
-  const cfg: UNetConfig = {
-    imageSize: 28,
-    inChannels: 1,
-    channels: 32,
-    channelMult: [1, 2, 2],
-    numResBlocks: 1,
-    attention: true,
-    groups: 8,
-    numClasses: 10,
-  };
-  const r = await exportModel({
-    cfg,
-    weights: randomWeights(cfg, 1, 0.5),
-    quant: "int8",
+function mnistSized(): Promise<string> {
+  return writeRandomModel({
+    cfg: mnistUNet(),
+    seed: 1,
     card: {
       name: "mnist-sized-random",
       schedule: { kind: "linear", T: 1000 },
       labels: null,
       dataset: "none (benchmark)",
-      training: {
-        steps: 0,
-        batch: 1,
-        wallTimeSeconds: 0,
-        finalLoss: null,
-        backend: "none",
-        command: "bench",
-      },
+      training: untrained("bench"),
     },
+    prefix: "ddpm-edge-bench-",
   });
-  const dir = await Deno.makeTempDir({ prefix: "ddpm-edge-bench-" });
-  await writeModel(dir, r);
-  return `${dir}/model.json`;
 }
 
 const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];

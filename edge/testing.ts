@@ -2,8 +2,8 @@
  * Test fixtures: tiny but real models, built with the trainer's exporter from random weights and
  * written to a temporary directory (int8 ONNX + model card, exactly as `deno task export` does).
  */
-import { exportModel, randomWeights, writeModel } from "../trainer/export.ts";
 import type { UNetConfig } from "../shared/model_card.ts";
+import { tinyUNet, untrained, writeRandomModel } from "../trainer/test_models.ts";
 import { serveArgs } from "./serve_args.ts";
 
 export interface TinyModelOptions {
@@ -19,46 +19,26 @@ export const TINY_LABELS = ["zero", "one", "two"];
 
 /** Config of the tiny test UNet: 8×8×1, two levels, attention, a few thousand parameters. */
 export function tinyConfig(numClasses: number): UNetConfig {
-  return {
-    imageSize: 8,
-    inChannels: 1,
-    channels: 8,
-    channelMult: [1, 2],
-    numResBlocks: 1,
-    attention: true,
-    groups: 4,
-    numClasses,
-  };
+  return tinyUNet({ numClasses });
 }
 
 /** Export a tiny model into a fresh temp dir; returns the path of its model.json. */
-export async function writeTinyModel(o: TinyModelOptions = {}): Promise<string> {
+export function writeTinyModel(o: TinyModelOptions = {}): Promise<string> {
   const numClasses = o.numClasses ?? 3;
-  const cfg = tinyConfig(numClasses);
-  const result = await exportModel({
-    cfg,
-    weights: randomWeights(cfg, o.seed ?? 1, 0.5),
-    quant: "int8",
+  return writeRandomModel({
+    cfg: tinyConfig(numClasses),
+    seed: o.seed ?? 1,
     card: {
       name: numClasses > 0 ? "tiny-cond" : "tiny-uncond",
       schedule: { kind: "linear", T: o.T ?? 50 },
       labels: numClasses > 0 ? TINY_LABELS.slice(0, numClasses) : null,
       dataset: "random weights (test fixture)",
-      training: {
-        steps: 0,
-        batch: 1,
-        wallTimeSeconds: 0,
-        finalLoss: null,
-        backend: "none",
-        command: "test",
-      },
+      training: untrained(),
       sampling: { steps: o.steps ?? 4, eta: 1, guidance: o.guidance ?? (numClasses > 0 ? 1 : 0) },
     },
+    prefix: "ddpm-edge-test-",
     createdAt: new Date(0),
   });
-  const dir = await Deno.makeTempDir({ prefix: "ddpm-edge-test-" });
-  await writeModel(dir, result);
-  return `${dir}/model.json`;
 }
 
 /** A free loopback port. */

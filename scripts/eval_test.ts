@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { decode } from "fast-png";
-import { exportModel, randomWeights, writeModel } from "../trainer/export.ts";
+import { tinyUNet, untrained, writeRandomModel } from "../trainer/test_models.ts";
 import { loadModel } from "../edge/model.ts";
 import { createEngine } from "../edge/engine.ts";
-import type { UNetConfig } from "../shared/model_card.ts";
 import {
   evalConfig,
   evaluateImages,
@@ -18,40 +17,20 @@ import {
 const ctx = await loadEvalContext();
 
 /** A real (random-weight) 28×28 MNIST-shaped model exported as the trainer would, in a temp dir. */
-async function randomMnistModel(numClasses: number): Promise<string> {
-  const cfg: UNetConfig = {
-    imageSize: 28,
-    inChannels: 1,
-    channels: 8,
-    channelMult: [1, 2],
-    numResBlocks: 1,
-    attention: false,
-    groups: 4,
-    numClasses,
-  };
-  const r = await exportModel({
-    cfg,
-    weights: randomWeights(cfg, 7, 0.5),
-    quant: "int8",
+function randomMnistModel(numClasses: number): Promise<string> {
+  return writeRandomModel({
+    cfg: tinyUNet({ imageSize: 28, attention: false, numClasses }),
+    seed: 7,
     card: {
       name: "random-28",
       schedule: { kind: "linear", T: 100 },
       labels: null,
       dataset: "random weights (test)",
-      training: {
-        steps: 0,
-        batch: 1,
-        wallTimeSeconds: 0,
-        finalLoss: null,
-        backend: "none",
-        command: "test",
-      },
+      training: untrained(),
       sampling: { steps: 3, eta: 1, guidance: numClasses > 0 ? 2 : 0 },
     },
+    prefix: "eval-test-",
   });
-  const dir = await Deno.makeTempDir({ prefix: "eval-test-" });
-  await writeModel(dir, r);
-  return join(dir, "model.json");
 }
 
 Deno.test("real held-out digits: confident, covering all classes, accurate, low FID", () => {

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { UNetConfig } from "../shared/model_card.ts";
 import { paramSpecs } from "./unet.ts";
 import {
   type CheckpointData,
@@ -14,17 +13,9 @@ import {
   unpackTensors,
   writeCheckpoint,
 } from "./checkpoint.ts";
+import { tinyUNet } from "./test_models.ts";
 
-const unet: UNetConfig = {
-  imageSize: 8,
-  inChannels: 1,
-  channels: 8,
-  channelMult: [1, 2],
-  numResBlocks: 1,
-  attention: true,
-  groups: 4,
-  numClasses: 0,
-};
+const unet = tinyUNet();
 
 function tensors(offset: number): Map<string, Float32Array> {
   const m = new Map<string, Float32Array>();

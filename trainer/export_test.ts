@@ -14,34 +14,19 @@ import {
   sha256Hex,
   writeModel,
 } from "./export.ts";
+import { mnistUNet, tinyUNet, untrained } from "./test_models.ts";
 
 ort.env.wasm.numThreads = 1;
 
-const UNCOND: UNetConfig = {
-  imageSize: 8,
-  inChannels: 1,
-  channels: 8,
-  channelMult: [1, 2],
-  numResBlocks: 1,
-  attention: true,
-  groups: 4,
-  numClasses: 0,
-};
-const COND: UNetConfig = { ...UNCOND, numClasses: 2 };
+const UNCOND = tinyUNet();
+const COND = tinyUNet({ numClasses: 2 });
 
 const SOURCE: CardSource = {
   name: "test-model",
   schedule: { kind: "linear", T: 1000 },
   labels: null,
   dataset: "random",
-  training: {
-    steps: 0,
-    batch: 1,
-    wallTimeSeconds: 0,
-    finalLoss: null,
-    backend: "none",
-    command: "test",
-  },
+  training: untrained(),
 };
 
 Deno.test("exportModel: valid card with the file's sha256, bytes, opset and defaults", async () => {
@@ -113,16 +98,7 @@ Deno.test("exportModel refuses labels that do not fit the model", async () => {
 });
 
 Deno.test("file size: int8 ≈ ¼ and fp16 ≈ ½ of fp32 (MNIST-sized model)", async () => {
-  const cfg: UNetConfig = {
-    imageSize: 28,
-    inChannels: 1,
-    channels: 32,
-    channelMult: [1, 2, 2],
-    numResBlocks: 2,
-    attention: true,
-    groups: 8,
-    numClasses: 10,
-  };
+  const cfg = mnistUNet({ numResBlocks: 2 });
   const weights = randomWeights(cfg, 2);
   const size = async (quant: "int8" | "fp16" | "fp32") =>
     (await exportModel({

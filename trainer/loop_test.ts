@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import type { UNetConfig } from "../shared/model_card.ts";
 import { makeSchedule } from "../shared/schedule.ts";
 import { initBackend } from "./backend.ts";
 import { type Dataset, loadDataset, subset } from "./data.ts";
@@ -16,19 +15,11 @@ import {
   saveState,
   trainStep,
 } from "./loop.ts";
+import { tinyUNet } from "./test_models.ts";
 
 await initBackend({ backend: "wasm", threads: 1 });
 
-const unet: UNetConfig = {
-  imageSize: 28,
-  inChannels: 1,
-  channels: 8,
-  channelMult: [1, 2, 2],
-  numResBlocks: 1,
-  attention: true,
-  groups: 4,
-  numClasses: 10,
-};
+const unet = tinyUNet({ imageSize: 28, channelMult: [1, 2, 2], numClasses: 10 });
 const opt: OptimConfig = { lr: 2e-3, warmup: 5, ema: 0.999, gradClip: 1, condDrop: 0.1 };
 const sched = makeSchedule("linear", 1000);
 const data: Dataset = subset((await loadDataset("mnist")).train, 256);

@@ -9,32 +9,15 @@ import { decodeModel } from "./onnx_graph.ts";
 import { randomWeights } from "./export.ts";
 import type { Quantization } from "./quantize.ts";
 import { paramSpecs } from "./unet.ts";
+import { tinyUNet } from "./test_models.ts";
 
 await tf.setBackend("cpu");
 ort.env.wasm.numThreads = 1;
 
 /** Unconditional, 2 input channels (exercises the NHWC ↔ NCHW layout), 8 → 4 pixels. */
-const UNCOND: UNetConfig = {
-  imageSize: 8,
-  inChannels: 2,
-  channels: 8,
-  channelMult: [1, 2],
-  numResBlocks: 1,
-  attention: true,
-  groups: 4,
-  numClasses: 0,
-};
+const UNCOND = tinyUNet({ inChannels: 2 });
 /** Conditional, 14 → 7 pixels (odd lowest level), two res blocks per level. */
-const COND: UNetConfig = {
-  imageSize: 14,
-  inChannels: 1,
-  channels: 8,
-  channelMult: [1, 2],
-  numResBlocks: 2,
-  attention: true,
-  groups: 2,
-  numClasses: 3,
-};
+const COND = tinyUNet({ imageSize: 14, numResBlocks: 2, groups: 2, numClasses: 3 });
 
 const N = 2;
 const T_VALUES = [3, 917.5];

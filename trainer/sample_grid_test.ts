@@ -12,20 +12,11 @@ import {
   tfjsEpsModel,
   writeSampleGrid,
 } from "./sample_grid.ts";
+import { tinyUNet } from "./test_models.ts";
 
 await initBackend({ backend: "wasm", threads: 1 });
 
-const cfg = (o: Partial<UNetConfig>): UNetConfig => ({
-  imageSize: 8,
-  inChannels: 1,
-  channels: 8,
-  channelMult: [1, 2],
-  numResBlocks: 1,
-  attention: false,
-  groups: 4,
-  numClasses: 0,
-  ...o,
-});
+const cfg = (o: Partial<UNetConfig>): UNetConfig => tinyUNet({ attention: false, ...o });
 
 /** Params with every weight random (initParams zero-inits the output conv). */
 function randomParams(unet: UNetConfig): Record<string, tf.Variable> {

@@ -1,22 +1,13 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import type { UNetConfig } from "../shared/model_card.ts";
 import { paramSpecs } from "./unet.ts";
 import { forward, initParams, tfjsOps } from "./tfjs_ops.ts";
 import { timestepFrequencies } from "./unet.ts";
+import { tinyUNet } from "./test_models.ts";
 
 await tf.setBackend("cpu");
 
-const cfg: UNetConfig = {
-  imageSize: 8,
-  inChannels: 1,
-  channels: 8,
-  channelMult: [1, 2],
-  numResBlocks: 1,
-  attention: true,
-  groups: 4,
-  numClasses: 3,
-};
+const cfg = tinyUNet({ numClasses: 3 });
 
 function close(a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: string) {
   assert.equal(a.length, b.length, `${what}: length`);

@@ -32,13 +32,15 @@ import {
 } from "./wasm_util.ts";
 import { addr, simdKernels } from "./simd.ts";
 
+type Conv2DInfo = tf.backend_util.Conv2DInfo;
+
 /** Columns (padded-grid positions) per GEMM chunk of `shiftedGridMatMul`. */
 export const CHUNK_COLUMNS = 2048;
 
 /** Bytes of input grid per `tapGemm` chunk (its columns: this / (4·Ci), within 2048…16384). */
 export const TAP_CHUNK_BYTES = 512 * 1024;
 
-function convInfo(x: TI, attrs: Record<string, unknown>): tf.backend_util.Conv2DInfo {
+function convInfo(x: TI, attrs: Record<string, unknown>): Conv2DInfo {
   const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as {
     strides: number | [number, number];
     pad: "same" | "valid" | number | tf.backend_util.ExplicitPadding;
@@ -61,15 +63,25 @@ function convInfo(x: TI, attrs: Record<string, unknown>): tf.backend_util.Conv2D
   );
 }
 
+/** acc[at …] += a × b (an XNNPACK BatchMatMul of [1, M, K] by [1, K, N]). */
+function addMatMul(backend: WasmBackend, a: TI, b: TI, acc: Float32Array, at: number): void {
+  const m = run("BatchMatMul", backend, { a, b }, { transposeA: false, transposeB: false });
+  const mv = heap(backend, m);
+  for (let i = 0; i < mv.length; i++) acc[at + i] += mv[i];
+  free(backend, m);
+}
+
+/** A new backend tensor of `shape` holding the accumulated dW. */
+function filterOutput(backend: WasmBackend, acc: Float32Array, shape: number[]): TI {
+  const out = backend.makeOutput(shape, "float32");
+  heap(backend, out).set(acc);
+  return out;
+}
+
 let gridScratch = new Float32Array(0);
 
 /** Stride-1 weight gradient by chunked shifted-grid im2col × dy (see the module note). */
-export function shiftedGridMatMul(
-  backend: WasmBackend,
-  x: TI,
-  dy: TI,
-  c: tf.backend_util.Conv2DInfo,
-): TI {
+export function shiftedGridMatMul(backend: WasmBackend, x: TI, dy: TI, c: Conv2DInfo): TI {
   const [B, H, W, Ci] = x.shape, [, Ho, Wo, Co] = dy.shape;
   const fh = c.filterHeight, fw = c.filterWidth, top = c.padInfo.top, left = c.padInfo.left;
   if (c.strideHeight !== 1 || c.strideWidth !== 1) {
@@ -128,20 +140,12 @@ export function shiftedGridMatMul(
     }
     const aV = view(backend, aBuf, 0, [1, R, kc]);
     const bV = view(backend, dyGrid, q0 * Co, [1, kc, Co]);
-    const m = run("BatchMatMul", backend, { a: aV, b: bV }, {
-      transposeA: false,
-      transposeB: false,
-    });
-    const mv = heap(backend, m);
-    for (let i = 0; i < acc.length; i++) acc[i] += mv[i];
-    free(backend, m);
+    addMatMul(backend, aV, bV, acc, 0);
     freeView(backend, aV);
     freeView(backend, bV);
   }
   free(backend, aBuf, dyGrid);
-  const out = backend.makeOutput([fh, fw, Ci, Co], "float32");
-  heap(backend, out).set(acc);
-  return out;
+  return filterOutput(backend, acc, [fh, fw, Ci, Co]);
 }
 
 /**
@@ -152,7 +156,7 @@ export function shiftedGridMatMul(
  * chunk. The last `tail` dy rows of a chunk are zero, which cancels the columns a shifted
  * view reads past its row (or chunk) end.
  */
-export function tapGemm(backend: WasmBackend, x: TI, dy: TI, c: tf.backend_util.Conv2DInfo): TI {
+export function tapGemm(backend: WasmBackend, x: TI, dy: TI, c: Conv2DInfo): TI {
   const [B, H, W, Ci] = x.shape, [, Ho, Wo, Co] = dy.shape;
   const fh = c.filterHeight, fw = c.filterWidth, top = c.padInfo.top, left = c.padInfo.left;
   if (c.strideHeight !== 1 || c.strideWidth !== 1) throw new Error("tapGemm: stride 1 only");
@@ -201,31 +205,18 @@ export function tapGemm(backend: WasmBackend, x: TI, dy: TI, c: tf.backend_util.
     for (let kh = 0; kh < fh; kh++) {
       for (let kw = 0; kw < fw; kw++) {
         const aV = view(backend, aBuf, kh * Wp + kw, [1, Ci, w]);
-        const m = run("BatchMatMul", backend, { a: aV, b: bV }, {
-          transposeA: false,
-          transposeB: false,
-        });
-        const mv = heap(backend, m), o = (kh * fw + kw) * Ci * Co;
-        for (let i = 0; i < Ci * Co; i++) acc[o + i] += mv[i];
-        free(backend, m);
+        addMatMul(backend, aV, bV, acc, (kh * fw + kw) * Ci * Co);
         freeView(backend, aV);
       }
     }
     freeView(backend, bV);
   }
   free(backend, aBuf, dBuf);
-  const out = backend.makeOutput([fh, fw, Ci, Co], "float32");
-  heap(backend, out).set(acc);
-  return out;
+  return filterOutput(backend, acc, [fh, fw, Ci, Co]);
 }
 
 /** Any-stride weight gradient as one dilated XNNPACK conv (see the module note). */
-export function dilatedConv(
-  backend: WasmBackend,
-  x: TI,
-  dy: TI,
-  c: tf.backend_util.Conv2DInfo,
-): TI {
+export function dilatedConv(backend: WasmBackend, x: TI, dy: TI, c: Conv2DInfo): TI {
   const [B, H, W, Ci] = x.shape, [, Ho, Wo, Co] = dy.shape;
   const { top, left } = c.padInfo;
   const fh = c.filterHeight, fw = c.filterWidth, sh = c.strideHeight, sw = c.strideWidth;
@@ -280,12 +271,7 @@ export const DIRECT_ROWS = 8;
  * place. Vectorised over Co (Co % 4 == 0), else over Ci (into [tap, Co, Ci], then transposed).
  * Returns null when neither channel count is a multiple of 4.
  */
-export function direct(
-  backend: WasmBackend,
-  x: TI,
-  dy: TI,
-  c: tf.backend_util.Conv2DInfo,
-): TI | null {
+export function direct(backend: WasmBackend, x: TI, dy: TI, c: Conv2DInfo): TI | null {
   const [B, H, W, Ci] = x.shape, [, Ho, Wo, Co] = dy.shape;
   const fh = c.filterHeight, fw = c.filterWidth, sh = c.strideHeight, sw = c.strideWidth;
   const pt = c.padInfo.top, pl = c.padInfo.left;

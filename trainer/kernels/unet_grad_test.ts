@@ -1,26 +1,17 @@
 /** Integration: loss and every parameter gradient of a small UNet, wasm + our kernels vs cpu. */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import type { UNetConfig } from "../../shared/model_card.ts";
 import { initBackend } from "../backend.ts";
 import { paramSpecs } from "../unet.ts";
 import { forward } from "../tfjs_ops.ts";
+import { tinyUNet } from "../test_models.ts";
 import { installExactCpuResizeGrad, randomInput, relErr } from "./testing.ts";
 
 await initBackend({ backend: "wasm", threads: 1 });
 installExactCpuResizeGrad();
 
 // 12 → 6 → 3: odd sizes at the bottom, stride-2 convs, upsampling, attention, labels.
-const cfg: UNetConfig = {
-  imageSize: 12,
-  inChannels: 1,
-  channels: 8,
-  channelMult: [1, 2, 2],
-  numResBlocks: 1,
-  attention: true,
-  groups: 4,
-  numClasses: 3,
-};
+const cfg = tinyUNet({ imageSize: 12, channelMult: [1, 2, 2], numClasses: 3 });
 const N = 2;
 const specs = paramSpecs(cfg);
 // Every parameter non-trivial (no zero convs, γ ≠ 1) so every path carries gradient.
