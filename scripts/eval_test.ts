@@ -125,6 +125,51 @@ Deno.test("eval --sweep writes one row and one grid per configuration plus the c
   assert.ok(pngs.includes("S3_eta0_g2.png"));
 });
 
+Deno.test("eval --sweep-spacing adds one row per spacing, named in the sampler column", async () => {
+  const path = await randomMnistModel(10);
+  const dir = await Deno.makeTempDir();
+  const md = join(dir, "table.md");
+  await main([
+    "--model",
+    path,
+    "--sweep",
+    "--sweep-steps",
+    "3",
+    "--sweep-eta",
+    "1",
+    "--sweep-guidance",
+    "1",
+    "--sweep-spacing",
+    "linspace,trailing,quadratic",
+    "--sweep-n",
+    "10",
+    "--batch",
+    "10",
+    "--grids",
+    dir,
+    "--markdown",
+    md,
+  ], ctx);
+  const rows = (await Deno.readTextFile(md)).split("\n").filter((l) => l.startsWith("| DDPM"));
+  assert.deepEqual(rows.map((r) => r.split(" | ")[0]), [
+    "| DDPM",
+    "| DDPM, trailing",
+    "| DDPM, quadratic",
+  ]);
+  // Other timesteps, other samples: the three rows do not score identically.
+  assert.equal(new Set(rows.map((r) => r.split(" | ")[5])).size, 3);
+  const pngs = [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".png")).map((e) => e.name);
+  assert.deepEqual(pngs.sort(), [
+    "S3_eta1_g1.png",
+    "S3_eta1_g1_quadratic.png",
+    "S3_eta1_g1_trailing.png",
+  ]);
+  await assert.rejects(
+    main(["--model", path, "--sweep", "--sweep-spacing", "cubic"], ctx),
+    /spacing must be one of/,
+  );
+});
+
 Deno.test("eval rejects a model whose images the classifier cannot score", async () => {
   const { writeTinyModel } = await import("../edge/testing.ts");
   const engine = await createEngine(await loadModel(await writeTinyModel()), {

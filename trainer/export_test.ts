@@ -185,7 +185,7 @@ Deno.test("CLI: checkpoint of a run (EMA weights) → model.onnx + model.json", 
         lastLoss: 0.25,
         backend: "wasm",
         command,
-        commands: [command],
+        commands: ["deno task train --steps 6", command],
         config: {},
         adamStep: 12,
         emaDecay: 0.999,
@@ -212,6 +212,8 @@ Deno.test("CLI: checkpoint of a run (EMA weights) → model.onnx + model.json", 
       "fp16",
       "--steps",
       "10",
+      "--spacing",
+      "trailing",
     ]);
     assert.ok(verify.maxAbsEps > 0.1, "the verify probe ran the model");
     assert.ok(verify.maxAbsDiffVsFp32 > 0 && verify.maxAbsDiffVsFp32 < 2e-3 * verify.maxAbsEps);
@@ -227,7 +229,7 @@ Deno.test("CLI: checkpoint of a run (EMA weights) → model.onnx + model.json", 
     assert.equal(card.onnx.quantization, "fp16");
     assert.deepEqual(card.schedule, { kind: "cosine", T: 500 });
     assert.deepEqual(card.labels, ["zero", "one"]);
-    assert.deepEqual(card.sampling, { steps: 10, eta: 1, guidance: 1 });
+    assert.deepEqual(card.sampling, { steps: 10, eta: 1, guidance: 1, spacing: "trailing" });
     assert.deepEqual(card.training, {
       steps: 12,
       batch: 8,
@@ -235,6 +237,7 @@ Deno.test("CLI: checkpoint of a run (EMA weights) → model.onnx + model.json", 
       finalLoss: 0.25,
       backend: "wasm",
       command: "deno task train --steps 12",
+      commands: ["deno task train --steps 6", "deno task train --steps 12"],
     });
     const s = await ort.InferenceSession.create(join(out, "model.onnx"), {
       executionProviders: ["wasm"],
