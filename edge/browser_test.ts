@@ -39,6 +39,11 @@ Deno.test({
       page.on("console", (m) => m.type() === "error" && problems.push(m.text()));
       page.on("pageerror", (e) => problems.push(e.message));
       page.on("response", (r) => r.status() >= 400 && problems.push(`${r.status()} ${r.url()}`));
+      const generated: URL[] = [];
+      page.on("request", (r) => {
+        const u = new URL(r.url());
+        if (u.pathname === "/generate") generated.push(u);
+      });
       await page.goto(`${server.url}/`);
 
       // Page-side functions see the DOM through a minimal type (no DOM lib in Deno's check);
@@ -79,16 +84,23 @@ Deno.test({
       await loadedAfter(old);
       assert.notEqual(await seedOf(), first);
 
-      // Controls: a fixed seed, one image, a label.
+      // Controls: a fixed seed, one image, a label, a spacing; the card's defaults prefilled.
+      assert.equal(await page.inputValue("#spacing"), "linspace");
       await page.fill("#seed", "42");
       await page.fill("#n", "1");
       await page.selectOption("#label", "two");
+      await page.selectOption("#spacing", "trailing");
       old = await src();
       await page.click("#go");
       await loadedAfter(old);
       assert.equal(await seedOf(), "42");
       assert.equal(await width(), 32);
       assert.match(await page.textContent("#status") ?? "", /^seed 42 · .*model;dur=/);
+      const q = generated.at(-1)!.searchParams;
+      assert.deepEqual(
+        ["seed", "steps", "spacing", "n", "label"].map((k) => q.get(k)),
+        ["42", "3", "trailing", "1", "two"],
+      );
 
       // A bad value shows the server's error.
       await page.fill("#steps", "999");

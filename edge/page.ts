@@ -1,5 +1,5 @@
 /**
- * The HTML page at `/`: a grid from `/generate` with seed / steps / eta / label / n / guidance
+ * The HTML page at `/`: a grid from `/generate` with seed / steps / spacing / eta / label / n / guidance
  * controls; clicking the image draws a new random seed. No inline script or style, so the CSP is
  * strict: the script and stylesheet are served as separate files (`/app.js`, `/app.css`).
  */
@@ -30,6 +30,7 @@ export const PAGE_HTML = `<!doctype html>
 <form id="controls" novalidate>
   <label>seed <input id="seed" name="seed" type="number" min="0" max="4294967295" step="1"></label>
   <label>steps <input id="steps" name="steps" type="number" min="1" step="1"></label>
+  <label>spacing <select id="spacing" name="spacing"><option>linspace</option><option>trailing</option><option>quadratic</option></select></label>
   <label>eta <input id="eta" name="eta" type="number" min="0" max="1" step="0.1"></label>
   <label>n <input id="n" name="n" type="number" min="1" max="64" step="1" value="16"></label>
   <label>label <select id="label" name="label"><option value="">(none)</option></select></label>
@@ -60,7 +61,7 @@ let busy = null;
 function query(randomSeed) {
   const q = new URLSearchParams();
   if (!randomSeed && $("seed").value !== "") q.set("seed", $("seed").value);
-  for (const k of ["steps", "eta", "n", "guidance"]) if ($(k).value !== "") q.set(k, $(k).value);
+  for (const k of ["steps", "spacing", "eta", "n", "guidance"]) if ($(k).value !== "") q.set(k, $(k).value);
   if ($("label").value !== "") q.set("label", $("label").value);
   q.set("scale", "4");
   return q;
@@ -96,6 +97,7 @@ async function init() {
     " schedule, T = " + card.schedule.T;
   $("steps").value = card.sampling.steps;
   $("steps").max = card.schedule.T;
+  $("spacing").value = card.sampling.spacing || "linspace";
   $("eta").value = card.sampling.eta;
   $("guidance").value = card.sampling.guidance;
   if (card.labels) {
