@@ -23,7 +23,9 @@ import {
   DEFAULT_MAX_WORK,
   type GenerateParams,
   type Issue,
+  labelsUsed,
   parseQuery,
+  sampledLabels,
 } from "./params.ts";
 import { Queue, QueueFullError } from "./queue.ts";
 import { generate } from "./sampler.ts";
@@ -226,7 +228,7 @@ export function createApp(o: AppOptions): Hono {
       x = await queue.run(() => {
         tStart = performance.now();
         started = true;
-        return generate(e, { ...p, timing }, signal);
+        return generate(e, { ...p, label: sampledLabels(p, e.model.card), timing }, signal);
       }, signal);
     } catch (err) {
       c.header("Cache-Control", "no-store");
@@ -253,6 +255,8 @@ export function createApp(o: AppOptions): Hono {
     if (p.format === "json") {
       body = JSON.stringify({
         params: canonical(p),
+        /** The class of each image (drawn from the seed when none was asked for), or null. */
+        labels: labelsUsed(p, card),
         backend: e.backend,
         model: card.name,
         shape: [p.n, card.image.channels, card.image.size, card.image.size],

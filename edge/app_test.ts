@@ -59,6 +59,26 @@ Deno.test("spacing picks the chain's timesteps: another image and ETag, = genera
   assert.notDeepEqual(linBody.data, body.data);
 });
 
+Deno.test("a random-label card: no label → one class per image from the seed, in the JSON", async () => {
+  const m = await loadModel(await writeTinyModel({ T: 50, steps: 4, unlabeled: "random-label" }));
+  const e = await createEngine(m, { backend: "wasm", threads: 1 });
+  const a = createApp({ load: () => Promise.resolve(e) });
+  const body = await (await a.request("/generate?seed=5&n=6&format=json")).json() as {
+    labels: number[];
+    data: number[];
+  };
+  assert.equal(body.labels.length, 6);
+  assert.ok(body.labels.every((y) => y >= 0 && y < 3));
+  const x = await generate(e, { seed: 5, steps: 4, eta: 1, n: 6, label: body.labels });
+  assert.deepEqual(body.data, Array.from(x));
+  const nullClass = await generate(e, { seed: 5, steps: 4, eta: 1, n: 6 });
+  assert.notDeepEqual(body.data, Array.from(nullClass));
+  // guidance 0 is the null class and reports no labels.
+  const g0 = await (await a.request("/generate?seed=5&n=6&format=json&guidance=0")).json();
+  assert.equal(g0.labels, null);
+  assert.deepEqual(g0.data, Array.from(nullClass));
+});
+
 Deno.test("same query → byte-identical PNG and ETag; other seeds differ", async () => {
   const q = "/generate?seed=7&steps=5&eta=0.5&n=3&scale=2&label=one&guidance=2";
   const [a, b] = [await get(q), await get(q)];

@@ -90,10 +90,17 @@ export function openapi(card: ModelCard, limits: ApiLimits) {
               maximum: MAX_SCALE,
               default: 1,
             }),
-            param("label", "class name or index (conditional models only)", {
-              type: "string",
-              ...(card.labels ? { examples: card.labels } : {}),
-            }),
+            param(
+              "label",
+              "class name or index (conditional models only); when absent, " +
+                (card.sampling.unlabeled === "random-label"
+                  ? "each image gets a class drawn from the seed"
+                  : "the unconditional (null-class) model is sampled"),
+              {
+                type: "string",
+                ...(card.labels ? { examples: card.labels } : {}),
+              },
+            ),
             param("guidance", "classifier-free guidance weight", {
               type: "number",
               minimum: 0,

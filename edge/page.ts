@@ -98,6 +98,7 @@ async function init() {
   $("steps").value = card.sampling.steps;
   $("steps").max = card.schedule.T;
   $("spacing").value = card.sampling.spacing || "linspace";
+  if (card.sampling.unlabeled === "random-label") $("label").options[0].text = "(any)";
   $("eta").value = card.sampling.eta;
   $("guidance").value = card.sampling.guidance;
   if (card.labels) {

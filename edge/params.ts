@@ -5,7 +5,8 @@
 import { z } from "zod";
 import type { ModelCard } from "../shared/model_card.ts";
 import { type Spacing, SPACINGS } from "../shared/schedule.ts";
-import { passes } from "./engine.ts";
+import { Rng } from "../shared/rng.ts";
+import { type LabelSpec, passes } from "./engine.ts";
 
 export const MAX_N = 64;
 export const MAX_SCALE = 16;
@@ -137,19 +138,43 @@ export function parseQuery(
     guidance: q.guidance ?? card.sampling.guidance,
     format: q.format ?? "png",
   };
-  const work = params.n * params.steps * passes(params.label, params.guidance);
+  const p = passes(sampledLabels(params, card), params.guidance);
+  const work = params.n * params.steps * p;
   if (work > maxWork) {
     return {
       ok: false,
       issues: [{
         path: "n",
         message: `work n × steps × passes = ${params.n} × ${params.steps} × ` +
-          `${passes(params.label, params.guidance)} = ${work} exceeds the cap of ${maxWork} ` +
+          `${p} = ${work} exceeds the cap of ${maxWork} ` +
           `(MAX_WORK); lower n or steps`,
       }],
     };
   }
   return { ok: true, params };
+}
+
+/** Mixed into the seed for drawing labels, so the label stream is not the noise stream. */
+const LABEL_SEED_SALT = 0x6c616231;
+
+/**
+ * The labels the sampler is given: the requested label; else, for a card whose
+ * `sampling.unlabeled` is `random-label`, one class per image drawn uniformly from the seed (so
+ * the same query gives the same labels); else undefined (the null class).
+ */
+export function sampledLabels(p: GenerateParams, card: ModelCard): LabelSpec {
+  if (p.label !== undefined) return p.label;
+  const k = card.architecture.numClasses;
+  if (k === 0 || card.sampling.unlabeled !== "random-label") return undefined;
+  const rng = new Rng((p.seed ^ LABEL_SEED_SALT) >>> 0);
+  return Array.from({ length: p.n }, () => rng.int(k));
+}
+
+/** The class each image was conditioned on, or null for null-class (unconditional) sampling. */
+export function labelsUsed(p: GenerateParams, card: ModelCard): number[] | null {
+  const l = sampledLabels(p, card);
+  if (l === undefined || p.guidance === 0) return null;
+  return typeof l === "number" ? new Array(p.n).fill(l) : [...l];
 }
 
 /** The parameters that determine the output, in a fixed order (for ETags and the JSON body). */

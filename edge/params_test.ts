@@ -1,10 +1,20 @@
 import assert from "node:assert/strict";
 import { loadModel } from "./model.ts";
-import { canonical, DEFAULT_MAX_WORK, parseQuery, resolveLabel } from "./params.ts";
+import {
+  canonical,
+  DEFAULT_MAX_WORK,
+  labelsUsed,
+  parseQuery,
+  resolveLabel,
+  sampledLabels,
+} from "./params.ts";
 import { writeTinyModel } from "./testing.ts";
 
 const cond = (await loadModel(await writeTinyModel({ T: 50, steps: 4, guidance: 1 }))).card;
 const uncond = (await loadModel(await writeTinyModel({ numClasses: 0 }))).card;
+const anyLabel = (await loadModel(
+  await writeTinyModel({ T: 50, steps: 4, guidance: 1, unlabeled: "random-label" }),
+)).card;
 
 const parse = (q: string, card = cond, maxWork = DEFAULT_MAX_WORK) =>
   parseQuery(new URLSearchParams(q), card, maxWork, () => 777);
@@ -127,4 +137,28 @@ Deno.test("the work cap counts n × steps × passes", () => {
   assert.ok(!r.ok);
   assert.match(r.issues[0].message, /10 × 10 × 2 = 200 exceeds the cap of 100 \(MAX_WORK\)/);
   assert.ok(!parse("n=11&steps=10", cond, 100).ok);
+});
+
+Deno.test("no label: null class, or one label per image drawn from the seed (random-label cards)", () => {
+  // Null-class cards (and unconditional models) sample without labels.
+  assert.equal(sampledLabels(ok("seed=3&n=8"), cond), undefined);
+  assert.equal(labelsUsed(ok("seed=3&n=8"), cond), null);
+  assert.equal(sampledLabels(ok("seed=3&n=8", uncond), uncond), undefined);
+  // random-label: n labels in 0…k−1, the same for the same seed, different for other seeds.
+  const a = sampledLabels(ok("seed=3&n=64", anyLabel), anyLabel) as number[];
+  assert.equal(a.length, 64);
+  assert.ok(a.every((y) => Number.isInteger(y) && y >= 0 && y < 3));
+  assert.equal(new Set(a).size, 3, "all three classes among 64 draws");
+  assert.deepEqual(sampledLabels(ok("seed=3&n=64", anyLabel), anyLabel), a);
+  assert.notDeepEqual(sampledLabels(ok("seed=4&n=64", anyLabel), anyLabel), a);
+  // A first image's label does not depend on n (one stream per seed).
+  assert.equal((sampledLabels(ok("seed=3&n=1", anyLabel), anyLabel) as number[])[0], a[0]);
+  // A requested label wins; guidance 0 means the null class whatever the card says.
+  assert.equal(sampledLabels(ok("seed=3&n=8&label=two", anyLabel), anyLabel), 2);
+  assert.deepEqual(labelsUsed(ok("seed=3&n=2&label=two", anyLabel), anyLabel), [2, 2]);
+  assert.equal(labelsUsed(ok("seed=3&n=8&guidance=0", anyLabel), anyLabel), null);
+  // The work cap counts the guided passes of drawn labels too.
+  assert.ok(parse("n=10&steps=10&guidance=3", cond, 100).ok);
+  const r = parse("n=10&steps=10&guidance=3", anyLabel, 100);
+  assert.ok(!r.ok && /10 × 10 × 2 = 200/.test(r.issues[0].message));
 });

@@ -13,6 +13,8 @@ export interface TinyModelOptions {
   steps?: number;
   guidance?: number;
   seed?: number;
+  /** The card's sampling.unlabeled (absent: null class). */
+  unlabeled?: "null-class" | "random-label";
 }
 
 export const TINY_LABELS = ["zero", "one", "two"];
@@ -34,7 +36,12 @@ export function writeTinyModel(o: TinyModelOptions = {}): Promise<string> {
       labels: numClasses > 0 ? TINY_LABELS.slice(0, numClasses) : null,
       dataset: "random weights (test fixture)",
       training: untrained(),
-      sampling: { steps: o.steps ?? 4, eta: 1, guidance: o.guidance ?? (numClasses > 0 ? 1 : 0) },
+      sampling: {
+        steps: o.steps ?? 4,
+        eta: 1,
+        guidance: o.guidance ?? (numClasses > 0 ? 1 : 0),
+        ...(o.unlabeled ? { unlabeled: o.unlabeled } : {}),
+      },
     },
     prefix: "ddpm-edge-test-",
     createdAt: new Date(0),

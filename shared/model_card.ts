@@ -5,6 +5,10 @@
 import { z } from "zod";
 import { SPACINGS } from "./schedule.ts";
 
+/** What a conditional model samples for a request without a label (see `sampling.unlabeled`). */
+export const UNLABELED_MODES = ["null-class", "random-label"] as const;
+export type UnlabeledMode = typeof UNLABELED_MODES[number];
+
 export const UNetConfigSchema = z.object({
   imageSize: z.number().int().min(4).max(256),
   inChannels: z.number().int().min(1).max(4),
@@ -44,6 +48,13 @@ export const ModelCardSchema = z.object({
     guidance: z.number().min(0),
     /** How the steps are picked out of T (shared/schedule.ts); absent = linspace. */
     spacing: z.enum(SPACINGS).optional(),
+    /**
+     * What a conditional model samples when a request names no label: `null-class` (the
+     * classifier-free null class, i.e. the unconditional model; the default when absent) or
+     * `random-label` (each image gets a class drawn uniformly from the request's seed, i.e. the
+     * mixture of the class-conditional models).
+     */
+    unlabeled: z.enum(UNLABELED_MODES).optional(),
   }),
   onnx: z.object({
     file: z.string().regex(/^[\w.-]+\.onnx$/),

@@ -3,7 +3,8 @@
  * model card `model.json` (validated against `ModelCardSchema`).
  *
  * CLI: deno task export --run <run dir> --out <model dir> [--quant int8|fp16|fp32] [--opset N]
- *        [--steps S] [--eta E] [--guidance G] [--spacing linspace|trailing|quadratic] [--name NAME]
+ *        [--steps S] [--eta E] [--guidance G] [--spacing linspace|trailing|quadratic]
+ *        [--unlabeled null-class|random-label] [--name NAME]
  *
  * Library: `exportModel` builds both from a config and weights in memory (tests, scripts);
  * `verifyExport` runs the bytes in onnxruntime-web (wasm) and measures the weight-storage error
@@ -13,7 +14,13 @@
 import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-web";
 import { basename, join, resolve } from "node:path";
-import { type ModelCard, ModelCardSchema, type UNetConfig } from "../shared/model_card.ts";
+import {
+  type ModelCard,
+  ModelCardSchema,
+  type UNetConfig,
+  UNLABELED_MODES,
+  type UnlabeledMode,
+} from "../shared/model_card.ts";
 import { Rng } from "../shared/rng.ts";
 import { type Spacing, SPACINGS } from "../shared/schedule.ts";
 import { buildOnnxModel, DEFAULT_OPSET } from "./onnx_ops.ts";
@@ -98,6 +105,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
       eta: o.card.sampling?.eta ?? DEFAULT_ETA,
       guidance: o.card.sampling?.guidance ?? defaultGuidance(o.cfg),
       ...(o.card.sampling?.spacing ? { spacing: o.card.sampling.spacing } : {}),
+      ...(o.card.sampling?.unlabeled ? { unlabeled: o.card.sampling.unlabeled } : {}),
     },
     onnx: {
       file: o.file ?? "model.onnx",
@@ -224,8 +232,17 @@ function spacingArg(v: string | undefined): Spacing | undefined {
   return v as Spacing;
 }
 
+function unlabeledArg(v: string | undefined): UnlabeledMode | undefined {
+  if (v === undefined) return undefined;
+  if (!(UNLABELED_MODES as readonly string[]).includes(v)) {
+    throw new Error(`--unlabeled must be one of ${UNLABELED_MODES.join(", ")}, got "${v}"`);
+  }
+  return v as UnlabeledMode;
+}
+
 const USAGE = "usage: deno task export --run <run dir> --out <model dir> " +
-  "[--quant int8|fp16|fp32] [--opset N] [--steps S] [--eta E] [--guidance G] [--spacing linspace|trailing|quadratic] [--name NAME]";
+  "[--quant int8|fp16|fp32] [--opset N] [--steps S] [--eta E] [--guidance G] [--spacing linspace|trailing|quadratic] " +
+  "[--unlabeled null-class|random-label] [--name NAME]";
 
 /** The CLI: read the run's EMA weights, export, verify, write. */
 export async function main(
@@ -242,6 +259,7 @@ export async function main(
       eta: { type: "string" },
       guidance: { type: "string" },
       spacing: { type: "string" },
+      unlabeled: { type: "string" },
       name: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -280,6 +298,7 @@ export async function main(
         eta: numberArg(values.eta, "eta"),
         guidance: numberArg(values.guidance, "guidance"),
         spacing: spacingArg(values.spacing),
+        unlabeled: unlabeledArg(values.unlabeled),
       },
     },
   });

@@ -214,6 +214,8 @@ Deno.test("CLI: checkpoint of a run (EMA weights) → model.onnx + model.json", 
       "10",
       "--spacing",
       "trailing",
+      "--unlabeled",
+      "random-label",
     ]);
     assert.ok(verify.maxAbsEps > 0.1, "the verify probe ran the model");
     assert.ok(verify.maxAbsDiffVsFp32 > 0 && verify.maxAbsDiffVsFp32 < 2e-3 * verify.maxAbsEps);
@@ -229,7 +231,13 @@ Deno.test("CLI: checkpoint of a run (EMA weights) → model.onnx + model.json", 
     assert.equal(card.onnx.quantization, "fp16");
     assert.deepEqual(card.schedule, { kind: "cosine", T: 500 });
     assert.deepEqual(card.labels, ["zero", "one"]);
-    assert.deepEqual(card.sampling, { steps: 10, eta: 1, guidance: 1, spacing: "trailing" });
+    assert.deepEqual(card.sampling, {
+      steps: 10,
+      eta: 1,
+      guidance: 1,
+      spacing: "trailing",
+      unlabeled: "random-label",
+    });
     assert.deepEqual(card.training, {
       steps: 12,
       batch: 8,
