@@ -81,76 +81,52 @@ Deno.test("evalConfig samples a real exported model through the edge sampler and
   assert.deepEqual([png.width, png.height], [10 * 56 + 9 * 2, 2 * 56 + 2]);
 });
 
-Deno.test("eval --sweep writes one row and one grid per configuration plus the ceiling", async () => {
-  const path = await randomMnistModel(10);
+/** Run `eval --sweep` on a random MNIST-shaped model into a temp dir with these flags. */
+async function sweep(flags: Record<string, string>) {
   const dir = await Deno.makeTempDir();
-  const md = join(dir, "table.md"), json = join(dir, "rows.json");
-  await main([
-    "--model",
-    path,
-    "--sweep",
-    "--sweep-steps",
-    "2,3",
-    "--sweep-eta",
-    "0,1",
-    "--sweep-guidance",
-    "1,2",
-    "--sweep-n",
-    "10",
-    "--long-steps",
-    "3",
-    "--long-n",
-    "4",
-    "--batch",
-    "10",
-    "--grids",
-    dir,
-    "--markdown",
-    md,
-    "--json",
-    json,
-  ], ctx);
-  const rows = (await Deno.readTextFile(md)).split("\n").filter((l) => l.startsWith("| "));
+  const md = join(dir, "table.md");
+  const args = Object.entries({ "sweep-n": "10", batch: "10", ...flags })
+    .flatMap(([k, v]) => [`--${k}`, v]);
+  await main(
+    ["--model", await randomMnistModel(10), "--sweep", ...args, "--grids", dir, "--markdown", md],
+    ctx,
+  );
+  const table = (await Deno.readTextFile(md)).split("\n").filter((l) => l.startsWith("| "));
+  const pngs = [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".png")).map((e) => e.name);
+  return { table, pngs: pngs.sort() };
+}
+
+Deno.test("eval --sweep writes one row and one grid per configuration plus the ceiling", async () => {
+  const jsonPath = join(await Deno.makeTempDir(), "rows.json");
+  const { table: rows, pngs } = await sweep({
+    "sweep-steps": "2,3",
+    "sweep-eta": "0,1",
+    "sweep-guidance": "1,2",
+    "long-steps": "3",
+    "long-n": "4",
+    json: jsonPath,
+  });
   // header, 2 steps × 2 η × 2 guidance, ceilings at n = 10 and 4
   assert.equal(rows.length, 1 + 8 + 2);
   assert.match(rows.at(-2)!, /^\| real held-out digits \| – \| – \| – \| 10 \|/);
   assert.match(rows.at(-1)!, /^\| real held-out digits \| – \| – \| – \| 4 \|/);
-  const out = JSON.parse(await Deno.readTextFile(json));
+  const out = JSON.parse(await Deno.readTextFile(jsonPath));
   assert.deepEqual(
     out.rows.map((r: { steps: number; metrics: { n: number } }) => [r.steps, r.metrics.n]),
     [[2, 10], [2, 10], [2, 10], [2, 10], [3, 4], [3, 4], [3, 4], [3, 4]],
   );
-  const pngs = [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".png")).map((e) => e.name);
   assert.equal(pngs.length, 8);
   assert.ok(pngs.includes("S3_eta0_g2.png"));
 });
 
 Deno.test("eval --sweep-spacing adds one row per spacing, named in the sampler column", async () => {
-  const path = await randomMnistModel(10);
-  const dir = await Deno.makeTempDir();
-  const md = join(dir, "table.md");
-  await main([
-    "--model",
-    path,
-    "--sweep",
-    "--sweep-steps",
-    "3",
-    "--sweep-eta",
-    "1",
-    "--sweep-guidance",
-    "1",
-    "--sweep-spacing",
-    "linspace,trailing,quadratic",
-    "--sweep-n",
-    "10",
-    "--batch",
-    "10",
-    "--grids",
-    dir,
-    "--markdown",
-    md,
-  ], ctx);
-  const rows = (await Deno.readTextFile(md)).split("\n").filter((l) => l.startsWith("| DDPM"));
+  const { table, pngs } = await sweep({
+    "sweep-steps": "3",
+    "sweep-eta": "1",
+    "sweep-guidance": "1",
+    "sweep-spacing": "linspace,trailing,quadratic",
+  });
+  const rows = table.filter((l) => l.startsWith("| DDPM"));
   assert.deepEqual(rows.map((r) => r.split(" | ")[0]), [
     "| DDPM",
     "| DDPM, trailing",
@@ -158,16 +134,12 @@ Deno.test("eval --sweep-spacing adds one row per spacing, named in the sampler c
   ]);
   // Other timesteps, other samples: the three rows do not score identically.
   assert.equal(new Set(rows.map((r) => r.split(" | ")[5])).size, 3);
-  const pngs = [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".png")).map((e) => e.name);
-  assert.deepEqual(pngs.sort(), [
+  assert.deepEqual(pngs, [
     "S3_eta1_g1.png",
     "S3_eta1_g1_quadratic.png",
     "S3_eta1_g1_trailing.png",
   ]);
-  await assert.rejects(
-    main(["--model", path, "--sweep", "--sweep-spacing", "cubic"], ctx),
-    /spacing must be one of/,
-  );
+  await assert.rejects(sweep({ "sweep-spacing": "cubic" }), /spacing must be one of/);
 });
 
 Deno.test("eval rejects a model whose images the classifier cannot score", async () => {
