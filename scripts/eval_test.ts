@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { decode } from "fast-png";
 import { tinyUNet, untrained, writeRandomModel } from "../trainer/test_models.ts";
-import { loadModel } from "../edge/model.ts";
+import { DEFAULT_MODEL_CARD, loadModel } from "../edge/model.ts";
 import { createEngine } from "../edge/engine.ts";
 import {
   evalConfig,
@@ -152,4 +152,27 @@ Deno.test("eval rejects a model whose images the classifier cannot score", async
     sampleImages(engine, { n: 2, steps: 2, eta: 1, guidance: 1, seed: 0, batch: 2 }),
     /28×28/,
   );
+});
+
+Deno.test("the shipped default model, at its card's defaults, draws recognisable digits of the asked class", async () => {
+  const model = await loadModel(DEFAULT_MODEL_CARD);
+  const engine = await createEngine(model, { backend: "wasm", threads: 1 });
+  const s = model.card.sampling;
+  const row = await evalConfig(ctx, engine, {
+    n: 100,
+    steps: s.steps,
+    eta: s.eta,
+    guidance: s.guidance,
+    seed: 2026,
+    batch: 50,
+  }, null);
+  const m = row.metrics, real = realCeiling(ctx, 100);
+  // Floors a little under what QUALITY.md reports for this model (n = 100), so a worse model,
+  // a broken sampler or a broken export fails here.
+  assert.ok(m.confidence >= 0.9 * real.confidence, `confidence ${m.confidence}`);
+  assert.ok(m.coverage >= 0.95, `coverage ${m.coverage}`);
+  assert.ok(m.accuracy! >= 0.8, `label accuracy ${m.accuracy}`);
+  assert.ok(m.fid <= 2 * real.fid, `FID ${m.fid} vs real ${real.fid}`);
+  // Not copies of training digits: as far from the training set as real held-out digits are.
+  assert.ok(m.nnMean >= 0.8 * real.nnMean, `NN ${m.nnMean} vs real ${real.nnMean}`);
 });
