@@ -16,7 +16,8 @@ export interface EngineOptions {
   /** "auto" (default): WebGPU when navigator.gpu gives a hardware adapter, else wasm. */
   backend?: BackendChoice;
   /**
-   * wasm threads (default: min(2, hardwareConcurrency)); WebGPU always uses 1. onnxruntime's env
+   * wasm threads (default 1: a second thread cut latency 30 % but cost 40 % more CPU per sample
+   * in BENCHMARKS.md, and the edge budget is CPU); WebGPU always uses 1. onnxruntime's env
    * is per isolate, so the first engine created on a backend fixes its thread count.
    */
   threads?: number;
@@ -110,7 +111,7 @@ function runtime(backend: Backend, threads: number): Promise<typeof Ort> {
  */
 export async function createEngine(model: Model, opts: EngineOptions = {}): Promise<Engine> {
   const backend = await resolveBackend(opts.backend);
-  const threads = opts.threads ?? Math.max(1, Math.min(2, navigator.hardwareConcurrency ?? 1));
+  const threads = opts.threads ?? 1;
   const ort = await runtime(backend, threads);
   let session: Ort.InferenceSession;
   try {

@@ -17,7 +17,7 @@
  *   MODEL_FETCH_TIMEOUT_MS  time limit per file when MODEL is an http(s) URL, request to last
  *                 byte; past it start-up fails like any other unreadable file (default 30000)
  *   ORT_BACKEND   wasm | webgpu | auto (default auto: WebGPU on a hardware adapter, else wasm)
- *   ORT_THREADS   wasm threads (default min(2, cores))
+ *   ORT_THREADS   wasm threads (default 1: least CPU per sample; 2 lowers latency on a free core)
  *   MAX_WORK      cap on n × steps × passes per request (default 2048)
  *   MAX_INFLIGHT  generations running at once (default 1)
  *   MAX_QUEUE     generations waiting for a slot before 503 (default 8)
