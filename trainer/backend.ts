@@ -18,9 +18,9 @@ export type BackendChoice = "auto" | "tfjs-node-gpu" | "tfjs-node" | "wasm" | "c
 export interface BackendOptions {
   backend: BackendChoice;
   /**
-   * wasm worker threads; 2 uses the patched threaded build (`wasm_threads.ts`). Faster only on
-   * an otherwise idle machine: with other processes busy, 2 threads measured 1.6–3.5× slower
-   * than 1 (threads wait on each other at every parallel op).
+   * wasm worker threads; 2 uses the patched threaded build (`wasm_threads.ts`). Our SIMD kernels
+   * (~95 % of a step) run on the calling thread only, so 2 threads measured slower than 1 even on
+   * an idle machine (177 vs 192 img/s, c = 16, BENCHMARKS.md); kept for the stock ops' sake.
    */
   threads: 1 | 2;
 }
