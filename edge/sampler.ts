@@ -5,6 +5,7 @@
  */
 import { makeSchedule, type Schedule, type Spacing } from "../shared/schedule.ts";
 import { sample } from "../shared/sample.ts";
+import type { VarianceType } from "../shared/step.ts";
 import type { Engine, LabelSpec, Timing } from "./engine.ts";
 import { slicedYield } from "./yield.ts";
 
@@ -17,6 +18,8 @@ export interface GenerateOptions {
   spacing?: Spacing;
   /** 1 = DDPM ancestral, 0 = DDIM. */
   eta: number;
+  /** Ancestral noise σ² = β̃_t ("small", default) or β_t ("large"; η = 1 only). */
+  variance?: VarianceType;
   /** Number of images. */
   n: number;
   /** Class index for all images, one per image, or undefined for unconditional. */
@@ -49,6 +52,7 @@ export async function generate(
     spacing: o.spacing ?? card.sampling.spacing,
     seed: o.seed,
     eta: o.eta,
+    variance: o.variance,
     signal,
     onStep: async (done, total) => {
       o.onStep?.(done, total);

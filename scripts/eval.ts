@@ -6,7 +6,7 @@
  *     [--guidance 2] [--n 500] [--batch 50] [--seed 0] [--threads 1] [--grid out.png] [--json f]
  *   deno task eval --sweep [--sweep-steps 5,10,14,20,50,100,1000] [--sweep-eta 0,1]
  *     [--sweep-guidance 1,2,3] [--sweep-spacing linspace,trailing,quadratic] [--sweep-n 100]
- *     [--long-n 20] [--grids <dir>] [--markdown f]
+ *     [--long-n 20] [--variance small|large] [--grids <dir>] [--markdown f]
  *
  * Metrics (scripts/metrics.ts): FID on the classifier's 128-d penultimate features against the
  * training split's features; mean classifier confidence and the fraction above 0.9; label
@@ -25,6 +25,7 @@ import { createEngine, type Engine } from "../edge/engine.ts";
 import { generate } from "../edge/sampler.ts";
 import { encodePng, tileImages } from "../shared/image.ts";
 import { type Spacing, SPACINGS } from "../shared/schedule.ts";
+import type { VarianceType } from "../shared/step.ts";
 import {
   type Classifier,
   classify,
@@ -149,6 +150,8 @@ export interface SampleRequest {
   steps: number;
   /** Default: the card's (linspace when the card has none). */
   spacing?: Spacing;
+  /** σ² = β̃ ("small", default) or β ("large"). */
+  variance?: VarianceType;
   eta: number;
   /** Guidance weight (conditional models); ignored for unconditional ones. */
   guidance: number;
@@ -199,6 +202,7 @@ export async function sampleImages(engine: Engine, r: SampleRequest): Promise<Sa
       seed: (r.seed + b) >>> 0,
       steps: r.steps,
       spacing: r.spacing,
+      variance: r.variance,
       eta: r.eta,
       n: m,
       label: labels ? Array.from(labels.subarray(i, i + m)) : undefined,
@@ -212,6 +216,7 @@ export async function sampleImages(engine: Engine, r: SampleRequest): Promise<Sa
 export interface EvalRow {
   steps: number;
   spacing: Spacing;
+  variance: VarianceType;
   eta: number;
   guidance: number | null;
   metrics: QualityMetrics;
@@ -241,6 +246,7 @@ export async function evalConfig(
   return {
     steps: r.steps,
     spacing: r.spacing ?? engine.model.card.sampling.spacing ?? "linspace",
+    variance: r.variance ?? "small",
     eta: r.eta,
     guidance: s.labels ? r.guidance : null,
     metrics,
@@ -260,7 +266,8 @@ export const TABLE_HEADER =
 export function tableRow(r: EvalRow): string {
   const m = r.metrics;
   const sampler = (r.eta === 0 ? "DDIM" : r.eta === 1 ? "DDPM" : `η=${r.eta}`) +
-    (r.spacing === "linspace" ? "" : `, ${r.spacing}`);
+    (r.spacing === "linspace" ? "" : `, ${r.spacing}`) +
+    (r.variance === "large" && r.eta === 1 ? ", σ²=β" : "");
   const grid = r.grid ? `[png](${relative(Deno.cwd(), r.grid)})` : "";
   return `| ${sampler} | ${r.steps} | ${r.eta} | ${r.guidance ?? "–"} | ${m.n} | ${
     f(m.fid, 2)
@@ -272,6 +279,11 @@ export function tableRow(r: EvalRow): string {
 export function ceilingRow(m: QualityMetrics): string {
   return `| real held-out digits | – | – | – | ${m.n} | ${f(m.fid, 2)} | ${f(m.confidence)} | ` +
     `${f(m.confidentFraction)} | ${f(m.coverage)} | ${f(m.accuracy)} | ${f(m.nnMean, 2)} | – | |`;
+}
+
+function varianceOf(v: string | undefined): VarianceType | undefined {
+  if (v === undefined || v === "small" || v === "large") return v;
+  throw new Error(`variance must be small or large, got "${v}"`);
 }
 
 function spacingOf(v: string): Spacing {
@@ -292,6 +304,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
       model: { type: "string", default: DEFAULT_MODEL_CARD.pathname },
       steps: { type: "string" },
       spacing: { type: "string" },
+      variance: { type: "string" },
       eta: { type: "string" },
       guidance: { type: "string" },
       n: { type: "string", default: "500" },
@@ -367,6 +380,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
       n: Number(a.n),
       steps: Number(a.steps ?? card.sampling.steps),
       spacing: a.spacing === undefined ? undefined : spacingOf(a.spacing),
+      variance: varianceOf(a.variance),
       eta: Number(a.eta ?? card.sampling.eta),
       guidance: Number(a.guidance ?? card.sampling.guidance),
     };
@@ -383,7 +397,13 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
     const configs = spacings.flatMap((spacing) =>
       list(a["sweep-steps"]!).flatMap((steps) =>
         list(a["sweep-eta"]!).flatMap((eta) =>
-          guidances.map((guidance) => ({ steps, spacing, eta, guidance }))
+          guidances.map((guidance) => ({
+            steps,
+            spacing,
+            eta,
+            guidance,
+            variance: varianceOf(a.variance),
+          }))
         )
       )
     );
@@ -408,7 +428,8 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
     for (const c of configs) {
       const m = c.steps >= longSteps ? longN : n;
       const name = `S${c.steps}_eta${c.eta}${conditional ? `_g${c.guidance}` : ""}` +
-        `${c.spacing === "linspace" ? "" : `_${c.spacing}`}.png`;
+        `${c.spacing === "linspace" ? "" : `_${c.spacing}`}` +
+        `${c.variance === "large" ? "_large" : ""}.png`;
       const row = await evalConfig(ctx, engine, { ...base, ...c, n: m }, join(dir, name));
       rows.push(row);
       console.log(tableRow(row));

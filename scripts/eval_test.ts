@@ -176,3 +176,14 @@ Deno.test("the shipped default model, at its card's defaults, draws recognisable
   // Not copies of training digits: as far from the training set as real held-out digits are.
   assert.ok(m.nnMean >= 0.8 * real.nnMean, `NN ${m.nnMean} vs real ${real.nnMean}`);
 });
+
+Deno.test("eval --variance large samples with σ² = β: named rows and grids, other scores", async () => {
+  const flags = { "sweep-steps": "3", "sweep-eta": "1", "sweep-guidance": "1" };
+  const small = await sweep(flags), large = await sweep({ ...flags, variance: "large" });
+  const row = (t: string[]) => t.find((l) => l.startsWith("| DDPM"))!.split(" | ");
+  assert.equal(row(small.table)[0], "| DDPM");
+  assert.equal(row(large.table)[0], "| DDPM, σ²=β");
+  assert.notEqual(row(large.table)[5], row(small.table)[5], "other noise, other FID");
+  assert.deepEqual(large.pngs, ["S3_eta1_g1_large.png"]);
+  await assert.rejects(sweep({ ...flags, variance: "huge" }), /variance must be small or large/);
+});
