@@ -10,7 +10,9 @@
  * `<run>/checkpoint` — a relative symlink — is replaced by atomically renaming a new symlink over
  * it. A kill -9 at any moment therefore leaves `<run>/checkpoint` pointing at a complete
  * checkpoint (the previous one until the rename). Older step directories and stale temporaries are
- * removed after the switch. The live directory is never deleted or overwritten before the switch:
+ * removed after the switch, once it is durable (the files, the new directory's entries, the
+ * rename and the link are each fsynced, so a power cut cannot leave the link naming a deleted
+ * checkpoint). The live directory is never deleted or overwritten before the switch:
  * a checkpoint of the step it already holds gets a fresh name (`step-NNNNNNNN.1`).
  *
  * A write that fails (disk full, read-only or vanished run directory) removes its own temporary
@@ -164,6 +166,16 @@ async function writeSynced(path: string, data: Uint8Array) {
   }
 }
 
+/** fsync a directory, so the entries created or renamed in it survive a power cut. */
+async function syncDir(path: string) {
+  const d = await Deno.open(path, { read: true });
+  try {
+    await d.sync();
+  } finally {
+    d.close();
+  }
+}
+
 export interface CheckpointData {
   meta: CheckpointMeta;
   params: Map<string, Float32Array>;
@@ -200,8 +212,10 @@ export async function writeCheckpoint(runDir: string, ck: CheckpointData): Promi
       join(tmp(), "meta.json"),
       new TextEncoder().encode(JSON.stringify(meta, null, 2) + "\n"),
     );
+    await syncDir(tmp());
     await Deno.rename(tmp(), join(root, name));
     renamed = true;
+    await syncDir(root);
     await Deno.remove(linkTmp).catch(() => {});
     await Deno.symlink(join("checkpoints", name), linkTmp);
     await Deno.rename(linkTmp, link);
@@ -213,6 +227,8 @@ export async function writeCheckpoint(runDir: string, ck: CheckpointData): Promi
     throw new RunWriteError("checkpoint", join(root, base), osReason(e));
   }
   try {
+    // The switch is made durable before the previous checkpoint goes (if this fails, it stays).
+    await syncDir(runDir);
     for await (const e of Deno.readDir(root)) {
       if (e.name !== name) {
         await Deno.remove(join(root, e.name), { recursive: true }).catch(() => {});
