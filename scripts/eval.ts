@@ -25,7 +25,8 @@ import { createEngine, type Engine } from "../edge/engine.ts";
 import { generate } from "../edge/sampler.ts";
 import { encodePng, tileImages } from "../shared/image.ts";
 import { type Spacing, SPACINGS } from "../shared/schedule.ts";
-import type { VarianceType } from "../shared/step.ts";
+import { VARIANCES, type VarianceType } from "../shared/step.ts";
+import { oneOf } from "../shared/choice.ts";
 import {
   type Classifier,
   classify,
@@ -281,18 +282,9 @@ export function ceilingRow(m: QualityMetrics): string {
     `${f(m.confidentFraction)} | ${f(m.coverage)} | ${f(m.accuracy)} | ${f(m.nnMean, 2)} | – | |`;
 }
 
-function varianceOf(v: string | undefined): VarianceType | undefined {
-  if (v === undefined || v === "small" || v === "large") return v;
-  throw new Error(`variance must be small or large, got "${v}"`);
-}
-
-function spacingOf(v: string): Spacing {
-  const t = v.trim();
-  if (!(SPACINGS as readonly string[]).includes(t)) {
-    throw new Error(`spacing must be one of ${SPACINGS.join(", ")}, got "${v}"`);
-  }
-  return t as Spacing;
-}
+const varianceOf = (v: string | undefined) =>
+  v === undefined ? undefined : oneOf(VARIANCES, v, "variance");
+const spacingOf = (v: string) => oneOf(SPACINGS, v.trim(), "spacing");
 
 const list = (s: string) => s.split(",").filter((v) => v.trim() !== "").map(Number);
 

@@ -185,5 +185,8 @@ Deno.test("eval --variance large samples with σ² = β: named rows and grids, o
   assert.equal(row(large.table)[0], "| DDPM, σ²=β");
   assert.notEqual(row(large.table)[5], row(small.table)[5], "other noise, other FID");
   assert.deepEqual(large.pngs, ["S3_eta1_g1_large.png"]);
-  await assert.rejects(sweep({ ...flags, variance: "huge" }), /variance must be small or large/);
+  await assert.rejects(
+    sweep({ ...flags, variance: "huge" }),
+    /variance must be one of small, large, got "huge"/,
+  );
 });

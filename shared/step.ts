@@ -12,7 +12,8 @@
  */
 import type { Schedule } from "./schedule.ts";
 
-export type VarianceType = "small" | "large";
+export const VARIANCES = ["small", "large"] as const;
+export type VarianceType = typeof VARIANCES[number];
 
 export interface StepOptions {
   eta: number;

@@ -19,10 +19,10 @@ import {
   ModelCardSchema,
   type UNetConfig,
   UNLABELED_MODES,
-  type UnlabeledMode,
 } from "../shared/model_card.ts";
+import { oneOf } from "../shared/choice.ts";
 import { Rng } from "../shared/rng.ts";
-import { type Spacing, SPACINGS } from "../shared/schedule.ts";
+import { SPACINGS } from "../shared/schedule.ts";
 import { buildOnnxModel, DEFAULT_OPSET } from "./onnx_ops.ts";
 import { type Quantization, QUANTIZATIONS } from "./quantize.ts";
 import { paramSpecs } from "./unet.ts";
@@ -224,22 +224,6 @@ function numberArg(v: string | undefined, name: string): number | undefined {
   return n;
 }
 
-function spacingArg(v: string | undefined): Spacing | undefined {
-  if (v === undefined) return undefined;
-  if (!(SPACINGS as readonly string[]).includes(v)) {
-    throw new Error(`--spacing must be one of ${SPACINGS.join(", ")}, got "${v}"`);
-  }
-  return v as Spacing;
-}
-
-function unlabeledArg(v: string | undefined): UnlabeledMode | undefined {
-  if (v === undefined) return undefined;
-  if (!(UNLABELED_MODES as readonly string[]).includes(v)) {
-    throw new Error(`--unlabeled must be one of ${UNLABELED_MODES.join(", ")}, got "${v}"`);
-  }
-  return v as UnlabeledMode;
-}
-
 const USAGE = "usage: deno task export --run <run dir> --out <model dir> " +
   "[--quant int8|fp16|fp32] [--opset N] [--steps S] [--eta E] [--guidance G] [--spacing linspace|trailing|quadratic] " +
   "[--unlabeled null-class|random-label] [--name NAME]";
@@ -270,8 +254,7 @@ export async function main(
     Deno.exit(0);
   }
   if (!values.run || !values.out) throw new Error(USAGE);
-  const quant = values.quant as Quantization;
-  if (!QUANTIZATIONS.includes(quant)) throw new Error(`--quant must be one of ${QUANTIZATIONS}`);
+  const quant = oneOf(QUANTIZATIONS, values.quant!, "--quant");
   const ckpt = await readCheckpoint(values.run);
   const m = ckpt.meta;
   const result = await exportModel({
@@ -297,8 +280,12 @@ export async function main(
         steps: numberArg(values.steps, "steps"),
         eta: numberArg(values.eta, "eta"),
         guidance: numberArg(values.guidance, "guidance"),
-        spacing: spacingArg(values.spacing),
-        unlabeled: unlabeledArg(values.unlabeled),
+        spacing: values.spacing === undefined
+          ? undefined
+          : oneOf(SPACINGS, values.spacing, "--spacing"),
+        unlabeled: values.unlabeled === undefined
+          ? undefined
+          : oneOf(UNLABELED_MODES, values.unlabeled, "--unlabeled"),
       },
     },
   });
