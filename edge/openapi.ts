@@ -70,7 +70,7 @@ export function openapi(card: ModelCard, limits: ApiLimits) {
             param("spacing", "how the steps are picked out of T", {
               type: "string",
               enum: [...SPACINGS],
-              default: s.spacing ?? "linspace",
+              default: s.spacing,
             }),
             param("eta", "1 = DDPM, 0 = DDIM", {
               type: "number",

@@ -97,7 +97,7 @@ async function init() {
     " schedule, T = " + card.schedule.T;
   $("steps").value = card.sampling.steps;
   $("steps").max = card.schedule.T;
-  $("spacing").value = card.sampling.spacing || "linspace";
+  $("spacing").value = card.sampling.spacing;
   if (card.sampling.unlabeled === "random-label") $("label").options[0].text = "(any)";
   $("eta").value = card.sampling.eta;
   $("guidance").value = card.sampling.guidance;

@@ -130,7 +130,7 @@ export function parseQuery(
     seed: q.seed ?? randomSeed(),
     seedGiven: q.seed !== undefined,
     steps: q.steps ?? card.sampling.steps,
-    spacing: q.spacing ?? card.sampling.spacing ?? "linspace",
+    spacing: q.spacing ?? card.sampling.spacing,
     eta: q.eta ?? card.sampling.eta,
     n: q.n ?? 1,
     scale: q.scale ?? 1,

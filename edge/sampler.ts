@@ -14,7 +14,7 @@ export interface GenerateOptions {
   seed: number;
   /** Respaced chain length, 1…T. */
   steps: number;
-  /** How the steps are picked out of T (default: the card's, else linspace). */
+  /** How the steps are picked out of T (default: the card's). */
   spacing?: Spacing;
   /** 1 = DDPM ancestral, 0 = DDIM. */
   eta: number;

@@ -149,7 +149,7 @@ export function realCeiling(ctx: EvalContext, n: number): QualityMetrics {
 export interface SampleRequest {
   n: number;
   steps: number;
-  /** Default: the card's (linspace when the card has none). */
+  /** Default: the card's. */
   spacing?: Spacing;
   /** σ² = β̃ ("small", default) or β ("large"). */
   variance?: VarianceType;
@@ -246,7 +246,7 @@ export async function evalConfig(
   if (gridPath) await writeGrid(gridPath, s.images, r.n);
   return {
     steps: r.steps,
-    spacing: r.spacing ?? engine.model.card.sampling.spacing ?? "linspace",
+    spacing: r.spacing ?? engine.model.card.sampling.spacing,
     variance: r.variance ?? "small",
     eta: r.eta,
     guidance: s.labels ? r.guidance : null,

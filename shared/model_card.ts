@@ -3,7 +3,7 @@
  * to know where it came from. Written by the exporter as `model.json` beside `model.onnx`.
  */
 import { z } from "zod";
-import { SPACINGS } from "./schedule.ts";
+import { DEFAULT_SPACING, SPACINGS } from "./schedule.ts";
 
 /** What a conditional model samples for a request without a label (see `sampling.unlabeled`). */
 export const UNLABELED_MODES = ["null-class", "random-label"] as const;
@@ -46,8 +46,8 @@ export const ModelCardSchema = z.object({
     steps: z.number().int().positive(),
     eta: z.number().min(0).max(1),
     guidance: z.number().min(0),
-    /** How the steps are picked out of T (shared/schedule.ts); absent = linspace. */
-    spacing: z.enum(SPACINGS).optional(),
+    /** How the steps are picked out of T (shared/schedule.ts); absent in a file = linspace. */
+    spacing: z.enum(SPACINGS).default(DEFAULT_SPACING),
     /**
      * What a conditional model samples when a request names no label: `null-class` (the
      * classifier-free null class, i.e. the unconditional model; the default when absent) or

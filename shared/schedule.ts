@@ -94,9 +94,15 @@ export function makeSchedule(kind: ScheduleKind, T: number): Schedule {
  */
 export const SPACINGS = ["linspace", "trailing", "quadratic"] as const;
 export type Spacing = typeof SPACINGS[number];
+/** The spacing of a card or a call that names none. */
+export const DEFAULT_SPACING: Spacing = "linspace";
 
 /** The S kept timesteps of a T-step chain, ascending (S = 1 keeps only T−1). */
-export function spacedTimesteps(T: number, S: number, spacing: Spacing = "linspace"): Int32Array {
+export function spacedTimesteps(
+  T: number,
+  S: number,
+  spacing: Spacing = DEFAULT_SPACING,
+): Int32Array {
   if (!Number.isInteger(S) || S < 1 || S > T) {
     throw new RangeError(`steps must be an integer in 1…${T}, got ${S}`);
   }
@@ -124,7 +130,7 @@ export function spacedTimesteps(T: number, S: number, spacing: Spacing = "linspa
  * Respace a chain to S steps (improved-diffusion `space_timesteps`): keep ᾱ at the chosen
  * timesteps and recompute β_i = 1 − ᾱ_i / ᾱ_{i−1}, so the short chain is an exact DDPM of its own.
  */
-export function respace(base: Schedule, S: number, spacing: Spacing = "linspace"): Schedule {
+export function respace(base: Schedule, S: number, spacing: Spacing = DEFAULT_SPACING): Schedule {
   const kept = spacedTimesteps(base.T, S, spacing);
   const betas = new Float64Array(kept.length);
   let prev = 1;

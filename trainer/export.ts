@@ -104,7 +104,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
       steps,
       eta: o.card.sampling?.eta ?? DEFAULT_ETA,
       guidance: o.card.sampling?.guidance ?? defaultGuidance(o.cfg),
-      ...(o.card.sampling?.spacing ? { spacing: o.card.sampling.spacing } : {}),
+      spacing: o.card.sampling?.spacing,
       ...(o.card.sampling?.unlabeled ? { unlabeled: o.card.sampling.unlabeled } : {}),
     },
     onnx: {

@@ -43,7 +43,7 @@ Deno.test("exportModel: valid card with the file's sha256, bytes, opset and defa
   assert.equal(r.card.onnx.quantization, "int8");
   assert.equal(r.card.onnx.timestepType, "float32");
   assert.equal(r.card.onnx.file, "model.onnx");
-  assert.deepEqual(r.card.sampling, { steps: 14, eta: 1, guidance: 0 });
+  assert.deepEqual(r.card.sampling, { steps: 14, eta: 1, guidance: 0, spacing: "linspace" });
   assert.deepEqual(r.card.architecture, UNCOND);
   assert.equal(r.card.labels, null);
 
@@ -54,7 +54,7 @@ Deno.test("exportModel: valid card with the file's sha256, bytes, opset and defa
     opset: 13,
     card: { ...SOURCE, labels: ["cat", "dog"], sampling: { steps: 20, eta: 0 } },
   });
-  assert.deepEqual(c.card.sampling, { steps: 20, eta: 0, guidance: 1 });
+  assert.deepEqual(c.card.sampling, { steps: 20, eta: 0, guidance: 1, spacing: "linspace" });
   assert.deepEqual(c.card.labels, ["cat", "dog"]);
   assert.equal(c.card.onnx.opset, 13);
   const s = await ort.InferenceSession.create(c.onnx, { executionProviders: ["wasm"] });
