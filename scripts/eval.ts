@@ -325,6 +325,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
   const base = {
     seed: Number(a.seed),
     batch: Number(a.batch),
+    variance: varianceOf(a.variance),
   };
   const head = `model ${card.name} (${a.model}; ${card.onnx.quantization}, ` +
     `${conditional ? `conditional, ${card.architecture.numClasses} classes` : "unconditional"}); ` +
@@ -372,7 +373,6 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
       n: Number(a.n),
       steps: Number(a.steps ?? card.sampling.steps),
       spacing: a.spacing === undefined ? undefined : spacingOf(a.spacing),
-      variance: varianceOf(a.variance),
       eta: Number(a.eta ?? card.sampling.eta),
       guidance: Number(a.guidance ?? card.sampling.guidance),
     };
@@ -389,13 +389,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
     const configs = spacings.flatMap((spacing) =>
       list(a["sweep-steps"]!).flatMap((steps) =>
         list(a["sweep-eta"]!).flatMap((eta) =>
-          guidances.map((guidance) => ({
-            steps,
-            spacing,
-            eta,
-            guidance,
-            variance: varianceOf(a.variance),
-          }))
+          guidances.map((guidance) => ({ steps, spacing, eta, guidance, variance: base.variance }))
         )
       )
     );
