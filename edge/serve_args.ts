@@ -16,3 +16,15 @@ export function serveArgs(port: number): string[] {
     "edge/main.ts",
   ];
 }
+
+/** The listening address of `deno task serve` (edge/serve.ts): PORT and HOST, validated. */
+export function portFromEnv(
+  env: (k: string) => string | undefined,
+): { hostname: string; port: number } {
+  const raw = env("PORT") || "8000";
+  const port = Number(raw);
+  if (!/^\d+$/.test(raw) || port > 65535) {
+    throw new Error(`PORT must be an integer in 0…65535, got "${raw}"`);
+  }
+  return { hostname: env("HOST") || "0.0.0.0", port };
+}

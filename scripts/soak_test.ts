@@ -16,6 +16,7 @@ import {
   violations,
   wrkScript,
 } from "./soak.ts";
+import { missingTool } from "./system_tool.ts";
 
 const bounds: Bounds = { maxRssMb: 512, maxStallMs: 1000 };
 
@@ -121,16 +122,11 @@ Deno.test("every request of the mix is valid: 200 from the app on a tiny model",
   }
 });
 
-const hasWrk = await new Deno.Command("wrk", {
-  args: ["--version"],
-  stdout: "null",
-  stderr: "null",
-})
-  .output().then(() => true, () => false);
+const noWrk = await missingTool("soak_test", "wrk", ["--version"], "apt-get install -y wrk");
 
 Deno.test({
   name: "the wrk script counts statuses and flags 503s without a numeric Retry-After",
-  ignore: !hasWrk,
+  ignore: noWrk !== null,
   fn: async () => {
     const sent = { ok: 0, busy: 0, bare: 0, words: 0 };
     const ac = new AbortController();
@@ -186,7 +182,7 @@ Deno.test({
 
 Deno.test({
   name: "a short soak against the real server runs wrk and fails on a broken bound",
-  ignore: !hasWrk,
+  ignore: noWrk !== null,
   fn: async () => {
     const out = await new Deno.Command(Deno.execPath(), {
       args: [

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Rng } from "../shared/rng.ts";
 import { CHECKPOINT_FILES, readCheckpoint } from "./checkpoint.ts";
+import { whyNot } from "../scripts/system_tool.ts";
 
 const TRAIN = new URL("./train.ts", import.meta.url).pathname;
 const TINY = [
@@ -318,24 +319,12 @@ Deno.test("unwritable --out (a file in the way): one line naming the path and re
   }
 });
 
-/** Run a command; null when it succeeds, else why not. */
-async function sh(cmd: string, ...args: string[]): Promise<string | null> {
-  try {
-    const r = await new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).output();
-    return r.success
-      ? null
-      : `${cmd} ${args.join(" ")}: ${new TextDecoder().decode(r.stderr).trim()}`;
-  } catch (e) {
-    return `${cmd}: ${(e as Error).message}`;
-  }
-}
-
 /** Why a tmpfs cannot be mounted here (not root, no CAP_SYS_ADMIN, no mount(8)), or null. */
 async function cannotMount(): Promise<string | null> {
   const dir = await Deno.makeTempDir();
   try {
-    const why = await sh("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir);
-    if (why === null) return await sh("umount", dir);
+    const why = await whyNot("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir);
+    if (why === null) return await whyNot("umount", dir);
     return why;
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -365,7 +354,7 @@ Deno.test({
   ignore: noMount !== null,
   fn: async () => {
     const mnt = await Deno.makeTempDir({ prefix: "ddpm-tmpfs-" });
-    assert.equal(await sh("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt), null);
+    assert.equal(await whyNot("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt), null);
     const straight = straightRun();
     try {
       const out = join(mnt, "run");
@@ -384,13 +373,13 @@ Deno.test({
       );
       await assertOnlyCheckpoint(out, "step-00000004", good);
 
-      assert.equal(await sh("mount", "-o", "remount,ro", mnt), null);
+      assert.equal(await whyNot("mount", "-o", "remount,ro", mnt), null);
       const ro = await run(["--resume", "--steps", String(N), "--out", out]);
       assert.equal(ro.code, 4, ro.err);
       assert.equal(ro.err, `error: cannot write to ${out}: read-only file system\n`);
       await assertOnlyCheckpoint(out, "step-00000004", good);
 
-      assert.equal(await sh("mount", "-o", "remount,rw", mnt), null);
+      assert.equal(await whyNot("mount", "-o", "remount,rw", mnt), null);
       await Deno.remove(join(mnt, "filler"));
       const r = await run(["--resume", "--steps", String(N), "--out", out]);
       assert.equal(r.code, 0, r.err);
@@ -398,8 +387,8 @@ Deno.test({
       await assertSameState(out, await straight);
     } finally {
       await straight.catch(() => {});
-      const busy = await sh("umount", mnt);
-      if (busy) await sh("umount", "-l", mnt);
+      const busy = await whyNot("umount", mnt);
+      if (busy) await whyNot("umount", "-l", mnt);
       await Deno.remove(mnt, { recursive: true });
     }
   },
