@@ -16,7 +16,7 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-export const BACKENDS = ["auto", "tfjs-node-gpu", "tfjs-node", "wasm", "cpu"] as const;
+export const BACKENDS = ["auto", "tfjs-node-gpu", "webgpu", "tfjs-node", "wasm", "cpu"] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
 
 /** Architecture of the UNet apart from numClasses (which comes from the data's labels). */

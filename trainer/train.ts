@@ -49,7 +49,7 @@ import {
 import { createProgress, formatDuration, Throughput } from "./progress.ts";
 import { sampleGrid, writeSampleGrid } from "./sample_grid.ts";
 import { forwardFlops } from "./unet.ts";
-import { initBackend } from "./backend.ts";
+import { describeBackend, initBackend } from "./backend.ts";
 
 /** Quote an argument for a POSIX shell when needed. */
 export function shellQuote(a: string): string {
@@ -250,7 +250,7 @@ export async function main(argv: string[]): Promise<number> {
 
   const be = await initBackend({ backend: cfg.backend, threads: cfg.threads });
   const mflop = forwardFlops(unet) / 1e6;
-  console.log(`backend ${be.name} (${be.threads} thread${be.threads === 1 ? "" : "s"})`);
+  for (const line of describeBackend(be)) console.log(line);
   console.log(
     `model ${paramCount(unet).toLocaleString("en")} params, ${
       mflop.toFixed(1)
@@ -281,7 +281,11 @@ export async function main(argv: string[]): Promise<number> {
     cfg,
     command,
     commands: [...(ck?.meta.commands ?? []), command],
-    backend: be.threads > 1 ? `${be.name} ×${be.threads} threads` : be.name,
+    backend: be.adapter !== undefined
+      ? `${be.name} (${be.adapter})`
+      : be.threads > 1
+      ? `${be.name} ×${be.threads} threads`
+      : be.name,
     datasetName: cfg.limit > 0 ? `${train.name} (first ${train.count})` : train.name,
     labels: unet.numClasses > 0 ? train.labelNames : null,
     wallBefore: ck?.meta.wallTimeSeconds ?? 0,
