@@ -100,6 +100,16 @@ export function parseCard(json: unknown, file: string): ModelCard {
   if (card.sampling.steps > card.schedule.T) {
     fail(`sampling.steps ${card.sampling.steps} exceeds schedule.T ${card.schedule.T}`);
   }
+  const an = card.sampling.analytic, T = card.schedule.T;
+  if (an && an.gamma.length !== T) {
+    fail(`sampling.analytic.gamma has ${an.gamma.length} values, not T = ${T}`);
+  }
+  if (an?.gammaNull && an.gammaNull.length !== T) {
+    fail(`sampling.analytic.gammaNull has ${an.gammaNull.length} values, not T = ${T}`);
+  }
+  if (card.sampling.sampler === "analytic" && !an) {
+    fail("sampling.sampler is analytic but the card has no sampling.analytic statistics");
+  }
   return card;
 }
 

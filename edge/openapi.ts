@@ -1,6 +1,7 @@
 /** The OpenAPI 3.1 description of the HTTP API, with ranges and defaults from the model card. */
 import type { ModelCard } from "../shared/model_card.ts";
 import { SPACINGS } from "../shared/schedule.ts";
+import { DEFAULT_SAMPLER, SAMPLER_NAMES, SAMPLERS } from "../shared/samplers/mod.ts";
 import { MAX_GUIDANCE, MAX_N, MAX_SCALE } from "./params.ts";
 
 /** Limits and CORS, as the app applies them (passed in so the document states real values). */
@@ -72,12 +73,30 @@ export function openapi(card: ModelCard, limits: ApiLimits) {
               enum: [...SPACINGS],
               default: s.spacing,
             }),
-            param("eta", "1 = DDPM, 0 = DDIM", {
-              type: "number",
-              minimum: 0,
-              maximum: 1,
-              default: s.eta,
-            }),
+            param(
+              "sampler",
+              "the reverse process: " +
+                SAMPLER_NAMES.map((n) => `${n} — ${SAMPLERS[n].description}`).join("; ") +
+                (card.sampling.analytic ? "" : " (analytic: not for this model, whose card has " +
+                  "no Analytic-DPM statistics)"),
+              {
+                type: "string",
+                enum: SAMPLER_NAMES.filter((n) =>
+                  !SAMPLERS[n].needsAnalytic || card.sampling.analytic
+                ),
+                default: s.sampler ?? DEFAULT_SAMPLER,
+              },
+            ),
+            param(
+              "eta",
+              "η of ddim and analytic: 1 = ancestral, 0 = deterministic; an error with other samplers",
+              {
+                type: "number",
+                minimum: 0,
+                maximum: 1,
+                default: s.eta,
+              },
+            ),
             param("n", "number of images (grid)", {
               type: "integer",
               minimum: 1,

@@ -1,8 +1,20 @@
 /**
- * The HTML page at `/`: a grid from `/generate` with seed / steps / spacing / eta / label / n / guidance
- * controls; clicking the image draws a new random seed. No inline script or style, so the CSP is
+ * The HTML page at `/`: a grid from `/generate` with seed / steps / spacing / sampler / eta / label /
+ * n / guidance controls (eta only for the samplers that take it; samplers needing statistics the
+ * card lacks are disabled); clicking the image draws a new random seed. No inline script or style, so the CSP is
  * strict: the script and stylesheet are served as separate files (`/app.js`, `/app.css`).
  */
+import { SAMPLER_NAMES, SAMPLERS } from "../shared/samplers/mod.ts";
+
+const SAMPLER_OPTIONS = SAMPLER_NAMES.map((n) => `<option>${n}</option>`).join("");
+/** Which samplers take eta / need Analytic-DPM statistics, for the page script. */
+const SAMPLER_TRAITS = JSON.stringify(
+  Object.fromEntries(
+    SAMPLER_NAMES.map((
+      n,
+    ) => [n, { eta: SAMPLERS[n].usesEta, analytic: SAMPLERS[n].needsAnalytic }]),
+  ),
+);
 
 export const CSP = [
   "default-src 'none'",
@@ -31,6 +43,7 @@ export const PAGE_HTML = `<!doctype html>
   <label>seed <input id="seed" name="seed" type="number" min="0" max="4294967295" step="1"></label>
   <label>steps <input id="steps" name="steps" type="number" min="1" step="1"></label>
   <label>spacing <select id="spacing" name="spacing"><option>linspace</option><option>trailing</option><option>quadratic</option></select></label>
+  <label>sampler <select id="sampler" name="sampler">${SAMPLER_OPTIONS}</select></label>
   <label>eta <input id="eta" name="eta" type="number" min="0" max="1" step="0.1"></label>
   <label>n <input id="n" name="n" type="number" min="1" max="64" step="1" value="16"></label>
   <label>label <select id="label" name="label"><option value="">(none)</option></select></label>
@@ -56,12 +69,19 @@ figcaption { color: #666; margin-top: 0.5em; }
 
 /** Browser script (plain ES2020, no build step). */
 export const APP_JS = `const $ = (id) => document.getElementById(id);
+const SAMPLERS = ${SAMPLER_TRAITS};
 let busy = null;
+
+function samplerChanged() {
+  $("eta").disabled = !SAMPLERS[$("sampler").value].eta;
+}
 
 function query(randomSeed) {
   const q = new URLSearchParams();
   if (!randomSeed && $("seed").value !== "") q.set("seed", $("seed").value);
-  for (const k of ["steps", "spacing", "eta", "n", "guidance"]) if ($(k).value !== "") q.set(k, $(k).value);
+  for (const k of ["steps", "spacing", "sampler", "eta", "n", "guidance"]) {
+    if ($(k).value !== "" && !$(k).disabled) q.set(k, $(k).value);
+  }
   if ($("label").value !== "") q.set("label", $("label").value);
   q.set("scale", "4");
   return q;
@@ -100,6 +120,10 @@ async function init() {
   $("spacing").value = card.sampling.spacing;
   if (card.sampling.unlabeled === "random-label") $("label").options[0].text = "(any)";
   $("eta").value = card.sampling.eta;
+  for (const o of $("sampler").options) o.disabled = SAMPLERS[o.value].analytic && !card.sampling.analytic;
+  $("sampler").value = card.sampling.sampler || "ddim";
+  samplerChanged();
+  $("sampler").addEventListener("change", samplerChanged);
   $("guidance").value = card.sampling.guidance;
   if (card.labels) {
     card.labels.forEach((name) => $("label").add(new Option(name, name)));

@@ -6,6 +6,8 @@ import { z } from "zod";
 import type { ModelCard } from "../shared/model_card.ts";
 import { type Spacing, SPACINGS } from "../shared/schedule.ts";
 import { Rng } from "../shared/rng.ts";
+import { SAMPLER_NAMES, type SamplerName, SAMPLERS } from "../shared/samplers/mod.ts";
+import { DEFAULT_SAMPLER } from "../shared/samplers/mod.ts";
 import { type LabelSpec, passes } from "./engine.ts";
 
 export const MAX_N = 64;
@@ -16,6 +18,7 @@ export const MAX_GUIDANCE = 100;
  * runs about 25 ms per image-forward in a batch on wasm, so 2048 is under a minute.
  */
 export const DEFAULT_MAX_WORK = 2048;
+// (Work counts model calls: steps × the sampler's calls per step.)
 
 /** Validated parameters, with the card's defaults filled in. */
 export interface GenerateParams {
@@ -25,6 +28,9 @@ export interface GenerateParams {
   steps: number;
   /** How the steps are picked out of T (shared/schedule.ts). */
   spacing: Spacing;
+  /** shared/samplers/ (the card's, else ddim). */
+  sampler: SamplerName;
+  /** η of the samplers that take one (ddim, analytic); the card's otherwise (unused). */
   eta: number;
   n: number;
   scale: number;
@@ -72,6 +78,7 @@ function buildQuerySchema(card: ModelCard) {
     seed: int(0, 0xffffffff).optional(),
     steps: int(1, card.schedule.T).optional(),
     spacing: z.enum(SPACINGS, `must be one of ${SPACINGS.join(", ")}`).optional(),
+    sampler: z.enum(SAMPLER_NAMES, `must be one of ${SAMPLER_NAMES.join(", ")}`).optional(),
     eta: num("a number in 0…1").pipe(z.number().min(0, "must be ≥ 0").max(1, "must be ≤ 1"))
       .optional(),
     n: int(1, MAX_N).optional(),
@@ -126,11 +133,37 @@ export function parseQuery(
   }
   if (issues.length > 0 || !r.success) return { ok: false, issues };
   const q = r.data;
+  const sampler = q.sampler ?? card.sampling.sampler ?? DEFAULT_SAMPLER;
+  const def = SAMPLERS[sampler];
+  if (def.needsAnalytic && !card.sampling.analytic) {
+    return {
+      ok: false,
+      issues: [{
+        path: "sampler",
+        message: `${sampler} needs Analytic-DPM statistics, which this model's card does not ` +
+          `have (re-export it with --analytic-samples); use one of ${
+            SAMPLER_NAMES.filter((s) => !SAMPLERS[s].needsAnalytic).join(", ")
+          }`,
+      }],
+    };
+  }
+  if (q.eta !== undefined && !def.usesEta) {
+    return {
+      ok: false,
+      issues: [{
+        path: "eta",
+        message: `sampler ${sampler} takes no eta; eta applies to ${
+          SAMPLER_NAMES.filter((s) => SAMPLERS[s].usesEta).join(", ")
+        }`,
+      }],
+    };
+  }
   const params: GenerateParams = {
     seed: q.seed ?? randomSeed(),
     seedGiven: q.seed !== undefined,
     steps: q.steps ?? card.sampling.steps,
     spacing: q.spacing ?? card.sampling.spacing,
+    sampler,
     eta: q.eta ?? card.sampling.eta,
     n: q.n ?? 1,
     scale: q.scale ?? 1,
@@ -139,13 +172,14 @@ export function parseQuery(
     format: q.format ?? "png",
   };
   const p = passes(sampledLabels(params, card), params.guidance);
-  const work = params.n * params.steps * p;
+  const calls = params.steps * def.callsPerStep;
+  const work = params.n * calls * p;
   if (work > maxWork) {
     return {
       ok: false,
       issues: [{
         path: "n",
-        message: `work n × steps × passes = ${params.n} × ${params.steps} × ` +
+        message: `work n × calls × passes = ${params.n} × ${calls} × ` +
           `${p} = ${work} exceeds the cap of ${maxWork} ` +
           `(MAX_WORK); lower n or steps`,
       }],
@@ -183,6 +217,7 @@ export function canonical(p: GenerateParams) {
     seed: p.seed,
     steps: p.steps,
     spacing: p.spacing,
+    sampler: p.sampler,
     eta: p.eta,
     n: p.n,
     scale: p.scale,

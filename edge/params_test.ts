@@ -40,6 +40,7 @@ Deno.test("defaults come from the card; a missing seed is drawn", () => {
     seed: 777,
     steps: 4,
     spacing: "linspace",
+    sampler: "ddim",
     eta: 1,
     n: 1,
     scale: 1,
@@ -53,13 +54,14 @@ Deno.test("defaults come from the card; a missing seed is drawn", () => {
 
 Deno.test("every parameter parses", () => {
   const p = ok(
-    "seed=4294967295&steps=16&spacing=trailing&eta=0.25&n=64&scale=16&label=two&guidance=3.5" +
-      "&format=json",
+    "seed=4294967295&steps=16&spacing=trailing&sampler=ddim&eta=0.25&n=64&scale=16&label=two" +
+      "&guidance=3.5&format=json",
   );
   assert.deepEqual(canonical(p), {
     seed: 4294967295,
     steps: 16,
     spacing: "trailing",
+    sampler: "ddim",
     eta: 0.25,
     n: 64,
     scale: 16,

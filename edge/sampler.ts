@@ -6,6 +6,8 @@
 import { makeSchedule, type Schedule, type Spacing } from "../shared/schedule.ts";
 import { sample } from "../shared/sample.ts";
 import type { VarianceType } from "../shared/step.ts";
+import type { ModelCard } from "../shared/model_card.ts";
+import { DEFAULT_SAMPLER, type SamplerName } from "../shared/samplers/mod.ts";
 import type { Engine, LabelSpec, Timing } from "./engine.ts";
 import { slicedYield } from "./yield.ts";
 
@@ -16,7 +18,9 @@ export interface GenerateOptions {
   steps: number;
   /** How the steps are picked out of T (default: the card's). */
   spacing?: Spacing;
-  /** 1 = DDPM ancestral, 0 = DDIM. */
+  /** Default: the card's `sampling.sampler`, else `ddim` (what older cards drew with). */
+  sampler?: SamplerName;
+  /** η of ddim/analytic: 1 = ancestral, 0 = deterministic. */
   eta: number;
   /** Ancestral noise σ² = β̃_t ("small", default) or β_t ("large"; η = 1 only). */
   variance?: VarianceType;
@@ -44,6 +48,7 @@ export async function generate(
   let base = schedules.get(engine);
   if (!base) schedules.set(engine, base = makeSchedule(card.schedule.kind, card.schedule.T));
   const guidance = o.guidance ?? card.sampling.guidance;
+  const sampler = o.sampler ?? card.sampling.sampler ?? DEFAULT_SAMPLER;
   const yieldNow = slicedYield();
   return await sample(base, engine.epsModel(o.n, o.label, guidance, o.timing), {
     n: o.n,
@@ -51,8 +56,11 @@ export async function generate(
     steps: o.steps,
     spacing: o.spacing ?? card.sampling.spacing,
     seed: o.seed,
+    sampler,
     eta: o.eta,
     variance: o.variance,
+    prediction: card.prediction,
+    analytic: sampler === "analytic" ? analyticStats(card, o.label, guidance) : undefined,
     signal,
     onStep: async (done, total) => {
       o.onStep?.(done, total);
@@ -60,4 +68,16 @@ export async function generate(
       signal?.throwIfAborted();
     },
   });
+}
+
+/**
+ * The Γ statistics a request samples with: the null class's (`gammaNull`) when it samples the
+ * null class of a conditional model (no label, or guidance 0), else `gamma` — estimated at the
+ * card's guidance, and used as the nearest available estimate for other guidance weights.
+ */
+export function analyticStats(card: ModelCard, label: LabelSpec, guidance: number) {
+  const a = card.sampling.analytic;
+  if (!a) throw new RangeError("this model's card has no Analytic-DPM statistics");
+  const nullClass = card.architecture.numClasses > 0 && (label === undefined || guidance === 0);
+  return { gamma: nullClass && a.gammaNull ? a.gammaNull : a.gamma };
 }

@@ -4,6 +4,8 @@
  */
 import { z } from "zod";
 import { DEFAULT_SPACING, SPACINGS } from "./schedule.ts";
+import { PREDICTIONS } from "./prediction.ts";
+import { SAMPLER_NAMES } from "./samplers/mod.ts";
 
 /** What a conditional model samples for a request without a label (see `sampling.unlabeled`). */
 export const UNLABELED_MODES = ["null-class", "random-label"] as const;
@@ -30,6 +32,31 @@ export const ScheduleSchema = z.object({
   T: z.number().int().min(1).max(10000),
 });
 
+/**
+ * Analytic-DPM statistics (shared/samplers/analytic.ts): Γ_t = E‖ε̂(x_t, t)‖²/d at every
+ * original timestep, estimated at export by Monte Carlo over training images
+ * (shared/samplers/analytic_estimate.ts). Optional: a card without them cannot use `analytic`.
+ */
+export const AnalyticStatsSchema = z.object({
+  /** Γ_t for t = 0…T−1, from ε̂ at `guidance` with each image's own label (conditional models). */
+  gamma: z.array(z.number().finite()),
+  /** Γ_t of the null class (guidance 0), for conditional models. */
+  gammaNull: z.array(z.number().finite()).optional(),
+  /** The guidance weight `gamma` was estimated at (the card's default). */
+  guidance: z.number().min(0),
+  /** Monte Carlo samples (training images, each with fresh noise) per timestep: M. */
+  samplesPerTimestep: z.number().int().positive(),
+  /** Timesteps covered (all T of the schedule). */
+  timesteps: z.number().int().positive(),
+  /** Where the images came from, e.g. "mnist train split (9000 images)". */
+  data: z.string(),
+  seed: z.number().int().nonnegative(),
+  /** Cost of the estimate: image-forward passes and wall seconds. */
+  forwardPasses: z.number().int().nonnegative(),
+  seconds: z.number().nonnegative(),
+});
+export type AnalyticStatsCard = z.infer<typeof AnalyticStatsSchema>;
+
 export const ModelCardSchema = z.object({
   format: z.literal("ddpm-edge/model-card@1"),
   name: z.string().min(1),
@@ -39,7 +66,8 @@ export const ModelCardSchema = z.object({
   }),
   architecture: UNetConfigSchema,
   schedule: ScheduleSchema,
-  prediction: z.literal("epsilon"),
+  /** What the network outputs (shared/prediction.ts); cards before v/x0 all say epsilon. */
+  prediction: z.enum(PREDICTIONS),
   /** Class names (index = label id), or null for an unconditional model. */
   labels: z.array(z.string()).nullable(),
   sampling: z.object({
@@ -55,6 +83,12 @@ export const ModelCardSchema = z.object({
      * mixture of the class-conditional models).
      */
     unlabeled: z.enum(UNLABELED_MODES).optional(),
+    /**
+     * The sampler (shared/samplers/); absent in a file = `ddim` with the card's eta, which is
+     * what every card written before samplers existed drew with (η = 1: DDPM ancestral).
+     */
+    sampler: z.enum(SAMPLER_NAMES).optional(),
+    analytic: AnalyticStatsSchema.optional(),
   }),
   onnx: z.object({
     file: z.string().regex(/^[\w.-]+\.onnx$/),

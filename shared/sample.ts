@@ -1,16 +1,25 @@
 /**
- * The sampling loop shared by the trainer's sample grids and the edge: a respaced chain driven
- * by any ε-model, noise from the seeded RNG. Asynchronous so that callers can yield to the event
- * loop and cancel between steps.
+ * The sampling loop shared by the edge, the trainer's sample grids and `deno task eval`: any
+ * sampler of shared/samplers/ on a respaced chain, driven by any model, noise from the seeded
+ * RNG. The loop is the caller's half of the sampler contract: it calls the model at the plan's
+ * timesteps and hands each output (with fresh noise where the step needs it) to `plan.step`.
+ * Asynchronous so that callers can yield to the event loop and cancel between calls.
  */
-import { respace, type Schedule, type Spacing } from "./schedule.ts";
+import type { Prediction } from "./prediction.ts";
+import type { Schedule, Spacing } from "./schedule.ts";
+import { DEFAULT_SPACING } from "./schedule.ts";
 import { Rng } from "./rng.ts";
-import { DEFAULT_STEP_OPTIONS, reverseStep, stepCoefficients, type StepOptions } from "./step.ts";
+import { DEFAULT_STEP_OPTIONS, type VarianceType } from "./step.ts";
+import { type AnalyticStats, DEFAULT_SAMPLER, type SamplerName, SAMPLERS } from "./samplers/mod.ts";
+import type { Plan } from "./samplers/types.ts";
 
-/** ε̂ for a batch x (length n·size) at original timestep t; must not keep or modify x. */
+/**
+ * The model's output (ε̂, or whatever `prediction` says) for a batch x (length n·size) at
+ * original timestep t; must not keep or modify x.
+ */
 export type EpsModel = (x: Float32Array, t: number) => Promise<ArrayLike<number>>;
 
-export interface SampleOptions extends Partial<StepOptions> {
+export interface SampleOptions {
   /** Number of images. */
   n: number;
   /** Values per image (C·H·W). */
@@ -19,35 +28,56 @@ export interface SampleOptions extends Partial<StepOptions> {
   /** How the S steps are picked out of T (default `linspace`). */
   spacing?: Spacing;
   seed: number;
+  /** Default `ddim` (with η = 1: DDPM ancestral, the pre-sampler behaviour). */
+  sampler?: SamplerName;
+  /** η of the samplers that take one (default 1). */
+  eta?: number;
+  /** σ² = β̃ ("small", default) or β ("large") for `ddpm`. */
+  variance?: VarianceType;
+  /** Clamp x̂₀ to [−1, 1] (default true). */
+  clipDenoised?: boolean;
+  /** What the model outputs (default epsilon). */
+  prediction?: Prediction;
+  /** Γ statistics, for `analytic`. */
+  analytic?: AnalyticStats;
   signal?: AbortSignal;
-  /** Called after every step (e.g. to yield to the event loop or drive a progress bar). */
+  /** Called after every model call (e.g. to yield to the event loop or drive a progress bar). */
   onStep?: (done: number, total: number) => void | Promise<void>;
 }
 
+/** The plan a request's options make (shared by `sample` and whoever counts its calls). */
+export function planFor(base: Schedule, opts: Omit<SampleOptions, "n" | "size" | "seed">): Plan {
+  return SAMPLERS[opts.sampler ?? DEFAULT_SAMPLER].plan(base, {
+    steps: opts.steps,
+    spacing: opts.spacing ?? DEFAULT_SPACING,
+    eta: opts.eta ?? DEFAULT_STEP_OPTIONS.eta,
+    variance: opts.variance ?? DEFAULT_STEP_OPTIONS.variance,
+    clipDenoised: opts.clipDenoised ?? DEFAULT_STEP_OPTIONS.clipDenoised,
+    prediction: opts.prediction ?? "epsilon",
+    analytic: opts.analytic,
+  });
+}
+
 /**
- * Draw n images from the respaced chain. Noise order is fixed: the initial x_T for all n
- * images first, then one batch of noise per noisy step, so one seed gives one result.
+ * Draw n images. Noise order is fixed: the initial x_T for all n images first, then one batch
+ * of noise per step that needs it, so one seed gives one result.
  */
 export async function sample(
   base: Schedule,
   model: EpsModel,
   opts: SampleOptions,
 ): Promise<Float32Array> {
-  const o: StepOptions = {
-    eta: opts.eta ?? DEFAULT_STEP_OPTIONS.eta,
-    clipDenoised: opts.clipDenoised ?? DEFAULT_STEP_OPTIONS.clipDenoised,
-    variance: opts.variance ?? DEFAULT_STEP_OPTIONS.variance,
-  };
-  const s = respace(base, opts.steps, opts.spacing);
+  const plan = planFor(base, opts);
   const rng = new Rng(opts.seed);
   const x = rng.fillNormal(new Float32Array(opts.n * opts.size));
   const noise = new Float32Array(x.length);
-  for (let i = s.T - 1; i >= 0; i--) {
+  const state = plan.init(x.length);
+  const calls = plan.timesteps.length;
+  for (let k = 0; k < calls; k++) {
     opts.signal?.throwIfAborted();
-    const eps = await model(x, s.timesteps[i]);
-    const c = stepCoefficients(s, i, o);
-    reverseStep(x, eps, c.noiseStd > 0 ? rng.fillNormal(noise) : null, c, o.clipDenoised);
-    await opts.onStep?.(s.T - i, s.T);
+    const out = await model(x, plan.timesteps[k]);
+    plan.step(state, x, out, k, plan.needsNoise(k) ? rng.fillNormal(noise) : null);
+    await opts.onStep?.(k + 1, calls);
   }
   return x;
 }

@@ -2,38 +2,13 @@ import assert from "node:assert/strict";
 import { makeSchedule, type Schedule } from "./schedule.ts";
 import { sample } from "./sample.ts";
 import type { EpsModel } from "./sample.ts";
+import { mixtureOracle } from "./samplers/testing.ts";
 
 /** The exact ε of a data set holding one image: ε*(x_t, t) = (x_t − √ᾱ_t·x₀)/√(1−ᾱ_t). */
 function oneImageOracle(s: Schedule, x0: Float32Array): EpsModel {
   return (x, t) => {
     const a = s.sqrtAlphasCumprod[t], b = s.sqrtOneMinusAlphasCumprod[t];
     return Promise.resolve(x.map((v, j) => (v - a * x0[j % x0.length]) / b));
-  };
-}
-
-/**
- * The exact ε of a data set of images {x⁽ᵏ⁾} with equal weight: the posterior over k given x_t is
- * a softmax of −‖x_t − √ᾱ x⁽ᵏ⁾‖²/(2(1−ᾱ)), and ε* = (x_t − √ᾱ·E[x₀|x_t])/√(1−ᾱ).
- */
-function mixtureOracle(s: Schedule, images: Float32Array[]): EpsModel {
-  const d = images[0].length;
-  return (x, t) => {
-    const a = s.sqrtAlphasCumprod[t], v = 1 - s.alphasCumprod[t];
-    const out = new Float32Array(x.length);
-    for (let n = 0; n < x.length / d; n++) {
-      const xi = x.subarray(n * d, (n + 1) * d);
-      const logits = images.map((im) =>
-        -im.reduce((acc, p, j) => acc + (xi[j] - a * p) ** 2, 0) / (2 * v)
-      );
-      const m = Math.max(...logits);
-      const w = logits.map((l) => Math.exp(l - m));
-      const z = w.reduce((p, q) => p + q, 0);
-      for (let j = 0; j < d; j++) {
-        const mean = images.reduce((acc, im, k) => acc + w[k] * im[j], 0) / z;
-        out[n * d + j] = (xi[j] - a * mean) / Math.sqrt(v);
-      }
-    }
-    return Promise.resolve(out);
   };
 }
 
