@@ -46,6 +46,11 @@ export interface BackendInfo {
   skipped: string[];
 }
 
+/** The requested backend cannot run here; the message says why and what to use instead. */
+export class BackendError extends Error {
+  override name = "BackendError";
+}
+
 type NativeName = "tfjs-node-gpu" | "tfjs-node";
 
 /** The first line of an error's message. */
@@ -121,7 +126,7 @@ export async function initBackend(opts: BackendOptions): Promise<BackendInfo> {
     case "tfjs-node": {
       const why = await loadNative(opts.backend, true);
       if (why === null) return { name: opts.backend, threads: 0, skipped: [] };
-      throw new Error(
+      throw new BackendError(
         `@tensorflow/${opts.backend} is not usable here (${why}); install it with ` +
           `--allow-scripts (README, "On a GPU box") or use --backend webgpu or wasm`,
       );
@@ -129,7 +134,7 @@ export async function initBackend(opts: BackendOptions): Promise<BackendInfo> {
     case "webgpu": {
       const probe = await probeAdapter();
       if (!probe.ok) {
-        throw new Error(
+        throw new BackendError(
           `--backend webgpu: ${probe.reason}; install the GPU's Vulkan driver (or Mesa's ` +
             `mesa-vulkan-drivers for a CPU one), or use --backend wasm`,
         );

@@ -4,11 +4,11 @@
  *   <run>/checkpoint/       the latest complete checkpoint (trainer/checkpoint.ts)
  *   <run>/samples/step-NNNNNN.png  EMA sample grids
  *
- * Exit codes: 0 done, 2 bad flags / data / checkpoint, 3 non-finite loss (the last good
- * checkpoint is kept), 4 the run directory cannot be written (unwritable --out, disk full: one
- * line naming the path and the reason; the last complete checkpoint is kept), 130 after SIGINT
- * and 143 after SIGTERM (the current step finishes and a checkpoint is written first; a second
- * signal exits at once, keeping the previous checkpoint).
+ * Exit codes: 0 done, 2 bad flags / data / checkpoint or a --backend that cannot run here, 3
+ * non-finite loss (the last good checkpoint is kept), 4 the run directory cannot be written
+ * (unwritable --out, disk full: one line naming the path and the reason; the last complete
+ * checkpoint is kept), 130 after SIGINT and 143 after SIGTERM (the current step finishes and a
+ * checkpoint is written first; a second signal exits at once, keeping the previous checkpoint).
  * Run with --help for the flags.
  */
 import * as tf from "@tensorflow/tfjs";
@@ -49,7 +49,7 @@ import {
 import { createProgress, formatDuration, Throughput } from "./progress.ts";
 import { sampleGrid, writeSampleGrid } from "./sample_grid.ts";
 import { forwardFlops } from "./unet.ts";
-import { describeBackend, initBackend } from "./backend.ts";
+import { BackendError, describeBackend, initBackend } from "./backend.ts";
 
 /** Quote an argument for a POSIX shell when needed. */
 export function shellQuote(a: string): string {
@@ -248,7 +248,14 @@ export async function main(argv: string[]): Promise<number> {
     return 4;
   }
 
-  const be = await initBackend({ backend: cfg.backend, threads: cfg.threads });
+  let be;
+  try {
+    be = await initBackend({ backend: cfg.backend, threads: cfg.threads });
+  } catch (e) {
+    if (!(e instanceof BackendError)) throw e;
+    console.error(`error: ${e.message}`);
+    return 2;
+  }
   const mflop = forwardFlops(unet) / 1e6;
   for (const line of describeBackend(be)) console.log(line);
   console.log(
