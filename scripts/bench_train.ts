@@ -1,12 +1,17 @@
 /**
  * Trainer throughput benchmark for BENCHMARKS.md: images per second of one Adam step
  * (ε-MSE on a 28×28×1 batch, the MNIST UNet: levels c@28², 2c@14², 2c@7², one res block per
- * level, attention at 7×7, 10 classes) on the tfjs wasm backend with this project's kernels,
- * for several base widths c and thread counts, each in its own child process (the wasm thread
- * count is fixed per process):
+ * level, attention at 7×7, 10 classes) on the tfjs wasm backend with this project's kernels
+ * (or another trainer backend: --backend webgpu, auto, …), for several base widths c and thread
+ * counts, each in its own child process (the wasm thread count is fixed per process):
  *
  *   deno run -A scripts/bench_train.ts [--c 16,32] [--batch 64] [--threads 1,2] [--steps 5]
  *     [--warmup 2] [--markdown out.md] [--profile] [--bpf auto|direct|tap|grid|dilated]
+ *     [--backend wasm|webgpu|auto|tfjs-node-gpu|tfjs-node|cpu]
+ *
+ * The table's backend column says what ran (for WebGPU with the adapter, e.g. "webgpu on
+ * llvmpipe …": a software renderer, numbers for correctness runs only); --threads applies to
+ * wasm alone (other backends run once per c and batch, threads 0).
  *
  * Reports the median step; "other load" is the CPU (in cores) used by other processes during
  * the timed steps, so a contended machine is visible in the table, and "img per CPU-s" divides
@@ -21,7 +26,8 @@ import { parseArgs } from "node:util";
 import process from "node:process";
 import * as tf from "@tensorflow/tfjs";
 import type { UNetConfig } from "../shared/model_card.ts";
-import { initBackend, shutdownWasmThreads } from "../trainer/backend.ts";
+import { type BackendChoice, initBackend, shutdownWasmThreads } from "../trainer/backend.ts";
+import { BACKENDS } from "../trainer/config.ts";
 import { forward, initParams } from "../trainer/tfjs_ops.ts";
 import { forwardFlops, paramSpecs } from "../trainer/unet.ts";
 import { Rng } from "../shared/rng.ts";
@@ -35,6 +41,7 @@ export interface BenchRow {
   c: number;
   batch: number;
   threads: number;
+  /** What ran, e.g. "wasm" or "webgpu on NVIDIA …". */
   backend: string;
   params: number;
   fwdMflopPerImage: number;
@@ -112,10 +119,11 @@ export async function measure(
   steps: number,
   warmup: number,
   profile = false,
+  backend: BackendChoice = "wasm",
 ): Promise<BenchRow> {
-  const info = await initBackend({ backend: "wasm", threads });
+  const info = await initBackend({ backend, threads });
   const kernelMs = new Map<string, number>();
-  if (profile) profileKernels("wasm", kernelMs);
+  if (profile) profileKernels(tf.getBackend(), kernelMs);
   const cfg = benchConfig(c);
   const params = initParams(cfg, 0);
   const vars = Object.values(params);
@@ -157,7 +165,7 @@ export async function measure(
     c,
     batch,
     threads: info.threads,
-    backend: info.name,
+    backend: info.adapter !== undefined ? `${info.name} on ${info.adapter}` : info.name,
     params: paramSpecs(cfg).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0),
     fwdMflopPerImage: forwardFlops(cfg) / 1e6,
     msPerStep: ms,
@@ -222,15 +230,20 @@ async function main() {
       profile: { type: "boolean", default: false },
       bpf: { type: "string", default: "auto" },
       child: { type: "boolean", default: false },
+      backend: { type: "string", default: "wasm" },
     },
   });
   const [steps] = numbers(values.steps), [warmup] = numbers(values.warmup, 0);
   const batches = numbers(values.batch);
+  const backend = values.backend as BackendChoice;
+  if (!(BACKENDS as readonly string[]).includes(backend)) {
+    throw new Error(`--backend must be one of ${BACKENDS.join(", ")}`);
+  }
   if (values.child) {
     const [c] = numbers(values.c), [threads] = numbers(values.threads);
     if (threads !== 1 && threads !== 2) throw new Error("--threads must be 1 or 2");
     setBackpropFilterMethod(values.bpf as BackpropFilterMethod);
-    const row = await measure(c, batches[0], threads, steps, warmup, values.profile);
+    const row = await measure(c, batches[0], threads, steps, warmup, values.profile, backend);
     console.log(JSON.stringify(row));
     shutdownWasmThreads();
     return;
@@ -238,12 +251,12 @@ async function main() {
   const rows: BenchRow[] = [];
   for (const c of numbers(values.c)) {
     for (const batch of batches) {
-      for (const threads of numbers(values.threads)) {
+      for (const threads of backend === "wasm" ? numbers(values.threads) : [1]) {
         const args = ["run", "-A", new URL(import.meta.url).pathname, "--child", "--c", `${c}`];
         args.push("--batch", `${batch}`, "--threads", `${threads}`);
         args.push("--steps", `${steps}`, "--warmup", `${warmup}`);
         if (values.profile) args.push("--profile");
-        args.push("--bpf", values.bpf);
+        args.push("--bpf", values.bpf, "--backend", backend);
         const out = await new Deno.Command(Deno.execPath(), {
           args,
           stdout: "piped",
@@ -258,7 +271,8 @@ async function main() {
         }
         const row = JSON.parse(line) as BenchRow;
         console.error(
-          `c=${c} batch=${batch} threads=${threads}: ${row.imgPerSec.toFixed(1)} img/s ` +
+          `c=${c} batch=${batch} ${row.backend} threads=${row.threads}: ` +
+            `${row.imgPerSec.toFixed(1)} img/s ` +
             `(other load ${row.otherCpu.toFixed(2)} cores)`,
         );
         rows.push(row);
@@ -266,7 +280,8 @@ async function main() {
     }
   }
   const cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.*)/)?.[1] ?? "?";
-  const text = `Adam step, ε-MSE, 28×28×1, tfjs 4.22 wasm + project kernels, median of ${steps} ` +
+  const what = backend === "wasm" ? "wasm + project kernels" : `--backend ${backend}`;
+  const text = `Adam step, ε-MSE, 28×28×1, tfjs 4.22 ${what}, median of ${steps} ` +
     `steps after ${warmup} warm-up; ${navigator.hardwareConcurrency} cores (${cpu}), ` +
     `Deno ${Deno.version.deno}.\n\n${markdownTable(rows)}` +
     (values.profile ? `\n${rows.map((r) => profileTable(r)).join("\n")}` : "");

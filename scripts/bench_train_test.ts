@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { benchConfig, type BenchRow, markdownTable, profileTable } from "./bench_train.ts";
 import { UNetConfigSchema } from "../shared/model_card.ts";
+import { webgpuSkipReason } from "../trainer/webgpu_testing.ts";
+
+const noWebgpu = await webgpuSkipReason("bench_train_test");
 
 Deno.test("benchConfig is a valid 3-level MNIST UNet config", () => {
   const cfg = UNetConfigSchema.parse(benchConfig(16));
@@ -67,4 +70,27 @@ Deno.test("profileTable: shares of the kernel CPU total, largest first, top N", 
   const lines = profileTable(row, 2).trim().split("\n");
   assert.match(lines[0], /50 CPU ms per step/);
   assert.deepEqual(lines.slice(-2), ["| A | 30 | 60.0% |", "| B | 10 | 20.0% |"]);
+});
+
+Deno.test({
+  name: "bench_train --backend webgpu (tiny) reports the backend and its adapter",
+  ignore: noWebgpu !== null,
+  fn: async () => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("./bench_train.ts", import.meta.url).pathname,
+        ...["--backend", "webgpu", "--c", "8", "--batch", "2", "--steps", "1", "--warmup", "0"],
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.match(text, /tfjs 4\.22 --backend webgpu,/);
+    const rows = text.split("\n").filter((l) => l.startsWith("| 8 | 2 |"));
+    assert.equal(rows.length, 1, text); // one row: --threads is for wasm only
+    assert.match(rows[0], /\| webgpu on .+ \| 0 \|/);
+  },
 });

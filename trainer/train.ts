@@ -289,7 +289,7 @@ export async function main(argv: string[]): Promise<number> {
     command,
     commands: [...(ck?.meta.commands ?? []), command],
     backend: be.adapter !== undefined
-      ? `${be.name} (${be.adapter})`
+      ? `${be.name} on ${be.adapter}`
       : be.threads > 1
       ? `${be.name} ×${be.threads} threads`
       : be.name,
