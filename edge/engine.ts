@@ -1,32 +1,44 @@
 /**
- * The ε-model on onnxruntime-web: one inference session per model (created lazily, once per
- * isolate), on WebGPU or wasm, and the ε̂(x, t) call the sampler drives — with classifier-free
- * guidance batched as [conditional; unconditional] in a single session run.
+ * The ε-model: one inference session per model on onnxruntime-web (WebGPU or wasm; the runtime
+ * module is loaded once per isolate) or, where FFI is allowed, onnxruntime-node (`native`,
+ * edge/engine_native.ts, imported only when chosen), and the ε̂(x, t) call the sampler drives —
+ * with classifier-free guidance batched as [conditional; unconditional] in a single session run.
  */
 import type * as Ort from "onnxruntime-web";
 import type { EpsModel } from "../shared/sample.ts";
 import { guide } from "../shared/step.ts";
+import { hasHardwareAdapter } from "./gpu_probe.ts";
 import { display, type Model, ModelLoadError } from "./model.ts";
 import { nextTask } from "./yield.ts";
 
-export type Backend = "wasm" | "webgpu";
+export type Backend = "wasm" | "webgpu" | "native";
 export type BackendChoice = Backend | "auto";
 
 export interface EngineOptions {
-  /** "auto" (default): WebGPU when navigator.gpu gives a hardware adapter, else wasm. */
+  /**
+   * "auto" (default): WebGPU when navigator.gpu gives a hardware adapter, else wasm (never
+   * native: that needs FFI, so it is only ever chosen explicitly).
+   */
   backend?: BackendChoice;
   /**
-   * wasm threads (default 1: a second thread cut latency 30 % but cost 40 % more CPU per sample
-   * in BENCHMARKS.md, and the edge budget is CPU); WebGPU always uses 1. onnxruntime's env
-   * is per isolate, so the first engine created on a backend fixes its thread count.
+   * wasm threads, or onnxruntime-node intra-op threads on native (default 1: a second thread
+   * cut latency 30 % but cost 40 % more CPU per sample in BENCHMARKS.md, and the edge budget is
+   * CPU); WebGPU always uses 1. onnxruntime-web's env is per isolate, so the first engine
+   * created on a backend fixes its thread count.
    */
   threads?: number;
+  /**
+   * Drop the ONNX bytes once the session holds the model: `engine.model.onnx` is then empty
+   * (the server keeps only the card). Default false.
+   */
+  release?: boolean;
   /**
    * Most images per session run; a larger forward pass is split into runs of this size with a
    * macrotask yield between them. On wasm a run blocks the event loop for its whole duration
    * (about 6 ms per MNIST-sized image, so batch 128 — n = 64 with guidance — is ~0.8 s); the
    * default caps that near 50 ms for ~10–15 % throughput at n = 64. Default: WASM_RUN_BATCH on
-   * wasm, unlimited on WebGPU (whose runs do not block). Part of what determines the output
+   * wasm and native (whose runs block too, ~6× shorter), unlimited on WebGPU (whose runs do not
+   * block). Part of what determines the output
    * bytes (batch composition changes float rounding), so keep it fixed for a deployment.
    */
   maxBatch?: number;
@@ -66,43 +78,57 @@ export function passes(label: LabelSpec, guidance: number): 1 | 2 {
   return label !== undefined && guidance !== 0 && guidance !== 1 ? 2 : 1;
 }
 
-async function hardwareAdapter(): Promise<boolean> {
-  const gpu = (navigator as { gpu?: GPU }).gpu;
-  if (!gpu) return false;
-  try {
-    const adapter = await gpu.requestAdapter();
-    if (!adapter) return false;
-    // A software adapter (Mesa lavapipe, SwiftShader) is 20–30× slower than wasm: skip it.
-    const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
-    const desc = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`;
-    return !info.isFallbackAdapter && !/llvmpipe|lavapipe|swiftshader/i.test(desc);
-  } catch {
-    return false;
-  }
-}
-
-/** The backend "auto" resolves to on this runtime. */
-export async function resolveBackend(choice: BackendChoice = "auto"): Promise<Backend> {
+/**
+ * The backend "auto" resolves to on this runtime: webgpu on a hardware adapter, else wasm
+ * (native only when asked). `probed`: auto's answer found outside this process (deno task
+ * serve's probe child, ORT_AUTO_BACKEND), taken instead of asking here; see edge/gpu_probe.ts.
+ */
+export async function resolveBackend(
+  choice: BackendChoice = "auto",
+  probed?: "wasm" | "webgpu",
+): Promise<Backend> {
   if (choice !== "auto") return choice;
-  return await hardwareAdapter() ? "webgpu" : "wasm";
+  if (probed) return probed;
+  return await hasHardwareAdapter() ? "webgpu" : "wasm";
 }
 
-// One onnxruntime module per backend per isolate; its env is global, so set it once.
+// One onnxruntime-web module per backend per isolate; its env is global, so set it once. wasm
+// loads the `onnxruntime-web/wasm` entry (the plain wasm build: no WebGPU/JSEP code).
 const runtimes = new Map<Backend, Promise<typeof Ort>>();
 
-function runtime(backend: Backend, threads: number): Promise<typeof Ort> {
+function runtime(backend: "wasm" | "webgpu", threads: number): Promise<typeof Ort> {
   let r = runtimes.get(backend);
   if (!r) {
-    r = (backend === "webgpu" ? import("onnxruntime-web/webgpu") : import("onnxruntime-web")).then(
-      (ort: typeof Ort) => {
-        ort.env.wasm.numThreads = backend === "webgpu" ? 1 : threads;
-        ort.env.logLevel = "error";
-        return ort;
-      },
-    );
+    r = (backend === "webgpu" ? import("onnxruntime-web/webgpu") : import("onnxruntime-web/wasm"))
+      .then(
+        (ort: typeof Ort) => {
+          ort.env.wasm.numThreads = backend === "webgpu" ? 1 : threads;
+          ort.env.logLevel = "error";
+          return ort;
+        },
+      );
     runtimes.set(backend, r);
   }
   return r;
+}
+
+/** A session on the chosen backend and the Tensor class that feeds it. */
+async function openSession(
+  model: Model,
+  backend: Backend,
+  threads: number,
+): Promise<{ Tensor: typeof Ort.Tensor; session: Ort.InferenceSession }> {
+  if (backend === "native") {
+    const { createNativeSession } = await import("./engine_native.ts");
+    return await createNativeSession(model.onnx, threads);
+  }
+  const ort = await runtime(backend, threads);
+  const session = await ort.InferenceSession.create(model.onnx, {
+    executionProviders: [backend],
+    graphOptimizationLevel: "all",
+    extra: { session: { disable_quant_qdq: "1" } },
+  });
+  return { Tensor: ort.Tensor, session };
 }
 
 /**
@@ -112,14 +138,9 @@ function runtime(backend: Backend, threads: number): Promise<typeof Ort> {
 export async function createEngine(model: Model, opts: EngineOptions = {}): Promise<Engine> {
   const backend = await resolveBackend(opts.backend);
   const threads = opts.threads ?? 1;
-  const ort = await runtime(backend, threads);
-  let session: Ort.InferenceSession;
+  let Tensor: typeof Ort.Tensor, session: Ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(model.onnx, {
-      executionProviders: [backend],
-      graphOptimizationLevel: "all",
-      extra: { session: { disable_quant_qdq: "1" } },
-    });
+    ({ Tensor, session } = await openSession(model, backend, threads));
   } catch (e) {
     // Bytes that match the card's hash but are no ONNX model ORT can run (e.g. a card
     // regenerated for a broken file): name the file, keep ORT's reason on one line.
@@ -136,7 +157,9 @@ export async function createEngine(model: Model, opts: EngineOptions = {}): Prom
   const int64T = card.onnx.timestepType === "int64";
   let runs = 0;
 
-  const maxBatch = opts.maxBatch ?? (backend === "wasm" ? WASM_RUN_BATCH : Infinity);
+  if (opts.release) model = { cardUrl: model.cardUrl, card: model.card, onnx: new Uint8Array(0) };
+
+  const maxBatch = opts.maxBatch ?? (backend === "webgpu" ? Infinity : WASM_RUN_BATCH);
   if (!(maxBatch >= 1)) throw new RangeError(`maxBatch must be ≥ 1, got ${maxBatch}`);
 
   async function forward(x: Float32Array, n: number, t: number, y: Int32Array | null) {
@@ -162,19 +185,21 @@ export async function createEngine(model: Model, opts: EngineOptions = {}): Prom
   /** One session run. */
   async function run(x: Float32Array, n: number, t: number, y: Int32Array | null) {
     const feeds: Record<string, Ort.Tensor> = {
-      x: new ort.Tensor("float32", x, [n, C, S, S]),
+      x: new Tensor("float32", x, [n, C, S, S]),
       t: int64T
-        ? new ort.Tensor("int64", new BigInt64Array(n).fill(BigInt(t)), [n])
-        : new ort.Tensor("float32", new Float32Array(n).fill(t), [n]),
+        ? new Tensor("int64", new BigInt64Array(n).fill(BigInt(t)), [n])
+        : new Tensor("float32", new Float32Array(n).fill(t), [n]),
     };
     if (numClasses > 0) {
       const labels = new BigInt64Array(n).fill(BigInt(numClasses));
       if (y) y.forEach((v, i) => labels[i] = BigInt(v));
-      feeds.y = new ort.Tensor("int64", labels, [n]);
+      feeds.y = new Tensor("int64", labels, [n]);
     }
     const out = await session.run(feeds);
     const eps = out.eps ?? out[session.outputNames[0]];
-    const data = await eps.getData(true);
+    // ORT-web may hold the output on the GPU (getData downloads it); onnxruntime-node's
+    // tensors are CPU tensors with no getData.
+    const data = typeof eps.getData === "function" ? await eps.getData(true) : eps.data;
     if (!(data instanceof Float32Array) || data.length !== n * size) {
       throw new Error(
         `model output ${session.outputNames[0]} is not float32 [${n},${C},${S},${S}]`,
@@ -224,4 +249,24 @@ export async function createEngine(model: Model, opts: EngineOptions = {}): Prom
     forward,
     epsModel,
   };
+}
+
+/** UNet calls WARMUP=1 runs at start-up: past V8's tier-up of ORT-web's hot wasm (BENCHMARKS.md). */
+export const WARMUP_CALLS = 60;
+
+/**
+ * Opt-in warm-up: `calls` batch-1 forward passes on a fixed input (null class, mid-chain
+ * timestep), yielding between them. On wasm it moves V8's baseline-to-optimised tier-up of
+ * ORT-web's hot functions before the first request; the CPU is spent either way (and billed
+ * on every cold isolate), so it is off by default. Leaves no state behind: outputs depend only
+ * on inputs.
+ */
+export async function warmUp(engine: Engine, calls = WARMUP_CALLS): Promise<void> {
+  const { card } = engine.model;
+  const x = new Float32Array(card.image.channels * card.image.size ** 2);
+  const t = Math.floor(card.schedule.T / 2);
+  for (let i = 0; i < calls; i++) {
+    await engine.forward(x, 1, t, null);
+    await nextTask();
+  }
 }

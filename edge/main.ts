@@ -1,7 +1,8 @@
 /**
  * Entry point for `deno serve` (and Deno Deploy): `export default { fetch }`. Reads its settings
  * from the environment; needs only --allow-net --allow-read --allow-env (no writes, FFI or
- * native code).
+ * native code) — except ORT_BACKEND=native, which loads onnxruntime-node and needs --allow-ffi
+ * too (`deno task serve:native`); without it start-up fails with that reason.
  *
  * Start-up, before anything is served (top-level await): the settings, then the model card and
  * its ONNX file are read and verified (schema, byte count, SHA-256). Any fault there — a bad
@@ -16,8 +17,13 @@
  *   MODEL         path or URL of model.json (default: fixtures/models/mnist/model.json)
  *   MODEL_FETCH_TIMEOUT_MS  time limit per file when MODEL is an http(s) URL, request to last
  *                 byte; past it start-up fails like any other unreadable file (default 30000)
- *   ORT_BACKEND   wasm | webgpu | auto (default auto: WebGPU on a hardware adapter, else wasm)
- *   ORT_THREADS   wasm threads (default 1: least CPU per sample; 2 lowers latency on a free core)
+ *   ORT_BACKEND   wasm | webgpu | native | auto (default auto: WebGPU on a hardware adapter,
+ *                 else wasm; native = onnxruntime-node, self-hosted only, needs --allow-ffi)
+ *   ORT_AUTO_BACKEND  wasm | webgpu: auto's answer from a probe outside this process (set by
+ *                 deno task serve from `deno run edge/gpu_probe.ts`); unset: auto probes here
+ *   ORT_THREADS   wasm / native threads (default 1: least CPU per sample; 2 lowers latency on a
+ *                 free core)
+ *   WARMUP        1: run WARMUP_CALLS forward passes before /healthz says ready (default 0)
  *   MAX_WORK      cap on n × steps × passes per request (default 2048)
  *   MAX_INFLIGHT  generations running at once (default 1)
  *   MAX_QUEUE     generations waiting for a slot before 503 (default 8)
@@ -25,8 +31,8 @@
  *                 and answered 504 (default 120000)
  */
 import { createApp, DEFAULT_TIMEOUT_MS } from "./app.ts";
-import { type BackendChoice, createEngine, resolveBackend } from "./engine.ts";
-import { DEFAULT_FETCH_TIMEOUT_MS, DEFAULT_MODEL_CARD, loadModel } from "./model.ts";
+import { type BackendChoice, createEngine, resolveBackend, warmUp } from "./engine.ts";
+import { DEFAULT_FETCH_TIMEOUT_MS, DEFAULT_MODEL_CARD, loadModel, type Model } from "./model.ts";
 import { DEFAULT_MAX_WORK } from "./params.ts";
 import { Queue } from "./queue.ts";
 
@@ -35,7 +41,11 @@ export interface Settings {
   /** Time limit per model file fetched over http(s). */
   fetchTimeoutMs: number;
   backend: BackendChoice;
+  /** Auto's answer found by a probe outside this process (ORT_AUTO_BACKEND). */
+  probed?: "wasm" | "webgpu";
   threads?: number;
+  /** Warm the engine up before reporting ready. */
+  warmup: boolean;
   maxWork: number;
   maxInFlight: number;
   maxQueue: number;
@@ -55,14 +65,24 @@ function intEnv(env: (k: string) => string | undefined, key: string, min: number
 /** Settings from environment variables (throws naming the variable on a bad value). */
 export function settingsFromEnv(env: (k: string) => string | undefined = Deno.env.get): Settings {
   const backend = env("ORT_BACKEND") || "auto";
-  if (!["wasm", "webgpu", "auto"].includes(backend)) {
-    throw new Error(`ORT_BACKEND must be wasm, webgpu or auto, got "${backend}"`);
+  if (!["wasm", "webgpu", "native", "auto"].includes(backend)) {
+    throw new Error(`ORT_BACKEND must be wasm, webgpu, native or auto, got "${backend}"`);
+  }
+  const probed = env("ORT_AUTO_BACKEND") || undefined;
+  if (probed !== undefined && probed !== "wasm" && probed !== "webgpu") {
+    throw new Error(`ORT_AUTO_BACKEND must be wasm or webgpu, got "${probed}"`);
+  }
+  const warmup = env("WARMUP") || "0";
+  if (warmup !== "0" && warmup !== "1") {
+    throw new Error(`WARMUP must be 0 or 1, got "${warmup}"`);
   }
   return {
     model: env("MODEL") || DEFAULT_MODEL_CARD,
     fetchTimeoutMs: intEnv(env, "MODEL_FETCH_TIMEOUT_MS", 1, DEFAULT_FETCH_TIMEOUT_MS)!,
     backend: backend as BackendChoice,
+    probed,
     threads: intEnv(env, "ORT_THREADS", 1),
+    warmup: warmup === "1",
     maxWork: intEnv(env, "MAX_WORK", 1, DEFAULT_MAX_WORK)!,
     maxInFlight: intEnv(env, "MAX_INFLIGHT", 1, 1)!,
     maxQueue: intEnv(env, "MAX_QUEUE", 0, 8)!,
@@ -88,16 +108,29 @@ function refuse(err: unknown): never {
 const s = await Promise.resolve().then(() => settingsFromEnv((k) => Deno.env.get(k))).catch(
   refuse,
 );
-const model = await loadModel(s.model, { fetchTimeoutMs: s.fetchTimeoutMs }).catch(refuse);
-const backend = await resolveBackend(s.backend);
+if (s.backend === "native") {
+  // Before anything is read: the FFI-free default path never imports the native module.
+  const { nativeUnavailable } = await import("./engine_native.ts");
+  const why = nativeUnavailable();
+  if (why) refuse(new Error(why));
+}
+let loaded: Model | null = await loadModel(s.model, { fetchTimeoutMs: s.fetchTimeoutMs }).catch(
+  refuse,
+);
+// The app keeps the card only; the ONNX bytes live until the session has them.
+const model: Model = { cardUrl: loaded.cardUrl, card: loaded.card, onnx: new Uint8Array(0) };
+const backend = await resolveBackend(s.backend, s.probed);
 const app = createApp({
   model,
   backend,
   load: () =>
-    createEngine(model, { backend, threads: s.threads }).catch((err) => {
-      console.error(oneLine((err as Error)?.message ?? String(err)));
-      throw err;
-    }),
+    createEngine(loaded!, { backend, threads: s.threads, release: true })
+      .then(async (e) => (s.warmup && await warmUp(e), e))
+      .catch((err) => {
+        console.error(oneLine((err as Error)?.message ?? String(err)));
+        throw err;
+      })
+      .finally(() => loaded = null),
   queue: new Queue({ maxInFlight: s.maxInFlight, maxWaiting: s.maxQueue }),
   maxWork: s.maxWork,
   timeoutMs: s.timeoutMs,
