@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import { Rng } from "../shared/rng.ts";
 import { guide } from "../shared/step.ts";
-import { createEngine, passes, resolveBackend } from "./engine.ts";
+import { createEngine, passes, resolveBackend, warmUp, WARMUP_CALLS } from "./engine.ts";
+import { isSoftwareAdapter, mayHaveGpu, requestInWorker } from "./gpu_probe.ts";
 import { loadModel } from "./model.ts";
 import { generate } from "./sampler.ts";
 import { writeTinyModel } from "./testing.ts";
@@ -122,4 +123,62 @@ Deno.test("auto picks wasm unless a hardware GPU adapter exists", async () => {
     !(adapter.info as { isFallbackAdapter?: boolean }).isFallbackAdapter &&
     !/llvmpipe|lavapipe|swiftshader/i.test(adapter.info.description);
   assert.equal(await resolveBackend("auto"), hardware ? "webgpu" : "wasm");
+});
+
+Deno.test("auto: device nodes decide without WebGPU on Linux; elsewhere or unlistable, ask", () => {
+  const fs = (tree: Record<string, string[] | null>) => (dir: string) =>
+    dir in tree ? tree[dir] : [];
+  assert.equal(mayHaveGpu("linux", fs({ "/dev": ["null", "tty0", "kvm"] })), false);
+  assert.equal(mayHaveGpu("linux", fs({ "/dev": ["dri"], "/dev/dri": ["renderD128"] })), true);
+  assert.equal(mayHaveGpu("linux", fs({ "/dev": ["dri"], "/dev/dri": ["by-path"] })), false);
+  assert.equal(mayHaveGpu("linux", fs({ "/dev": ["nvidia0", "nvidiactl"] })), true);
+  assert.equal(mayHaveGpu("linux", fs({ "/dev": ["nvidiactl"] })), false);
+  assert.equal(mayHaveGpu("linux", fs({ "/dev": ["dxg"] })), true);
+  assert.equal(mayHaveGpu("linux", fs({ "/dev": null })), true, "no permission: cannot tell");
+  assert.equal(mayHaveGpu("darwin", fs({})), true);
+  const info = (description: string, isFallbackAdapter = false) =>
+    ({ vendor: "", architecture: "", device: "", description, isFallbackAdapter }) as
+      & GPUAdapterInfo
+      & { isFallbackAdapter: boolean };
+  assert.ok(isSoftwareAdapter(info("llvmpipe (LLVM 15.0.6, 256 bits)")));
+  assert.ok(isSoftwareAdapter(info("NVIDIA H200", true)));
+  assert.ok(!isSoftwareAdapter(info("NVIDIA H200")));
+});
+
+Deno.test("auto takes an answer probed outside the process; explicit choices win", async () => {
+  assert.equal(await resolveBackend("auto", "webgpu"), "webgpu");
+  assert.equal(await resolveBackend("auto", "wasm"), "wasm");
+  assert.equal(await resolveBackend("wasm", "webgpu"), "wasm");
+  assert.equal(await resolveBackend("native", "wasm"), "native");
+});
+
+Deno.test("the Worker probe answers like an in-process request", async () => {
+  const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
+  const hardware = adapter != null && !isSoftwareAdapter(adapter.info);
+  assert.equal(await requestInWorker(), hardware);
+});
+
+Deno.test("the probe CLI prints auto's answer, and nothing when ORT_BACKEND is explicit", async () => {
+  const run = async (env: Record<string, string>) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-env=ORT_BACKEND", new URL("./gpu_probe.ts", import.meta.url).href],
+      env,
+      stderr: "null",
+    }).output();
+    assert.ok(out.success);
+    return new TextDecoder().decode(out.stdout).trim();
+  };
+  assert.match(await run({}), /^(wasm|webgpu)$/);
+  assert.equal(await run({ ORT_BACKEND: "wasm" }), "");
+});
+
+Deno.test("warmUp runs WARMUP_CALLS forward passes and changes no output", async () => {
+  const e = await createEngine(cond, { backend: "wasm", threads: 1, release: true });
+  assert.equal(e.model.onnx.length, 0);
+  const o = { seed: 4, steps: 3, eta: 1, n: 2, label: 1, guidance: 2 };
+  const before = await generate(e, o);
+  const runs = e.runs;
+  await warmUp(e);
+  assert.equal(e.runs - runs, WARMUP_CALLS);
+  assert.deepEqual(await generate(e, o), before);
 });
