@@ -92,14 +92,17 @@ export async function resolveBackend(
   return await hasHardwareAdapter() ? "webgpu" : "wasm";
 }
 
-// One onnxruntime-web module per backend per isolate; its env is global, so set it once. wasm
-// loads the `onnxruntime-web/wasm` entry (the plain wasm build: no WebGPU/JSEP code).
+// One onnxruntime-web module per backend per isolate; its env is global, so set it once. Deno
+// resolves "onnxruntime-web" with the node condition (dist/ort.node.min.mjs), which runs the
+// plain ort-wasm-simd-threaded.wasm (no JSEP/WebGPU code) already; the "onnxruntime-web/wasm"
+// entry loads the same binary but starts its threads from blob: URLs, which Deno's module
+// loader rejects (ORT_THREADS=2 fails), for ≈ 6 MB less JS (BENCHMARKS.md).
 const runtimes = new Map<Backend, Promise<typeof Ort>>();
 
 function runtime(backend: "wasm" | "webgpu", threads: number): Promise<typeof Ort> {
   let r = runtimes.get(backend);
   if (!r) {
-    r = (backend === "webgpu" ? import("onnxruntime-web/webgpu") : import("onnxruntime-web/wasm"))
+    r = (backend === "webgpu" ? import("onnxruntime-web/webgpu") : import("onnxruntime-web"))
       .then(
         (ort: typeof Ort) => {
           ort.env.wasm.numThreads = backend === "webgpu" ? 1 : threads;

@@ -2,15 +2,20 @@
  * Edge latency benchmark for BENCHMARKS.md: per-step and per-request latency and CPU ms per
  * sample of one exported model, for chain lengths S, on
  *   - onnxruntime-web wasm, 1 and 2 threads, through the edge's own engine and sampler
- *     (edge/engine.ts + edge/sampler.ts `generate`, exactly what a request runs), and
+ *     (edge/engine.ts + edge/sampler.ts `generate`, exactly what a request runs),
+ *   - the edge engine with backend native (onnxruntime-node, what ORT_BACKEND=native serves),
+ *     1 and 2 intra-op threads, through the same engine and sampler, and
  *   - the same ONNX bytes in onnxruntime-node (native CPU, 1 and 2 intra-op threads) driving the
  *     same shared sampling loop, as the native reference,
  * each runtime in its own child process (ORT-web's thread count is per process, and process CPU
  * time then belongs to one runtime only), one after another, in one run:
  *
  *   deno task bench:edge [--model fixtures/models/mnist/model.json] [--steps 5,10,20,50,1000]
- *     [--n 1] [--reps 3] [--runtimes web1,web2,node1,node2] [--guidance g] [--markdown out.md]
- *     [--warmup-ms 4000]
+ *     [--n 1] [--reps 3] [--runtimes web1,web2,native1,node1,node2] [--rounds 1] [--guidance g]
+ *     [--markdown out.md] [--warmup-ms 4000]
+ *
+ * --rounds R runs the runtime list R times, alternating (A B C A B C …), and reports each
+ * runtime's median over its rounds, so slow drift of the machine's load hits all alike.
  *
  * Per step = one sampler step (model run + the JS update), per request / S. Requests of
  * S ≥ 500 run once; shorter ones --reps times (median). CPU ms = process user + system time,
@@ -26,10 +31,16 @@ import { makeSchedule } from "../shared/schedule.ts";
 import { type EpsModel, sample } from "../shared/sample.ts";
 import { guide } from "../shared/step.ts";
 
-export type RuntimeId = "web1" | "web2" | "node1" | "node2";
-const RUNTIMES: Record<RuntimeId, { label: string; threads: number; native: boolean }> = {
-  web1: { label: "onnxruntime-web wasm", threads: 1, native: false },
-  web2: { label: "onnxruntime-web wasm", threads: 2, native: false },
+export type RuntimeId = "web1" | "web2" | "native1" | "native2" | "node1" | "node2";
+/** native: the raw onnxruntime-node reference; edge: which edge engine backend, if any. */
+const RUNTIMES: Record<
+  RuntimeId,
+  { label: string; threads: number; native: boolean; edge?: "wasm" | "native" }
+> = {
+  web1: { label: "onnxruntime-web wasm", threads: 1, native: false, edge: "wasm" },
+  web2: { label: "onnxruntime-web wasm", threads: 2, native: false, edge: "wasm" },
+  native1: { label: "edge engine, backend native", threads: 1, native: false, edge: "native" },
+  native2: { label: "edge engine, backend native", threads: 2, native: false, edge: "native" },
   node1: { label: "onnxruntime-node (native)", threads: 1, native: true },
   node2: { label: "onnxruntime-node (native)", threads: 2, native: true },
 };
@@ -70,14 +81,15 @@ interface Runner {
   request(steps: number, seed: number): Promise<Float32Array>;
 }
 
-async function webRunner(
+async function edgeRunner(
   model: Model,
+  backend: "wasm" | "native",
   threads: number,
   n: number,
   label: number | undefined,
   guidance: number,
 ): Promise<Runner> {
-  const engine = await createEngine(model, { backend: "wasm", threads });
+  const engine = await createEngine(model, { backend, threads });
   const eps = engine.epsModel(n, label, guidance);
   const size = model.card.image.channels * model.card.image.size ** 2;
   const x = new Float32Array(n * size).fill(0.1);
@@ -169,9 +181,9 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
   const guidance = o.guidance ?? card.sampling.guidance;
   const spec = RUNTIMES[o.runtime];
   const t0 = performance.now();
-  const runner = spec.native
-    ? await nodeRunner(model, spec.threads, o.n, label, guidance)
-    : await webRunner(model, spec.threads, o.n, label, guidance);
+  const runner = spec.edge
+    ? await edgeRunner(model, spec.edge, spec.threads, o.n, label, guidance)
+    : await nodeRunner(model, spec.threads, o.n, label, guidance);
   const sessionMs = performance.now() - t0;
   // Warm up until the wasm code has tiered up: V8 runs ORT-web's wasm with its baseline compiler
   // first and optimises hot functions later; a c = 16 forward took ~45 ms for its first ~50 runs
@@ -242,6 +254,11 @@ export function markdown(
   const nodeByThreads = new Map(
     results.filter((r) => RUNTIMES[r.runtime].native).map((r) => [RUNTIMES[r.runtime].threads, r]),
   );
+  const wasmByThreads = new Map(
+    results.filter((r) => RUNTIMES[r.runtime].edge === "wasm").map((
+      r,
+    ) => [RUNTIMES[r.runtime].threads, r]),
+  );
   const lines = [
     `Machine: ${machine}`,
     "",
@@ -251,14 +268,19 @@ export function markdown(
     }); ` +
     `n = ${opts.n} image(s) per request, η = 1.`,
     "",
-    "| runtime | threads | session ms | forward ms (batch) | S | request ms | per step ms | CPU ms / sample | × native (wall) | × native (CPU) |",
-    "|---|---|---|---|---|---|---|---|---|---|",
+    "| runtime | threads | session ms | forward ms (batch) | S | request ms | per step ms | CPU ms / sample | × native (wall) | × native (CPU) | CPU × wasm |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const r of results) {
     const spec = RUNTIMES[r.runtime];
     const ref = nodeByThreads.get(spec.threads);
+    const web = wasmByThreads.get(spec.threads);
     for (const s of r.results) {
       const refS = ref?.results.find((x) => x.steps === s.steps);
+      const webS = web?.results.find((x) => x.steps === s.steps);
+      const toWasm = spec.edge === "wasm" || !webS
+        ? "–"
+        : (s.cpuMsPerSample / webS.cpuMsPerSample).toFixed(2);
       const ratio = spec.native || !refS ? "–" : (s.perStepMs / refS.perStepMs).toFixed(1);
       const cpuRatio = spec.native || !refS
         ? "–"
@@ -269,7 +291,7 @@ export function markdown(
         } (${r.batch}) | ` +
           `${s.steps} | ${s.requestMs.toFixed(0)} | ${s.perStepMs.toFixed(2)} | ${
             s.cpuMsPerSample.toFixed(0)
-          } | ${ratio} | ${cpuRatio} |`,
+          } | ${ratio} | ${cpuRatio} | ${toWasm} |`,
       );
     }
   }
@@ -277,6 +299,22 @@ export function markdown(
 }
 
 const MARK = "BENCH_JSON ";
+
+/** One runtime's rounds as one result: the median of each figure over the rounds. */
+export function mergeRounds(rs: WorkerResult[]): WorkerResult {
+  const m = (f: (r: WorkerResult) => number) => median(rs.map(f));
+  return {
+    ...rs[0],
+    sessionMs: m((r) => r.sessionMs),
+    forwardMs: m((r) => r.forwardMs),
+    results: rs[0].results.map((s, i) => ({
+      ...s,
+      requestMs: m((r) => r.results[i].requestMs),
+      perStepMs: m((r) => r.results[i].perStepMs),
+      cpuMsPerSample: m((r) => r.results[i].cpuMsPerSample),
+    })),
+  };
+}
 
 export async function main(argv: string[]): Promise<void> {
   const { values: a } = parseArgs({
@@ -286,7 +324,8 @@ export async function main(argv: string[]): Promise<void> {
       steps: { type: "string", default: "5,10,20,50,1000" },
       n: { type: "string", default: "1" },
       reps: { type: "string", default: "3" },
-      runtimes: { type: "string", default: "web1,web2,node1,node2" },
+      runtimes: { type: "string", default: "web1,web2,native1,node1,node2" },
+      rounds: { type: "string", default: "1" },
       guidance: { type: "string" },
       worker: { type: "string" },
       markdown: { type: "string" },
@@ -312,24 +351,30 @@ export async function main(argv: string[]): Promise<void> {
   const machineStart = await machineDescription();
   const runtimes = a.runtimes!.split(",") as RuntimeId[];
   for (const r of runtimes) if (!(r in RUNTIMES)) throw new Error(`unknown runtime ${r}`);
-  const results: WorkerResult[] = [];
-  for (const rt of runtimes) {
-    console.error(`bench: ${rt} …`);
-    const args = ["run", "-A", new URL(import.meta.url).pathname, "--worker", rt];
-    for (const k of ["model", "steps", "n", "reps", "guidance", "warmup-ms"] as const) {
-      if (a[k] !== undefined) args.push(`--${k}`, String(a[k]));
+  const rounds = Number(a.rounds);
+  const byRuntime = new Map<RuntimeId, WorkerResult[]>();
+  for (let round = 0; round < rounds; round++) {
+    for (const rt of runtimes) {
+      console.error(`bench: ${rt}${rounds > 1 ? `, round ${round + 1}/${rounds}` : ""} …`);
+      const args = ["run", "-A", new URL(import.meta.url).pathname, "--worker", rt];
+      for (const k of ["model", "steps", "n", "reps", "guidance", "warmup-ms"] as const) {
+        if (a[k] !== undefined) args.push(`--${k}`, String(a[k]));
+      }
+      const out = await new Deno.Command(Deno.execPath(), {
+        args,
+        stdout: "piped",
+        stderr: "inherit",
+      })
+        .output();
+      const text = new TextDecoder().decode(out.stdout);
+      const line = text.split("\n").find((l) => l.startsWith(MARK));
+      if (!out.success || !line) throw new Error(`worker ${rt} failed (exit ${out.code}): ${text}`);
+      const list = byRuntime.get(rt) ?? [];
+      list.push(JSON.parse(line.slice(MARK.length)));
+      byRuntime.set(rt, list);
     }
-    const out = await new Deno.Command(Deno.execPath(), {
-      args,
-      stdout: "piped",
-      stderr: "inherit",
-    })
-      .output();
-    const text = new TextDecoder().decode(out.stdout);
-    const line = text.split("\n").find((l) => l.startsWith(MARK));
-    if (!out.success || !line) throw new Error(`worker ${rt} failed (exit ${out.code}): ${text}`);
-    results.push(JSON.parse(line.slice(MARK.length)));
   }
+  const results = runtimes.map((rt) => mergeRounds(byRuntime.get(rt)!));
   const machineEnd = (await Deno.readTextFile("/proc/loadavg").catch(() => "")).split(" ")
     .slice(0, 3).join(" ");
   const table = markdown(

@@ -2,12 +2,19 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { writeTinyModel } from "../edge/testing.ts";
 import { loadModel } from "../edge/model.ts";
-import { machineDescription, main, markdown, runWorker, type WorkerResult } from "./bench_edge.ts";
+import {
+  machineDescription,
+  main,
+  markdown,
+  mergeRounds,
+  runWorker,
+  type WorkerResult,
+} from "./bench_edge.ts";
 
 const model = await writeTinyModel({ numClasses: 3, T: 50, guidance: 2 });
 
-Deno.test("runWorker: ORT-web and onnxruntime-node each run real requests of S steps", async () => {
-  for (const runtime of ["web1", "node1"] as const) {
+Deno.test("runWorker: ORT-web, the native edge engine and onnxruntime-node run real requests", async () => {
+  for (const runtime of ["web1", "native1", "node1"] as const) {
     const r = await runWorker({
       runtime,
       model,
@@ -43,17 +50,24 @@ Deno.test("markdown: one row per runtime and S, ratio to native at the same thre
       cpuMsPerSample: 5,
     }],
   });
+  const native = mk("native1", 4);
+  native.results[0].cpuMsPerSample = 1;
   const md = markdown("test machine", card, { n: 1, guidance: 2 }, [
     mk("web1", 30),
     mk("web2", 20),
+    native,
     mk("node1", 3),
     mk("node2", 4),
   ]);
-  const rows = md.split("\n").filter((l) => l.startsWith("| onnx"));
-  assert.equal(rows.length, 4);
-  assert.match(rows[0], /\| 10\.0 \| 1\.0 \|$/); // wall 30 / 3, CPU 5 / 5
-  assert.match(rows[1], /\| 5\.0 \| 1\.0 \|$/); // 20 / 4
-  assert.match(rows[2], /\| – \| – \|$/);
+  const rows = md.split("\n").filter((l) => l.startsWith("| onnx") || l.startsWith("| edge"));
+  assert.equal(rows.length, 5);
+  assert.match(rows[0], /\| 10\.0 \| 1\.0 \| – \|$/); // wall 30 / 3, CPU 5 / 5
+  assert.match(rows[1], /\| 5\.0 \| 1\.0 \| – \|$/); // 20 / 4
+  assert.match(rows[2], /^\| edge engine, backend native \| 1 \|.*\| 1\.3 \| 0\.2 \| 0\.20 \|$/);
+  assert.match(rows[3], /\| – \| – \| 1\.00 \|$/);
+  const merged = mergeRounds([mk("web1", 30), mk("web1", 10), mk("web1", 20)]);
+  assert.equal(merged.results[0].perStepMs, 20);
+  assert.equal(merged.forwardMs, 10);
   assert.match(md, /^Machine: test machine/);
   assert.match(await machineDescription(), /logical cores/);
 });
@@ -70,6 +84,8 @@ Deno.test("bench:edge runs each runtime in its own process and writes the table"
     "1",
     "--runtimes",
     "web2,node1",
+    "--rounds",
+    "2",
     "--markdown",
     out,
   ]);
