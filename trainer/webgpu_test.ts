@@ -226,3 +226,22 @@ Deno.test({
     await Deno.remove(run, { recursive: true });
   },
 });
+
+Deno.test({
+  name: "train --backend webgpu: 3 steps + resume to 6 == 6 straight (bit-exact checkpoint)",
+  ignore: skip !== null,
+  fn: async () => {
+    const a = await Deno.makeTempDir({ prefix: "webgpu-straight-" });
+    const b = await Deno.makeTempDir({ prefix: "webgpu-resumed-" });
+    await train([...ARGS, "--backend", "webgpu", "--steps", "6", "--out", a]);
+    await train([...ARGS, "--backend", "webgpu", "--steps", "3", "--out", b]);
+    await train(["--resume", "--out", b, "--steps", "6"]); // the stored backend: webgpu
+    const ca = await readCheckpoint(a), cb = await readCheckpoint(b);
+    assert.match(cb.meta.backend, /^webgpu on ./);
+    for (const set of ["params", "ema", "adamM", "adamV"] as const) {
+      for (const [name, v] of ca[set]) assert.deepEqual(cb[set].get(name), v, `${set} ${name}`);
+    }
+    assert.deepEqual(await losses(b), await losses(a));
+    for (const d of [a, b]) await Deno.remove(d, { recursive: true });
+  },
+});
