@@ -45,6 +45,18 @@ export const VARIANTS: Record<string, Variant> = {
     env: {},
   },
   task: { label: "deno task serve, no ORT_BACKEND", args: [], entry: "task", env: {} },
+  "task-queue-64": {
+    label: "deno task serve, MAX_QUEUE=64 (the whole burst admitted)",
+    args: [],
+    entry: "task",
+    env: { MAX_QUEUE: "64" },
+  },
+  "task-warmup": {
+    label: "deno task serve, WARMUP=1",
+    args: [],
+    entry: "task",
+    env: { WARMUP: "1" },
+  },
   "task-native": {
     label: "deno task serve:native",
     args: [],
