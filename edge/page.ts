@@ -5,7 +5,9 @@
  * strict: the script and stylesheet are served as separate files (`/app.js`, `/app.css`).
  */
 import { SAMPLER_NAMES, SAMPLERS } from "../shared/samplers/mod.ts";
+import { SPACINGS } from "../shared/schedule.ts";
 
+const SPACING_OPTIONS = SPACINGS.map((n) => `<option>${n}</option>`).join("");
 const SAMPLER_OPTIONS = SAMPLER_NAMES.map((n) => `<option>${n}</option>`).join("");
 /** Which samplers take eta / need Analytic-DPM statistics, for the page script. */
 const SAMPLER_TRAITS = JSON.stringify(
@@ -42,7 +44,7 @@ export const PAGE_HTML = `<!doctype html>
 <form id="controls" novalidate>
   <label>seed <input id="seed" name="seed" type="number" min="0" max="4294967295" step="1"></label>
   <label>steps <input id="steps" name="steps" type="number" min="1" step="1"></label>
-  <label>spacing <select id="spacing" name="spacing"><option>linspace</option><option>trailing</option><option>quadratic</option></select></label>
+  <label>spacing <select id="spacing" name="spacing">${SPACING_OPTIONS}</select></label>
   <label>sampler <select id="sampler" name="sampler">${SAMPLER_OPTIONS}</select></label>
   <label>eta <input id="eta" name="eta" type="number" min="0" max="1" step="0.1"></label>
   <label>n <input id="n" name="n" type="number" min="1" max="64" step="1" value="16"></label>

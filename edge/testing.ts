@@ -5,6 +5,7 @@
 import type { UNetConfig } from "../shared/model_card.ts";
 import { tinyUNet, untrained, writeRandomModel } from "../trainer/test_models.ts";
 import { serveArgs } from "./serve_args.ts";
+import type { SamplerName } from "../shared/samplers/mod.ts";
 
 export interface TinyModelOptions {
   /** Number of classes; 0 = unconditional. */
@@ -15,6 +16,10 @@ export interface TinyModelOptions {
   seed?: number;
   /** The card's sampling.unlabeled (absent: null class). */
   unlabeled?: "null-class" | "random-label";
+  /** The card's sampling.sampler (absent: none, i.e. ddim). */
+  sampler?: SamplerName;
+  /** Give the card Analytic-DPM statistics, estimated on the model as the exporter does. */
+  analytic?: boolean;
 }
 
 export const TINY_LABELS = ["zero", "one", "two"];
@@ -41,8 +46,10 @@ export function writeTinyModel(o: TinyModelOptions = {}): Promise<string> {
         eta: 1,
         guidance: o.guidance ?? (numClasses > 0 ? 1 : 0),
         ...(o.unlabeled ? { unlabeled: o.unlabeled } : {}),
+        ...(o.sampler ? { sampler: o.sampler } : {}),
       },
     },
+    analyticImages: o.analytic || o.sampler === "analytic" ? 16 : undefined,
     prefix: "ddpm-edge-test-",
     createdAt: new Date(0),
   });

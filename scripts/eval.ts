@@ -2,9 +2,10 @@
  * Sample-quality evaluation through the real edge sampler (edge/sampler.ts `generate` on
  * onnxruntime-web), scored with the committed MNIST classifier (scripts/classifier/):
  *
- *   deno task eval --model fixtures/models/mnist/model.json [--steps 14] [--eta 1]
+ *   deno task eval --model fixtures/models/mnist/model.json [--sampler S] [--steps 14] [--eta 1]
  *     [--guidance 2] [--n 500] [--batch 50] [--seed 0] [--threads 1] [--grid out.png] [--json f]
- *   deno task eval --sweep [--sweep-steps 5,10,14,20,50,100,1000] [--sweep-eta 0,1]
+ *   deno task eval --sweep [--sweep-sampler ddpm,analytic,dpm++2m,...]
+ *     [--sweep-steps 5,10,14,20,50,100,1000] [--sweep-eta 0,1]
  *     [--sweep-guidance 1,2,3] [--sweep-spacing linspace,trailing,quadratic] [--sweep-n 100]
  *     [--long-n 20] [--variance small|large] [--grids <dir>] [--markdown f]
  *
@@ -27,6 +28,12 @@ import { encodePng, tileImages } from "../shared/image.ts";
 import { type Spacing, SPACINGS } from "../shared/schedule.ts";
 import { VARIANCES, type VarianceType } from "../shared/step.ts";
 import { oneOf } from "../shared/choice.ts";
+import {
+  DEFAULT_SAMPLER,
+  SAMPLER_NAMES,
+  type SamplerName,
+  SAMPLERS,
+} from "../shared/samplers/mod.ts";
 import {
   type Classifier,
   classify,
@@ -148,6 +155,8 @@ export function realCeiling(ctx: EvalContext, n: number): QualityMetrics {
 
 export interface SampleRequest {
   n: number;
+  /** Default: the card's. */
+  sampler?: SamplerName;
   steps: number;
   /** Default: the card's. */
   spacing?: Spacing;
@@ -203,6 +212,7 @@ export async function sampleImages(engine: Engine, r: SampleRequest): Promise<Sa
       seed: (r.seed + b) >>> 0,
       steps: r.steps,
       spacing: r.spacing,
+      sampler: r.sampler,
       variance: r.variance,
       eta: r.eta,
       n: m,
@@ -215,6 +225,7 @@ export async function sampleImages(engine: Engine, r: SampleRequest): Promise<Sa
 }
 
 export interface EvalRow {
+  sampler: SamplerName;
   steps: number;
   spacing: Spacing;
   variance: VarianceType;
@@ -245,6 +256,7 @@ export async function evalConfig(
   const metrics = evaluateImages(ctx, s.images, r.n, labels);
   if (gridPath) await writeGrid(gridPath, s.images, r.n);
   return {
+    sampler: r.sampler ?? engine.model.card.sampling.sampler ?? DEFAULT_SAMPLER,
     steps: r.steps,
     spacing: r.spacing ?? engine.model.card.sampling.spacing,
     variance: r.variance ?? "small",
@@ -266,11 +278,20 @@ export const TABLE_HEADER =
 /** One markdown row; the grid link is relative to the working directory (the repo root). */
 export function tableRow(r: EvalRow): string {
   const m = r.metrics;
-  const sampler = (r.eta === 0 ? "DDIM" : r.eta === 1 ? "DDPM" : `η=${r.eta}`) +
-    (r.spacing === "linspace" ? "" : `, ${r.spacing}`) +
-    (r.variance === "large" && r.eta === 1 ? ", σ²=β" : "");
+  const usesEta = SAMPLERS[r.sampler].usesEta;
+  const name = r.sampler === "ddim"
+    ? (r.eta === 0 ? "DDIM" : r.eta === 1 ? "DDPM" : `DDIM η=${r.eta}`)
+    : r.sampler === "ddpm"
+    ? "DDPM"
+    : r.sampler === "analytic"
+    ? `Analytic-${r.eta === 1 ? "DDPM" : r.eta === 0 ? "DDIM" : `DPM η=${r.eta}`}`
+    : r.sampler === "dpm++2m"
+    ? "DPM-Solver++(2M)"
+    : "DPM-Solver++(2M) SDE";
+  const sampler = name + (r.spacing === "linspace" ? "" : `, ${r.spacing}`) +
+    (r.variance === "large" && (r.sampler === "ddpm" || r.eta === 1) ? ", σ²=β" : "");
   const grid = r.grid ? `[png](${relative(Deno.cwd(), r.grid)})` : "";
-  return `| ${sampler} | ${r.steps} | ${r.eta} | ${r.guidance ?? "–"} | ${m.n} | ${
+  return `| ${sampler} | ${r.steps} | ${usesEta ? r.eta : "–"} | ${r.guidance ?? "–"} | ${m.n} | ${
     f(m.fid, 2)
   } | ` +
     `${f(m.confidence)} | ${f(m.confidentFraction)} | ${f(m.coverage)} | ${f(m.accuracy)} | ` +
@@ -285,6 +306,7 @@ export function ceilingRow(m: QualityMetrics): string {
 const varianceOf = (v: string | undefined) =>
   v === undefined ? undefined : oneOf(VARIANCES, v, "variance");
 const spacingOf = (v: string) => oneOf(SPACINGS, v.trim(), "spacing");
+const samplerOf = (v: string) => oneOf(SAMPLER_NAMES, v.trim(), "sampler");
 
 const list = (s: string) => s.split(",").filter((v) => v.trim() !== "").map(Number);
 
@@ -296,6 +318,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
       model: { type: "string", default: DEFAULT_MODEL_CARD.pathname },
       steps: { type: "string" },
       spacing: { type: "string" },
+      sampler: { type: "string" },
       variance: { type: "string" },
       eta: { type: "string" },
       guidance: { type: "string" },
@@ -306,6 +329,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
       grid: { type: "string" },
       json: { type: "string" },
       sweep: { type: "boolean", default: false },
+      "sweep-sampler": { type: "string" },
       "sweep-steps": { type: "string", default: "5,10,14,20,50,100,1000" },
       "sweep-eta": { type: "string", default: "0,1" },
       "sweep-spacing": { type: "string", default: "linspace" },
@@ -373,6 +397,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
       n: Number(a.n),
       steps: Number(a.steps ?? card.sampling.steps),
       spacing: a.spacing === undefined ? undefined : spacingOf(a.spacing),
+      sampler: a.sampler === undefined ? undefined : samplerOf(a.sampler),
       eta: Number(a.eta ?? card.sampling.eta),
       guidance: Number(a.guidance ?? card.sampling.guidance),
     };
@@ -386,10 +411,22 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
       longSteps = Number(a["long-steps"]);
     const guidances = conditional ? list(a["sweep-guidance"]!) : [0];
     const spacings = a["sweep-spacing"]!.split(",").map(spacingOf);
-    const configs = spacings.flatMap((spacing) =>
-      list(a["sweep-steps"]!).flatMap((steps) =>
-        list(a["sweep-eta"]!).flatMap((eta) =>
-          guidances.map((guidance) => ({ steps, spacing, eta, guidance, variance: base.variance }))
+    const samplers = a["sweep-sampler"] === undefined
+      ? [card.sampling.sampler ?? DEFAULT_SAMPLER]
+      : a["sweep-sampler"].split(",").map(samplerOf);
+    const configs = samplers.flatMap((sampler) =>
+      spacings.flatMap((spacing) =>
+        list(a["sweep-steps"]!).flatMap((steps) =>
+          (SAMPLERS[sampler].usesEta ? list(a["sweep-eta"]!) : [card.sampling.eta]).flatMap((eta) =>
+            guidances.map((guidance) => ({
+              sampler,
+              steps,
+              spacing,
+              eta,
+              guidance,
+              variance: base.variance,
+            }))
+          )
         )
       )
     );
@@ -413,7 +450,8 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
     );
     for (const c of configs) {
       const m = c.steps >= longSteps ? longN : n;
-      const name = `S${c.steps}_eta${c.eta}${conditional ? `_g${c.guidance}` : ""}` +
+      const tag = c.sampler === DEFAULT_SAMPLER ? "" : `${c.sampler.replaceAll("+", "p")}_`;
+      const name = `${tag}S${c.steps}_eta${c.eta}${conditional ? `_g${c.guidance}` : ""}` +
         `${c.spacing === "linspace" ? "" : `_${c.spacing}`}` +
         `${c.variance === "large" ? "_large" : ""}.png`;
       const row = await evalConfig(ctx, engine, { ...base, ...c, n: m }, join(dir, name));

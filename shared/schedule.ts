@@ -91,8 +91,13 @@ export function makeSchedule(kind: ScheduleKind, T: number): Schedule {
  *   (Lin et al. 2024, "Common diffusion noise schedules and sample steps are flawed");
  * - `quadratic`: t ∝ (i/(S−1))², dense near t = 0 (the DDIM paper's quadratic choice, here with
  *   both ends kept; where rounding would repeat a timestep the next one is used).
+ * - `power`: trailing with gaps that grow as the noise falls, dense near t = T−1 where the image's
+ *   structure (and its class) is decided: t_k = T·(1 − (k/S)^ρ) − 1 for k = 0…S−1 with
+ *   ρ = POWER_SPACING_RHO (ρ = 1 is `trailing`). Measured best for few steps (QUALITY.md).
  */
-export const SPACINGS = ["linspace", "trailing", "quadratic"] as const;
+export const SPACINGS = ["linspace", "trailing", "quadratic", "power"] as const;
+/** ρ of the `power` spacing (QUALITY.md: 1.35–1.7 measured alike at 4–5 steps; 1.5 chosen). */
+export const POWER_SPACING_RHO = 1.5;
 export type Spacing = typeof SPACINGS[number];
 /** The spacing of a card or a call that names none. */
 export const DEFAULT_SPACING: Spacing = "linspace";
@@ -113,6 +118,17 @@ export function spacedTimesteps(
       return Int32Array.from({ length: S }, (_, i) => Math.round(at(i) * (T - 1)));
     case "trailing":
       return Int32Array.from({ length: S }, (_, i) => Math.round(T - (S - 1 - i) * T / S) - 1);
+    case "power": {
+      // k = S−1−i counts from the noisiest step; the gaps (k/S)^ρ grow with k, so timesteps
+      // are distinct whenever trailing's are (ρ ≥ 1 only widens the gaps below T−1)…
+      const t = Int32Array.from(
+        { length: S },
+        (_, i) => Math.round(T * (1 - ((S - 1 - i) / S) ** POWER_SPACING_RHO)) - 1,
+      );
+      // …except where rounding merges two near T−1 for S close to T: push those down by one.
+      for (let i = S - 2; i >= 0; i--) if (t[i] >= t[i + 1]) t[i] = t[i + 1] - 1;
+      return t;
+    }
     case "quadratic": {
       // Pushing a repeat up by one never runs past T−1: (T−1)(1 − u²) ≥ (S−1)(1 − u) for S ≤ T.
       const t = new Int32Array(S);

@@ -7,6 +7,7 @@ import {
   respace,
   spacedTimesteps,
 } from "./schedule.ts";
+import { SPACINGS } from "./schedule.ts";
 
 const close = (a: number, b: number, tol: number, msg?: string) =>
   assert.ok(Math.abs(a - b) <= tol, `${msg ?? ""} ${a} vs ${b} (tol ${tol})`);
@@ -66,14 +67,17 @@ Deno.test("spaced timesteps: first T−1, last 0, strictly increasing, S of them
   assert.throws(() => spacedTimesteps(1000, 2.5), RangeError);
 });
 
-Deno.test("trailing and quadratic spacings: known values, ascending, end at T−1", () => {
+Deno.test("trailing, quadratic and power spacings: known values, ascending, end at T−1", () => {
   assert.deepEqual(
     [...spacedTimesteps(1000, 10, "trailing")],
     [99, 199, 299, 399, 499, 599, 699, 799, 899, 999],
   );
   // 999·(i/4)² rounded: 0, 62.4, 249.75, 561.9, 999
   assert.deepEqual([...spacedTimesteps(1000, 5, "quadratic")], [0, 62, 250, 562, 999]);
-  for (const spacing of ["linspace", "trailing", "quadratic"] as const) {
+  // 1000·(1 − (k/5)^1.5) − 1 for k = 4…0: 283.5, 534.4, 746.0, 910.6, 1000 (then − 1).
+  assert.deepEqual([...spacedTimesteps(1000, 5, "power")], [283, 534, 746, 910, 999]);
+  assert.deepEqual([...spacedTimesteps(1000, 4, "power")], [349, 645, 874, 999]);
+  for (const spacing of SPACINGS) {
     for (const S of [2, 3, 7, 10, 14, 50, 333, 999, 1000]) {
       const k = spacedTimesteps(1000, S, spacing);
       assert.equal(k.length, S, `${spacing} S=${S}`);
@@ -87,6 +91,9 @@ Deno.test("trailing and quadratic spacings: known values, ascending, end at T−
       Array.from({ length: 50 }, (_, i) => i),
     );
   }
+  // Power puts more of its steps at high noise than trailing does.
+  const high = (k: Int32Array) => k.filter((t) => t >= 500).length;
+  assert.ok(high(spacedTimesteps(1000, 10, "power")) > high(spacedTimesteps(1000, 10, "trailing")));
   // Quadratic puts more of its steps at low noise than linspace does.
   const low = (k: Int32Array) => k.filter((t) => t < 250).length;
   assert.ok(low(spacedTimesteps(1000, 20, "quadratic")) > low(spacedTimesteps(1000, 20)));

@@ -4,7 +4,12 @@
  *
  * CLI: deno task export --run <run dir> --out <model dir> [--quant int8|fp16|fp32] [--opset N]
  *        [--steps S] [--eta E] [--guidance G] [--spacing linspace|trailing|quadratic]
- *        [--unlabeled null-class|random-label] [--name NAME]
+ *        [--unlabeled null-class|random-label] [--sampler NAME] [--analytic-samples M]
+ *        [--analytic-seed N] [--name NAME]
+ *
+ * Unless `--analytic-samples 0`, the exporter also estimates Analytic-DPM's Γ statistics on the
+ * exported model over the run's training images (trainer/analytic_export.ts; M = 32 images per
+ * timestep by default) and stores them in the card, so `sampler=analytic` works for it.
  *
  * Library: `exportModel` builds both from a config and weights in memory (tests, scripts);
  * `verifyExport` runs the bytes in onnxruntime-web (wasm) and measures the weight-storage error
@@ -23,6 +28,9 @@ import {
 import { oneOf } from "../shared/choice.ts";
 import { Rng } from "../shared/rng.ts";
 import { SPACINGS } from "../shared/schedule.ts";
+import { SAMPLER_NAMES } from "../shared/samplers/mod.ts";
+import { loadDataset } from "./data.ts";
+import { analyticStats } from "./analytic_export.ts";
 import { buildOnnxModel, DEFAULT_OPSET } from "./onnx_ops.ts";
 import { type Quantization, QUANTIZATIONS } from "./quantize.ts";
 import { paramSpecs } from "./unet.ts";
@@ -106,6 +114,8 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
       guidance: o.card.sampling?.guidance ?? defaultGuidance(o.cfg),
       spacing: o.card.sampling?.spacing,
       ...(o.card.sampling?.unlabeled ? { unlabeled: o.card.sampling.unlabeled } : {}),
+      ...(o.card.sampling?.sampler ? { sampler: o.card.sampling.sampler } : {}),
+      ...(o.card.sampling?.analytic ? { analytic: o.card.sampling.analytic } : {}),
     },
     onnx: {
       file: o.file ?? "model.onnx",
@@ -217,6 +227,18 @@ export async function verifyExport(
   return { maxAbsEps, maxAbsDiffVsFp32 };
 }
 
+/** NHWC → NCHW (the data loader's layout → the model's). */
+function nhwcToNchw(x: Float32Array, n: number, size: number, c: number): Float32Array {
+  if (c === 1) return x;
+  const out = new Float32Array(x.length), px = size * size;
+  for (let i = 0; i < n; i++) {
+    for (let p = 0; p < px; p++) {
+      for (let ch = 0; ch < c; ch++) out[i * c * px + ch * px + p] = x[(i * px + p) * c + ch];
+    }
+  }
+  return out;
+}
+
 function numberArg(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
@@ -226,7 +248,11 @@ function numberArg(v: string | undefined, name: string): number | undefined {
 
 const USAGE = "usage: deno task export --run <run dir> --out <model dir> " +
   "[--quant int8|fp16|fp32] [--opset N] [--steps S] [--eta E] [--guidance G] [--spacing linspace|trailing|quadratic] " +
-  "[--unlabeled null-class|random-label] [--name NAME]";
+  "[--unlabeled null-class|random-label] [--sampler " + SAMPLER_NAMES.join("|") + "] " +
+  "[--analytic-samples M (default 32; 0 = none)] [--analytic-seed N] [--name NAME]";
+
+/** Default Monte Carlo images per timestep for the Γ statistics. */
+export const DEFAULT_ANALYTIC_SAMPLES = 32;
 
 /** The CLI: read the run's EMA weights, export, verify, write. */
 export async function main(
@@ -244,6 +270,9 @@ export async function main(
       guidance: { type: "string" },
       spacing: { type: "string" },
       unlabeled: { type: "string" },
+      sampler: { type: "string" },
+      "analytic-samples": { type: "string", default: String(DEFAULT_ANALYTIC_SAMPLES) },
+      "analytic-seed": { type: "string", default: "0" },
       name: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -255,6 +284,17 @@ export async function main(
   }
   if (!values.run || !values.out) throw new Error(USAGE);
   const quant = oneOf(QUANTIZATIONS, values.quant!, "--quant");
+  const sampler = values.sampler === undefined
+    ? undefined
+    : oneOf(SAMPLER_NAMES, values.sampler, "--sampler");
+  const samples = numberArg(values["analytic-samples"], "analytic-samples")!;
+  const analyticSeed = numberArg(values["analytic-seed"], "analytic-seed")!;
+  if (!Number.isInteger(samples) || samples < 0) {
+    throw new Error(`--analytic-samples must be an integer ≥ 0, got ${samples}`);
+  }
+  if (sampler === "analytic" && samples === 0) {
+    throw new Error("--sampler analytic needs the Γ statistics: --analytic-samples ≥ 1");
+  }
   const ckpt = await readCheckpoint(values.run);
   const m = ckpt.meta;
   const result = await exportModel({
@@ -286,10 +326,42 @@ export async function main(
         unlabeled: values.unlabeled === undefined
           ? undefined
           : oneOf(UNLABELED_MODES, values.unlabeled, "--unlabeled"),
+        sampler,
       },
     },
   });
   const verify = await verifyExport(result, ckpt.ema);
+  if (samples > 0) {
+    const cfg = m.unet;
+    const { train } = await loadDataset(m.dataset, {
+      imageSize: cfg.imageSize,
+      channels: cfg.inChannels,
+    });
+    const t0 = performance.now();
+    const analytic = await analyticStats(result.card, result.onnx, {
+      images: nhwcToNchw(train.images, train.count, cfg.imageSize, cfg.inChannels),
+      count: train.count,
+      size: cfg.inChannels * cfg.imageSize ** 2,
+      labels: train.labels,
+    }, {
+      samples,
+      seed: analyticSeed,
+      dataName: `${m.dataset} train split (${train.count} images)`,
+      onProgress: (done, total) => {
+        if (done % 100 === 0 || done === total) {
+          const s = (performance.now() - t0) / 1000;
+          console.error(
+            `analytic Γ: ${done}/${total} timesteps, ${s.toFixed(0)} s, ` +
+              `ETA ${(s / done * (total - done)).toFixed(0)} s`,
+          );
+        }
+      },
+    });
+    result.card = ModelCardSchema.parse({
+      ...result.card,
+      sampling: { ...result.card.sampling, analytic },
+    });
+  }
   await writeModel(values.out, result);
   return { card: result.card, out: values.out, verify };
 }

@@ -1,6 +1,6 @@
 /**
  * Sample grids during training: images drawn with the EMA weights through the one shared
- * sampling loop (shared/sample.ts, a short respaced ancestral chain), tiled and written as
+ * sampling loop (shared/sample.ts: a short respaced chain, ancestral unless told otherwise), tiled and written as
  * `<run>/samples/step-NNNNNN.png`. Conditional models get one row per class (up to 10 classes),
  * 10 images per row.
  */
@@ -10,6 +10,7 @@ import type { UNetConfig } from "../shared/model_card.ts";
 import type { Schedule } from "../shared/schedule.ts";
 import { type EpsModel, sample } from "../shared/sample.ts";
 import { guide } from "../shared/step.ts";
+import type { SamplerName } from "../shared/samplers/mod.ts";
 import { encodePng, tileImages } from "../shared/image.ts";
 import { forward } from "./tfjs_ops.ts";
 
@@ -74,6 +75,8 @@ export interface GridOptions {
   steps: number;
   seed: number;
   guidance?: number;
+  /** Default ddim at η = 1 (DDPM ancestral); any sampler that needs no card statistics. */
+  sampler?: SamplerName;
   signal?: AbortSignal;
 }
 
@@ -106,6 +109,7 @@ export async function sampleGrid(
     size,
     steps: o.steps,
     seed: o.seed,
+    sampler: o.sampler,
     signal: o.signal,
   });
   const grid = tileImages(images, n, unet.inChannels, unet.imageSize, 2, cols);

@@ -6,6 +6,9 @@
 import type { ModelCard, UNetConfig } from "../shared/model_card.ts";
 import { freshConfig, parseFlags, unetConfig } from "./config.ts";
 import { type CardSource, exportModel, randomWeights, writeModel } from "./export.ts";
+import { analyticStats } from "./analytic_export.ts";
+import { ModelCardSchema } from "../shared/model_card.ts";
+import { Rng } from "../shared/rng.ts";
 
 /**
  * A tiny UNet (8×8×1, c = 8, two levels, one res block, attention, 4 groups, unconditional: a
@@ -49,6 +52,11 @@ export interface RandomModel {
   prefix: string;
   /** Creation time in the card (default now). */
   createdAt?: Date;
+  /**
+   * Estimate Analytic-DPM's Γ on the exported model (as `deno task export` does) over this many
+   * seeded random images in [−1, 1] (with random labels for a conditional model), M = 4.
+   */
+  analyticImages?: number;
 }
 
 /**
@@ -63,6 +71,23 @@ export async function writeRandomModel(m: RandomModel): Promise<string> {
     card: m.card,
     createdAt: m.createdAt,
   });
+  if (m.analyticImages) {
+    const count = m.analyticImages, size = m.cfg.inChannels * m.cfg.imageSize ** 2;
+    const rng = new Rng(m.seed + 1);
+    const images = Float32Array.from({ length: count * size }, () => 2 * rng.uniform() - 1);
+    const k = m.cfg.numClasses;
+    const labels = k > 0 ? Int32Array.from({ length: count }, () => rng.int(k)) : null;
+    const analytic = await analyticStats(result.card, result.onnx, {
+      images,
+      count,
+      size,
+      labels,
+    }, { samples: 4, seed: 0, dataName: `${count} random images (test fixture)` });
+    result.card = ModelCardSchema.parse({
+      ...result.card,
+      sampling: { ...result.card.sampling, analytic },
+    });
+  }
   const dir = await Deno.makeTempDir({ prefix: m.prefix });
   await writeModel(dir, result);
   return `${dir}/model.json`;

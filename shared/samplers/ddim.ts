@@ -48,5 +48,6 @@ export const ddim: Sampler = {
   needsAnalytic: false,
   callsPerStep: 1,
   plan: (base, s) =>
-    etaPlan(base, s, { eta: s.eta, clipDenoised: s.clipDenoised, variance: "small" }),
+    // (variance "large" applies at η = 1 only, as the step did before samplers existed)
+    etaPlan(base, s, { eta: s.eta, clipDenoised: s.clipDenoised, variance: s.variance }),
 };
