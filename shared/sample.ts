@@ -43,6 +43,44 @@ export interface SampleOptions {
   signal?: AbortSignal;
   /** Called after every model call (e.g. to yield to the event loop or drive a progress bar). */
   onStep?: (done: number, total: number) => void | Promise<void>;
+  /**
+   * Where the chain starts: called once with x holding the seed's first n·size standard normals
+   * (x at the first call's timestep by default, i.e. pure noise) to rewrite it in place — e.g.
+   * `qSample` of an input image with those normals as ε (SDEdit), or a slerp of two seeds'
+   * noise. The normals are drawn either way, so the rest of the seed's noise is unchanged.
+   */
+  init?: (x: Float32Array, plan: Plan) => void;
+  /**
+   * Called after each step k (0…calls−1) with the plan's x̂₀ of that step (a buffer the
+   * sampler reuses: copy what you keep). Resampled steps report once, after their last round.
+   */
+  onDenoised?: (x0: Float64Array, k: number, calls: number) => void | Promise<void>;
+  /** A region to keep (RePaint): see `KnownRegion`. */
+  known?: KnownRegion;
+}
+
+/**
+ * RePaint (Lugmayr et al. 2022): before the first call and after every step the kept values of
+ * x are replaced by the known image noised to x's new level (fresh noise from the seed, after
+ * the step's own), and after the last step by the known image itself, so they come back exactly.
+ */
+export interface KnownRegion {
+  /** The known image, n·size values in [−1, 1] (read where `keep` is non-zero). */
+  x0: ArrayLike<number>;
+  /** Non-zero where a value is kept, 0 where it is generated; n·size values. */
+  keep: ArrayLike<number>;
+  /**
+   * Rounds per step (default 1: no resampling). With r > 1 every step but the last is redone
+   * r − 1 more times, each time after diffusing x back up one chain step with fresh noise
+   * (RePaint's jump length 1), so the generated part can agree with the kept part. Costs
+   * (calls − 1)·(r − 1) more model calls; refused by plans that keep history (multistep).
+   */
+  resample?: number;
+}
+
+/** Model calls a plan makes with `resample` rounds per step. */
+export function callsWith(calls: number, resample = 1): number {
+  return calls + Math.max(0, calls - 1) * (resample - 1);
 }
 
 /** The plan a request's options make (shared by `sample` and whoever counts its calls). */
@@ -60,7 +98,9 @@ export function planFor(base: Schedule, opts: Omit<SampleOptions, "n" | "size" |
 
 /**
  * Draw n images. Noise order is fixed: the initial x_T for all n images first, then one batch
- * of noise per step that needs it, so one seed gives one result.
+ * of noise per step that needs it, so one seed gives one result. With a known region, one more
+ * batch before the first call and after every step but the last (after the step's own), and
+ * one before every resampling round.
  */
 export async function sample(
   base: Schedule,
@@ -70,14 +110,66 @@ export async function sample(
   const plan = planFor(base, opts);
   const rng = new Rng(opts.seed);
   const x = rng.fillNormal(new Float32Array(opts.n * opts.size));
+  opts.init?.(x, plan);
   const noise = new Float32Array(x.length);
   const state = plan.init(x.length);
   const calls = plan.timesteps.length;
+  const known = opts.known;
+  const rounds = known?.resample ?? 1;
+  if (known) checkKnown(known, plan, x.length);
+  // The chain index of call k is calls − 1 − k; after step k x is at chain index calls − 2 − k.
+  if (known) replaceKnown(x, known, plan.chain, calls - 1, rng, noise);
+  const total = callsWith(calls, rounds);
+  let done = 0;
   for (let k = 0; k < calls; k++) {
-    opts.signal?.throwIfAborted();
-    const out = await model(x, plan.timesteps[k]);
-    plan.step(state, x, out, k, plan.needsNoise(k) ? rng.fillNormal(noise) : null);
-    await opts.onStep?.(k + 1, calls);
+    const repeats = k < calls - 1 ? rounds : 1;
+    for (let r = 0; r < repeats; r++) {
+      if (r > 0) diffuseUp(x, plan.chain, calls - 1 - k, rng, noise);
+      opts.signal?.throwIfAborted();
+      const out = await model(x, plan.timesteps[k]);
+      plan.step(state, x, out, k, plan.needsNoise(k) ? rng.fillNormal(noise) : null);
+      if (known) replaceKnown(x, known, plan.chain, calls - 2 - k, rng, noise);
+      await opts.onStep?.(++done, total);
+    }
+    await opts.onDenoised?.(plan.denoised(state), k, calls);
   }
   return x;
+}
+
+function checkKnown(known: KnownRegion, plan: Plan, length: number): void {
+  if (known.x0.length !== length || known.keep.length !== length) {
+    throw new RangeError(`known region needs ${length} values`);
+  }
+  const r = known.resample ?? 1;
+  if (!Number.isInteger(r) || r < 1) throw new RangeError(`resample must be ≥ 1, got ${r}`);
+  if (r > 1 && plan.history) {
+    throw new RangeError("resampling redoes steps, which a multistep sampler cannot");
+  }
+  if (plan.chain.T !== plan.timesteps.length) throw new RangeError("one call per chain step");
+}
+
+/** Kept values ← the known image at chain index i's noise level (i < 0: the image itself). */
+function replaceKnown(
+  x: Float32Array,
+  known: KnownRegion,
+  chain: Schedule,
+  i: number,
+  rng: Rng,
+  noise: Float32Array,
+): void {
+  const { x0, keep } = known;
+  if (i < 0) {
+    for (let j = 0; j < x.length; j++) if (keep[j]) x[j] = x0[j];
+    return;
+  }
+  rng.fillNormal(noise);
+  const a = chain.sqrtAlphasCumprod[i], b = chain.sqrtOneMinusAlphasCumprod[i];
+  for (let j = 0; j < x.length; j++) if (keep[j]) x[j] = a * x0[j] + b * noise[j];
+}
+
+/** x from chain index i − 1 up to i: q(x_i | x_{i−1}) = N(√α_i·x, β_i). */
+function diffuseUp(x: Float32Array, chain: Schedule, i: number, rng: Rng, noise: Float32Array) {
+  rng.fillNormal(noise);
+  const a = Math.sqrt(chain.alphas[i]), b = Math.sqrt(chain.betas[i]);
+  for (let j = 0; j < x.length; j++) x[j] = a * x[j] + b * noise[j];
 }

@@ -74,6 +74,8 @@ function plan(base: Schedule, s: SamplerSettings): Plan {
     timesteps: Int32Array.from({ length: S }, (_, k) => chain.timesteps[S - 1 - k]),
     needsNoise: (k) => std[S - 1 - k] > 0,
     init: denoisedBuffers,
+    denoised: (state) => (state as ReturnType<typeof denoisedBuffers>).x0,
+    history: false,
     step(d, x, out, k, noise) {
       const i = S - 1 - k;
       if (std[i] > 0 && noise === null) throw new Error("this step needs noise");

@@ -20,6 +20,8 @@ export function etaPlan(base: Schedule, s: SamplerSettings, o: StepOptions): Pla
     timesteps: Int32Array.from({ length: S }, (_, k) => chain.timesteps[S - 1 - k]),
     needsNoise: (k) => at(k).noiseStd > 0,
     init: denoisedBuffers,
+    denoised: (state) => (state as ReturnType<typeof denoisedBuffers>).x0,
+    history: false,
     step(d, x, out, k, noise) {
       const c = at(k);
       if (c.noiseStd > 0 && noise === null) throw new Error("this step needs noise");

@@ -19,6 +19,8 @@ function plan(base: Schedule, s: SamplerSettings): Plan {
     timesteps: c.timesteps,
     needsNoise: () => false,
     init: multistepState,
+    denoised: (state) => (state as MultistepState).x0,
+    history: true,
     step(state, x, out, k) {
       const st = state as MultistepState;
       const i = S - 1 - k;

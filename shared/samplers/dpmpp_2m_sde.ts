@@ -21,6 +21,8 @@ function plan(base: Schedule, s: SamplerSettings): Plan {
     timesteps: c.timesteps,
     needsNoise: (k) => k < S - 1,
     init: multistepState,
+    denoised: (state) => (state as MultistepState).x0,
+    history: true,
     step(state, x, out, k, noise) {
       const st = state as MultistepState;
       const i = S - 1 - k;

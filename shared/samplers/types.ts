@@ -41,6 +41,13 @@ export interface Plan<State = unknown> {
   needsNoise(k: number): boolean;
   /** Fresh per-request state for images of `size` values in all (n·C·H·W). */
   init(size: number): State;
+  /** The x̂₀ (in the state) that the latest `step` computed: the current prediction of the image. */
+  denoised(state: State): Float64Array;
+  /**
+   * Whether a step reads what earlier steps left in the state (multistep solvers). Such a plan
+   * cannot redo a step, so RePaint's resampling (shared/sample.ts `known.resample`) refuses it.
+   */
+  readonly history: boolean;
   /**
    * x ← the next x, in place, after call k (at `timesteps[k]`) returned `out`; `noise` is
    * standard normal where `needsNoise(k)`, else null. After the last call x is the sample.
