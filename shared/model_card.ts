@@ -24,6 +24,20 @@ export const UNetConfigSchema = z.object({
   groups: z.number().int().min(1).max(64),
   /** 0 = unconditional; otherwise class labels 0…numClasses−1 and null class numClasses. */
   numClasses: z.number().int().min(0).max(1000),
+  /**
+   * Space-to-depth stem (optional; absent = 1, the full-resolution stem of every card before it):
+   * the input is folded into b×b blocks (C → b²·C channels at imageSize / b) before the first
+   * conv, and the output unfolded back (ONNX SpaceToDepth / DepthToSpace, DCR order).
+   */
+  spaceToDepth: z.number().int().min(1).max(4).optional(),
+  /** Res blocks per level, overriding numResBlocks level by level (optional; absent = uniform). */
+  levelBlocks: z.array(z.number().int().min(1).max(4)).min(1).max(5).optional(),
+  /**
+   * How the decoder goes up a level (optional; absent = "resize-conv"): "resize-conv" upsamples
+   * then convolves ch → ch at the higher resolution; "conv-resize" convolves ch → the next level's
+   * width at the lower resolution, then upsamples (a quarter of the positions, fewer channels).
+   */
+  upsample: z.enum(["resize-conv", "conv-resize"]).optional(),
 });
 export type UNetConfig = z.infer<typeof UNetConfigSchema>;
 
@@ -110,6 +124,18 @@ export const ModelCardSchema = z.object({
     command: z.string(),
     /** Every command of the run in order: the first one and each --resume. */
     commands: z.array(z.string()).optional(),
+    /** Training objective (optional; absent = l2 on ε, what every earlier card trained). */
+    loss: z.enum(["l2", "l1"]).optional(),
+    /** Label dropout to the null class (conditional models). */
+    condDrop: z.number().min(0).max(1).optional(),
+    /** Learning-rate schedule: warm-up, then constant or decay to `min` at `decaySteps`. */
+    lrSchedule: z.object({
+      kind: z.enum(["constant", "cosine", "linear"]),
+      lr: z.number().positive(),
+      warmup: z.number().int().min(0),
+      min: z.number().min(0),
+      decaySteps: z.number().int().min(0),
+    }).optional(),
   }),
   createdAt: z.string(),
 });

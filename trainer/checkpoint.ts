@@ -24,6 +24,8 @@ import { join } from "node:path";
 import { ScheduleSchema, UNetConfigSchema } from "../shared/model_card.ts";
 import type { UNetConfig } from "../shared/model_card.ts";
 import { paramSpecs } from "./unet.ts";
+import { PREDICTIONS } from "../shared/prediction.ts";
+import { LR_SCHEDULES } from "./lr_schedule.ts";
 
 export const CHECKPOINT_FILES = ["params", "ema", "adam_m", "adam_v"] as const;
 export type TensorSet = (typeof CHECKPOINT_FILES)[number];
@@ -59,6 +61,20 @@ export const CheckpointMetaSchema = z.looseObject({
   }),
   paramCount: z.number().int().positive(),
   savedAt: z.string(),
+  /** What the network predicts (absent in checkpoints written before the option: epsilon). */
+  prediction: z.enum(PREDICTIONS).optional(),
+  /** The per-pixel loss (absent = l2). */
+  loss: z.enum(["l2", "l1"]).optional(),
+  /** Label dropout (conditional runs). */
+  condDrop: z.number().optional(),
+  /** The lr schedule the run follows (trainer/lr_schedule.ts). */
+  lrSchedule: z.object({
+    kind: z.enum(LR_SCHEDULES),
+    lr: z.number(),
+    warmup: z.number().int(),
+    min: z.number(),
+    decaySteps: z.number().int(),
+  }).optional(),
 });
 export type CheckpointMeta = z.infer<typeof CheckpointMetaSchema>;
 

@@ -11,6 +11,8 @@ import { parseArgs } from "node:util";
 import { z } from "zod";
 import { UNetConfigSchema } from "../shared/model_card.ts";
 import type { UNetConfig } from "../shared/model_card.ts";
+import { PREDICTIONS } from "../shared/prediction.ts";
+import { LR_SCHEDULES } from "./lr_schedule.ts";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -40,6 +42,16 @@ export const TrainConfigSchema = z.object({
   lr: z.number().positive().max(1),
   /** Linear lr warm-up steps from 0. */
   warmup: z.number().int().min(0),
+  /** After the warm-up: constant, or cosine/linear decay to lrMin at step lrDecaySteps. */
+  lrSchedule: z.enum(LR_SCHEDULES).default("constant"),
+  /** The floor of a decaying schedule (held after lrDecaySteps). */
+  lrMin: z.number().min(0).default(0),
+  /** Step at which a decaying schedule reaches lrMin; 0 = the run's --steps when it started. */
+  lrDecaySteps: z.number().int().min(0).default(0),
+  /** Per-pixel loss on the prediction target: squared (l2) or absolute (l1) error. */
+  loss: z.enum(["l2", "l1"]).default("l2"),
+  /** What the network predicts (shared/prediction.ts): the training target and the card's. */
+  prediction: z.enum(PREDICTIONS).default("epsilon"),
   /** EMA decay of the weights. */
   ema: z.number().min(0).max(1).lt(1),
   /** Clip the global gradient norm to this; 0 = no clipping. */
@@ -76,6 +88,28 @@ export const TrainConfigSchema = z.object({
       });
       break;
     }
+  }
+  const b = c.arch.spaceToDepth ?? 1;
+  if (b > 1 && c.arch.imageSize % (b * div) !== 0) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["arch", "spaceToDepth"],
+      message: `imageSize ${c.arch.imageSize} must be divisible by ${b} × 2^(levels−1) = ${
+        b * div
+      }`,
+    });
+  }
+  if (c.arch.levelBlocks && c.arch.levelBlocks.length !== levels) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["arch", "levelBlocks"],
+      message: `needs one entry per level (${levels} for --channel-mult ${
+        c.arch.channelMult.join(",")
+      })`,
+    });
+  }
+  if (c.lrSchedule !== "constant" && c.lrMin > c.lr) {
+    ctx.addIssue({ code: "custom", path: ["lrMin"], message: `must be ≤ --lr ${c.lr}` });
   }
   if (c.sampleSteps > c.schedule.T) {
     ctx.addIssue({
@@ -118,6 +152,30 @@ export const FLAGS: Record<string, FlagSpec> = {
   seed: { kind: "int", key: "seed", help: "seed of init, data order and noise [0]" },
   lr: { kind: "float", key: "lr", resumable: true, help: "peak Adam learning rate [5e-4]" },
   warmup: { kind: "int", key: "warmup", resumable: true, help: "linear lr warm-up steps [200]" },
+  "lr-schedule": {
+    kind: "string",
+    key: "lrSchedule",
+    resumable: true,
+    help: `${LR_SCHEDULES.join(" | ")} after the warm-up [constant]`,
+  },
+  "lr-min": {
+    kind: "float",
+    key: "lrMin",
+    resumable: true,
+    help: "lr floor of cosine/linear decay [0]",
+  },
+  "lr-decay-steps": {
+    kind: "int",
+    key: "lrDecaySteps",
+    resumable: true,
+    help: "step where the decay reaches --lr-min [--steps of the first command]",
+  },
+  loss: { kind: "string", key: "loss", resumable: true, help: "l2 | l1 per-pixel loss [l2]" },
+  prediction: {
+    kind: "string",
+    key: "prediction",
+    help: `${PREDICTIONS.join(" | ")}: what the network predicts [epsilon]`,
+  },
   ema: { kind: "float", key: "ema", resumable: true, help: "EMA decay of the weights [0.999]" },
   "grad-clip": {
     kind: "float",
@@ -151,6 +209,21 @@ export const FLAGS: Record<string, FlagSpec> = {
     help: "attention in the middle block [on; --no-attention]",
   },
   groups: { kind: "int", key: "arch.groups", help: "GroupNorm groups [8]" },
+  "space-to-depth": {
+    kind: "int",
+    key: "arch.spaceToDepth",
+    help: "fold b×b pixel blocks into channels before the first conv [1 = off]",
+  },
+  "level-blocks": {
+    kind: "list",
+    key: "arch.levelBlocks",
+    help: "res blocks per level, e.g. 1,1,2 [--res-blocks at every level]",
+  },
+  upsample: {
+    kind: "string",
+    key: "arch.upsample",
+    help: "resize-conv | conv-resize (conv at the low resolution first) [resize-conv]",
+  },
   schedule: { kind: "string", key: "schedule.kind", help: "linear | cosine β schedule [linear]" },
   T: { kind: "int", key: "schedule.T", help: "diffusion steps [1000]" },
   "checkpoint-every": {
@@ -199,6 +272,11 @@ const DEFAULTS = {
   seed: 0,
   lr: 5e-4,
   warmup: 200,
+  lrSchedule: "constant",
+  lrMin: 0,
+  lrDecaySteps: 0,
+  loss: "l2",
+  prediction: "epsilon",
   ema: 0.999,
   gradClip: 1,
   condDrop: 0.1,
@@ -312,7 +390,15 @@ export function freshConfig(flags: ParsedFlags): TrainConfig {
   const data = flags.given.get("data") as string;
   setPath(raw, "arch.imageSize", data === "mnist" || data === "fashion" ? 28 : 32);
   for (const [k, v] of flags.given) setPath(raw, k, v);
-  return validate(raw);
+  return withDecayHorizon(validate(raw));
+}
+
+/**
+ * Fix the decay horizon of a decaying lr schedule to the run's --steps when none is given, so a
+ * later `--resume --steps <more>` keeps the schedule it started with (and resumes it exactly).
+ */
+function withDecayHorizon(c: TrainConfig): TrainConfig {
+  return c.lrSchedule !== "constant" && c.lrDecaySteps === 0 ? { ...c, lrDecaySteps: c.steps } : c;
 }
 
 /**
@@ -340,7 +426,7 @@ export function resumedConfig(flags: ParsedFlags, stored: TrainConfig): TrainCon
         `drop these flags, or start a new run with a different --out.`,
     );
   }
-  return validate(raw);
+  return withDecayHorizon(validate(raw));
 }
 
 function fmt(v: unknown): string {

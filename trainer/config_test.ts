@@ -145,3 +145,86 @@ Deno.test("configs stored before a flag existed still resume (defaults fill in)"
     1,
   );
 });
+
+Deno.test("objective, lr schedule and lean-layout flags: defaults, values, resume rules", () => {
+  const d = freshConfig(parseFlags(base));
+  assert.equal(d.loss, "l2");
+  assert.equal(d.prediction, "epsilon");
+  assert.equal(d.lrSchedule, "constant");
+  assert.equal(d.lrDecaySteps, 0);
+  assert.equal(d.arch.spaceToDepth, undefined);
+  assert.equal(d.arch.levelBlocks, undefined);
+  assert.equal(d.arch.upsample, undefined);
+  const c = freshConfig(parseFlags([
+    ...base,
+    "--loss",
+    "l1",
+    "--prediction",
+    "v",
+    "--lr-schedule",
+    "cosine",
+    "--lr-min",
+    "1e-5",
+    "--space-to-depth",
+    "2",
+    "--channel-mult",
+    "1,2",
+    "--level-blocks",
+    "1,2",
+    "--upsample",
+    "conv-resize",
+  ]));
+  assert.equal(c.loss, "l1");
+  assert.equal(c.prediction, "v");
+  assert.equal(c.lrMin, 1e-5);
+  // The decay horizon is fixed at the first command's --steps…
+  assert.equal(c.lrDecaySteps, c.steps);
+  assert.deepEqual(c.arch.levelBlocks, [1, 2]);
+  assert.equal(c.arch.spaceToDepth, 2);
+  assert.equal(c.arch.upsample, "conv-resize");
+  // …so extending the run keeps it; the schedule and the loss may change on resume, the
+  // prediction (what the weights mean) may not.
+  const r = resumedConfig(parseFlags(["--resume", "--out", "/tmp/r", "--steps", "99999"]), c);
+  assert.equal(r.lrDecaySteps, c.steps);
+  assert.equal(
+    resumedConfig(parseFlags(["--resume", "--out", "/tmp/r", "--loss", "l2"]), c).loss,
+    "l2",
+  );
+  assert.throws(
+    () => resumedConfig(parseFlags(["--resume", "--out", "/tmp/r", "--prediction", "x0"]), c),
+    /--prediction x0 conflicts with the checkpoint \(v\)/,
+  );
+  assert.throws(
+    () => resumedConfig(parseFlags(["--resume", "--out", "/tmp/r", "--space-to-depth", "1"]), c),
+    /--space-to-depth 1 conflicts/,
+  );
+});
+
+Deno.test("bad objective / layout flags name the flag", () => {
+  const bad = (extra: string[], re: RegExp) =>
+    assert.throws(() => freshConfig(parseFlags([...base, ...extra])), re);
+  bad(["--loss", "huber"], /--loss/);
+  bad(["--prediction", "score"], /--prediction/);
+  bad(["--lr-schedule", "step"], /--lr-schedule/);
+  bad(["--lr-schedule", "cosine", "--lr-min", "1"], /--lr-min: must be ≤ --lr/);
+  bad(
+    ["--space-to-depth", "3"],
+    /--space-to-depth: imageSize 28 must be divisible by 3 × 2\^\(levels−1\) = 12/,
+  );
+  bad(["--level-blocks", "1,2"], /--level-blocks: needs one entry per level \(3/);
+  bad(["--upsample", "pixel-shuffle"], /--upsample/);
+});
+
+Deno.test("a config stored before the objective flags resumes as l2 on ε, constant lr", () => {
+  const stored = freshConfig(parseFlags(base)) as Record<string, unknown>;
+  for (const k of ["loss", "prediction", "lrSchedule", "lrMin", "lrDecaySteps"]) delete stored[k];
+  const r = resumedConfig(parseFlags(["--resume", "--out", "/tmp/run"]), stored as never);
+  assert.equal(r.loss, "l2");
+  assert.equal(r.prediction, "epsilon");
+  assert.equal(r.lrSchedule, "constant");
+  const cos = resumedConfig(
+    parseFlags(["--resume", "--out", "/tmp/run", "--lr-schedule", "cosine"]),
+    stored as never,
+  );
+  assert.equal(cos.lrDecaySteps, cos.steps);
+});

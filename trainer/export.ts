@@ -26,6 +26,7 @@ import {
   UNLABELED_MODES,
 } from "../shared/model_card.ts";
 import { oneOf } from "../shared/choice.ts";
+import type { Prediction } from "../shared/prediction.ts";
 import { Rng } from "../shared/rng.ts";
 import { SPACINGS } from "../shared/schedule.ts";
 import { SAMPLER_NAMES } from "../shared/samplers/mod.ts";
@@ -61,6 +62,8 @@ export interface ExportOptions {
   card: CardSource;
   /** File name recorded in the card (default "model.onnx"). */
   file?: string;
+  /** What the network outputs (default epsilon): the card's `prediction`. */
+  prediction?: Prediction;
   /** Creation time (default now). */
   createdAt?: Date;
 }
@@ -105,7 +108,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
     image: { size: o.cfg.imageSize, channels: o.cfg.inChannels },
     architecture: o.cfg,
     schedule: o.card.schedule,
-    prediction: "epsilon",
+    prediction: o.prediction ?? "epsilon",
     labels: o.card.labels ??
       (o.cfg.numClasses > 0 ? Array.from({ length: o.cfg.numClasses }, (_, i) => `${i}`) : null),
     sampling: {
@@ -301,6 +304,7 @@ export async function main(
     cfg: m.unet,
     weights: ckpt.ema,
     quant,
+    prediction: m.prediction ?? "epsilon",
     opset: numberArg(values.opset, "opset") ?? DEFAULT_OPSET,
     card: {
       name: values.name ?? basename(resolve(values.out)),
@@ -315,6 +319,9 @@ export async function main(
         backend: m.backend,
         command: m.command,
         commands: m.commands,
+        ...(m.loss ? { loss: m.loss } : {}),
+        ...(m.condDrop !== undefined && m.unet.numClasses > 0 ? { condDrop: m.condDrop } : {}),
+        ...(m.lrSchedule ? { lrSchedule: m.lrSchedule } : {}),
       },
       sampling: {
         steps: numberArg(values.steps, "steps"),

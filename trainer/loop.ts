@@ -1,7 +1,8 @@
 /**
- * One training step of the ε-model: draw a batch, noise it (x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε, t and ε
- * from the seeded JS RNG), take the gradient of the ε-MSE, clip its global norm, apply Adam with a
- * linear lr warm-up, then update the EMA of the weights.
+ * One training step of the UNet: draw a batch, noise it (x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε, t and ε
+ * from the seeded JS RNG), take the gradient of the loss (l2 or l1) between the network's output
+ * and its target (ε, v or x₀: shared/prediction.ts `target`), clip its global norm, apply Adam at
+ * the scheduled learning rate (trainer/lr_schedule.ts), then update the EMA of the weights.
  *
  * Adam is written out on tensors (not tf.train.adam) so that its moments are plain variables that
  * checkpoints save and restore exactly. The loss and gradient norm are read before the update: a
@@ -14,6 +15,8 @@ import { Rng, type RngState } from "../shared/rng.ts";
 import { paramSpecs } from "./unet.ts";
 import { forward, initParams } from "./tfjs_ops.ts";
 import { BatchSampler, type Dataset, imageValues, type SamplerState } from "./data.ts";
+import { type Prediction, target } from "../shared/prediction.ts";
+import { type LrScheduleKind, scheduledLr } from "./lr_schedule.ts";
 
 export interface OptimConfig {
   lr: number;
@@ -24,6 +27,14 @@ export interface OptimConfig {
   gradClip: number;
   /** Fraction of labels replaced by the null class (conditional models). */
   condDrop: number;
+  /** After the warm-up (default constant); decaying ones reach lrMin at lrDecaySteps. */
+  lrSchedule?: LrScheduleKind;
+  lrMin?: number;
+  lrDecaySteps?: number;
+  /** Per-pixel loss (default l2). */
+  loss?: "l2" | "l1";
+  /** Training target (default epsilon). */
+  prediction?: Prediction;
   beta1?: number;
   beta2?: number;
   epsilon?: number;
@@ -34,6 +45,17 @@ export const ADAM_DEFAULTS = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8 };
 /** Learning rate of update number n (1-based): linear warm-up to `lr` over `warmup` updates. */
 export function lrAt(n: number, lr: number, warmup: number): number {
   return warmup > 0 ? lr * Math.min(1, n / warmup) : lr;
+}
+
+/** The learning rate of update n under `opt`'s schedule. */
+export function optimLr(n: number, opt: OptimConfig): number {
+  return scheduledLr(n, {
+    kind: opt.lrSchedule ?? "constant",
+    lr: opt.lr,
+    warmup: opt.warmup,
+    min: opt.lrMin ?? 0,
+    decaySteps: opt.lrDecaySteps ?? 0,
+  });
 }
 
 /** EMA decay used at update n (1-based): short-run friendly ramp, capped at `decay`. */
@@ -158,6 +180,8 @@ export interface StepResult {
 export interface Batch {
   xt: Float32Array;
   eps: Float32Array;
+  /** What the network is trained to output (`eps` itself for ε-prediction). */
+  target: Float32Array;
   t: Float32Array;
   y: Int32Array | null;
 }
@@ -173,6 +197,7 @@ export function drawBatch(
   batch: number,
   unet: UNetConfig,
   condDrop: number,
+  prediction: Prediction = "epsilon",
 ): Batch {
   const px = imageValues(data);
   const idx = st.sampler.next(batch);
@@ -190,6 +215,18 @@ export function drawBatch(
       xt.subarray(i * px, (i + 1) * px),
     );
   }
+  let tgt = eps;
+  if (prediction !== "epsilon") {
+    tgt = new Float32Array(batch * px);
+    for (let i = 0; i < batch; i++) {
+      const j = idx[i],
+        a = sched.sqrtAlphasCumprod[t[i]],
+        s = sched.sqrtOneMinusAlphasCumprod[t[i]];
+      for (let p = 0; p < px; p++) {
+        tgt[i * px + p] = target(prediction, data.images[j * px + p], eps[i * px + p], a, s);
+      }
+    }
+  }
   let y: Int32Array | null = null;
   if (unet.numClasses > 0) {
     if (!data.labels) throw new Error("a conditional model needs labelled data");
@@ -198,7 +235,7 @@ export function drawBatch(
       y[i] = st.noise.uniform() < condDrop ? unet.numClasses : data.labels[idx[i]];
     }
   }
-  return { xt, eps, t, y };
+  return { xt, eps, target: tgt, t, y };
 }
 
 /** Run one optimisation step on `st` (mutates it). Throws NonFiniteError without updating. */
@@ -210,21 +247,25 @@ export async function trainStep(
   batch: number,
   opt: OptimConfig,
 ): Promise<StepResult> {
-  const b = drawBatch(st, data, sched, batch, unet, opt.condDrop);
+  const b = drawBatch(st, data, sched, batch, unet, opt.condDrop, opt.prediction);
   const { beta1, beta2, epsilon } = { ...ADAM_DEFAULTS, ...opt };
   const n = st.step + 1;
-  const lr = lrAt(n, opt.lr, opt.warmup);
+  const lr = optimLr(n, opt);
+  const l1 = opt.loss === "l1";
   const names = Object.keys(st.params);
   const S = data.imageSize, C = data.channels;
 
   const { loss, norm, grads } = tf.tidy(() => {
     const xt = tf.tensor4d(b.xt, [batch, S, S, C]);
-    const eps = tf.tensor4d(b.eps, [batch, S, S, C]);
+    const tgt = tf.tensor4d(b.target, [batch, S, S, C]);
     const t = tf.tensor1d(b.t);
     const y = b.y ? tf.tensor1d(b.y, "int32") : undefined;
     const vars = names.map((k) => st.params[k]);
     const { value, grads } = tf.variableGrads(
-      () => tf.mean(tf.square(tf.sub(forward(st.params, unet, xt, t, y), eps))) as tf.Scalar,
+      () => {
+        const d = tf.sub(forward(st.params, unet, xt, t, y), tgt);
+        return tf.mean(l1 ? tf.abs(d) : tf.square(d)) as tf.Scalar;
+      },
       vars,
     );
     const gs = vars.map((v) => grads[v.name]);

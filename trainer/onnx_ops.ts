@@ -5,7 +5,8 @@
  * The graph works in NCHW (ONNX's layout): conv weights are converted HWIO → OIHW, dense
  * weights [nin, nout] → Gemm(transB=1) with B = wᵀ [nout, nin] (so axis 0 is the output channel
  * for per-channel int8), GroupNorm is Reshape → InstanceNormalization → Reshape → Mul → Add,
- * upsampling is Resize(nearest, asymmetric, floor), attention is Reshape/Transpose/MatMul/Softmax
+ * upsampling is Resize(nearest, asymmetric, floor), the optional space-to-depth stem is
+ * SpaceToDepth / DepthToSpace (DCR, the same channel order as the tfjs ops), attention is Reshape/Transpose/MatMul/Softmax
  * and the sinusoidal timestep embedding is computed in-graph from t.
  *
  * Graph inputs: x [N,C,H,W] float32, t [N] float32 (original timesteps), y [N] int64 (labels,
@@ -152,6 +153,20 @@ export function onnxOps(
         nearest_mode: "floor",
       });
       return { name: out, shape: [c, 2 * h, 2 * wd] };
+    },
+    spaceToDepth: (x, b, c) => {
+      const [ch, h, wd] = img(x);
+      if (ch !== c || h % b !== 0 || wd % b !== 0) {
+        throw new Error(`spaceToDepth: [${x.shape}] by ${b}`);
+      }
+      const out = g.node("SpaceToDepth", [x.name], { blocksize: b });
+      return { name: out, shape: [b * b * c, h / b, wd / b] };
+    },
+    depthToSpace: (x, b, c) => {
+      const [ch, h, wd] = img(x);
+      if (ch !== b * b * c) throw new Error(`depthToSpace: ${ch} channels, want ${b * b * c}`);
+      const out = g.node("DepthToSpace", [x.name], { blocksize: b, mode: "DCR" });
+      return { name: out, shape: [c, h * b, wd * b] };
     },
     attention: (q, k, v, c) => {
       const [, h, wd] = img(q);

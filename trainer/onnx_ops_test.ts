@@ -18,6 +18,19 @@ ort.env.wasm.numThreads = 1;
 const UNCOND = tinyUNet({ inChannels: 2 });
 /** Conditional, 14 → 7 pixels (odd lowest level), two res blocks per level. */
 const COND = tinyUNet({ imageSize: 14, numResBlocks: 2, groups: 2, numClasses: 3 });
+/**
+ * The lean layout options together: a space-to-depth stem on 2 input channels (16 → 8 → 4
+ * pixels; exercises the channel order of SpaceToDepth/DepthToSpace), res blocks per level,
+ * conv-then-upsample in the decoder.
+ */
+const LEAN = tinyUNet({
+  imageSize: 16,
+  inChannels: 2,
+  spaceToDepth: 2,
+  levelBlocks: [1, 2],
+  upsample: "conv-resize",
+  numClasses: 3,
+});
 
 const N = 2;
 const T_VALUES = [3, 917.5];
@@ -141,7 +154,9 @@ Deno.test("buildOnnxModel rejects missing weights and bad opsets", () => {
   );
 });
 
-for (const [label, cfg] of [["unconditional", UNCOND], ["conditional", COND]] as const) {
+for (
+  const [label, cfg] of [["unconditional", UNCOND], ["conditional", COND], ["lean", LEAN]] as const
+) {
   Deno.test(`fp32 ONNX in onnxruntime-web matches tfjs forward (${label})`, async () => {
     const weights = randomWeights(cfg, 11);
     const inp = randomInputs(cfg, 12);
@@ -165,9 +180,9 @@ for (const [label, cfg] of [["unconditional", UNCOND], ["conditional", COND]] as
  */
 const REL_TOL: Record<Exclude<Quantization, "fp32">, number> = { int8: 0.06, fp16: 2e-3 };
 
-for (const quant of ["int8", "fp16"] as const) {
-  Deno.test(`${quant} ONNX stays close to the fp32 reference (conditional)`, async () => {
-    const cfg = COND;
+for (const [quant, cfg] of [["int8", COND], ["fp16", COND], ["int8", LEAN]] as const) {
+  const label = cfg === LEAN ? "lean" : "conditional";
+  Deno.test(`${quant} ONNX stays close to the fp32 reference (${label})`, async () => {
     const weights = randomWeights(cfg, 11);
     const inp = randomInputs(cfg, 12);
     const ref = tfjsEps(cfg, weights, inp);

@@ -11,6 +11,7 @@ import type { Schedule } from "../shared/schedule.ts";
 import { type EpsModel, sample } from "../shared/sample.ts";
 import { guide } from "../shared/step.ts";
 import type { SamplerName } from "../shared/samplers/mod.ts";
+import type { Prediction } from "../shared/prediction.ts";
 import { encodePng, tileImages } from "../shared/image.ts";
 import { forward } from "./tfjs_ops.ts";
 
@@ -77,6 +78,8 @@ export interface GridOptions {
   guidance?: number;
   /** Default ddim at η = 1 (DDPM ancestral); any sampler that needs no card statistics. */
   sampler?: SamplerName;
+  /** What the network outputs (default epsilon). */
+  prediction?: Prediction;
   signal?: AbortSignal;
 }
 
@@ -110,6 +113,7 @@ export async function sampleGrid(
     steps: o.steps,
     seed: o.seed,
     sampler: o.sampler,
+    prediction: o.prediction,
     signal: o.signal,
   });
   const grid = tileImages(images, n, unet.inChannels, unet.imageSize, 2, cols);

@@ -60,6 +60,17 @@ export function tfjsOps(params: Record<string, tf.Tensor>): UNetOps<tf.Tensor> {
       const [, h, w] = x.shape;
       return tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [2 * h, 2 * w]);
     },
+    // Both as reshape → 4-D transpose → reshape (rank ≤ 4 everywhere, gradients included).
+    spaceToDepth: (x, b, c) => {
+      const [n, h, w] = x.shape;
+      const r = tf.reshape(x, [n * h / b, b, w / b, b * c]);
+      return tf.reshape(tf.transpose(r, [0, 2, 1, 3]), [n, h / b, w / b, b * b * c]);
+    },
+    depthToSpace: (x, b, c) => {
+      const [n, h, w] = x.shape;
+      const r = tf.reshape(x, [n * h, w, b, b * c]);
+      return tf.reshape(tf.transpose(r, [0, 2, 1, 3]), [n, h * b, w * b, c]);
+    },
     attention: (q, k, v, c) => {
       const [n, h, w] = q.shape;
       const flat = (t: tf.Tensor) => tf.reshape(t, [n, h * w, c]) as tf.Tensor3D;

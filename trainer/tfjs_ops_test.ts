@@ -119,3 +119,30 @@ Deno.test("forward: conditional UNet gives [N,H,W,C]; zero-init output conv give
   assert.throws(() => forward(params, cfg, x, t), /labels/);
   Object.values(params).forEach((p) => p.dispose());
 });
+
+Deno.test("spaceToDepth: channel (dy·b + dx)·C + c (ONNX DCR); depthToSpace inverts it", () => {
+  const ops = tfjsOps({});
+  const [n, h, w, c, b] = [2, 4, 6, 3, 2];
+  const data = Float32Array.from({ length: n * h * w * c }, (_, i) => i);
+  const x = tf.tensor4d(data, [n, h, w, c]);
+  const s = ops.spaceToDepth(x, b, c);
+  assert.deepEqual(s.shape, [n, h / b, w / b, b * b * c]);
+  const got = s.dataSync();
+  const at = (k: number, y: number, xx: number, ch: number) => ((k * h + y) * w + xx) * c + ch;
+  for (let k = 0; k < n; k++) {
+    for (let Y = 0; Y < h / b; Y++) {
+      for (let X = 0; X < w / b; X++) {
+        for (let dy = 0; dy < b; dy++) {
+          for (let dx = 0; dx < b; dx++) {
+            for (let ch = 0; ch < c; ch++) {
+              const o = ((k * (h / b) + Y) * (w / b) + X) * b * b * c + (dy * b + dx) * c + ch;
+              assert.equal(got[o], data[at(k, Y * b + dy, X * b + dx, ch)]);
+            }
+          }
+        }
+      }
+    }
+  }
+  assert.deepEqual(Array.from(ops.depthToSpace(s, b, c).dataSync()), Array.from(data));
+  tf.dispose([x, s]);
+});

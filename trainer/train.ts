@@ -146,6 +146,16 @@ async function checkpoint(
     rng: { sampler: saved.sampler, noise: saved.noise },
     paramCount: paramCount(unet),
     savedAt: new Date().toISOString(),
+    prediction: s.cfg.prediction,
+    loss: s.cfg.loss,
+    condDrop: s.cfg.condDrop,
+    lrSchedule: {
+      kind: s.cfg.lrSchedule,
+      lr: s.cfg.lr,
+      warmup: s.cfg.warmup,
+      min: s.cfg.lrMin,
+      decaySteps: s.cfg.lrDecaySteps,
+    },
   };
   await writeCheckpoint(s.cfg.out, {
     meta,
@@ -268,6 +278,12 @@ export async function main(argv: string[]): Promise<number> {
       }`,
   );
   console.log(
+    `objective ${cfg.loss} on ${cfg.prediction}; lr ${cfg.lr} (${cfg.lrSchedule}, warm-up ` +
+      `${cfg.warmup}${
+        cfg.lrSchedule === "constant" ? "" : `, to ${cfg.lrMin} at step ${cfg.lrDecaySteps}`
+      })`,
+  );
+  console.log(
     `data ${cfg.data}: ${train.count} training images (${split.test.count} held out); ` +
       `batch ${cfg.batch}, ${cfg.schedule.kind} schedule T=${cfg.schedule.T}`,
   );
@@ -359,6 +375,7 @@ export async function main(argv: string[]): Promise<number> {
         steps: cfg.sampleSteps,
         seed: cfg.seed,
         guidance: cfg.sampleGuidance,
+        prediction: cfg.prediction,
         signal: abort.signal,
       });
       const file = await writing(

@@ -37,6 +37,13 @@ export interface UNetOps<V> {
   concatChannels(a: V, b: V): V;
   /** Nearest-neighbour ×2 upsampling. */
   upsample2x(x: V): V;
+  /**
+   * Fold b×b pixel blocks into channels: [N,H,W,C] → [N,H/b,W/b,b²·C], channel (dy·b + dx)·C + c
+   * (ONNX SpaceToDepth's DCR order). `c` is the input's channel count.
+   */
+  spaceToDepth(x: V, b: number, c: number): V;
+  /** The inverse of spaceToDepth: [N,H,W,b²·C] → [N,b·H,b·W,C]. `c` is the output's count. */
+  depthToSpace(x: V, b: number, c: number): V;
   /** Single-head dot-product attention over H·W positions; q, k, v are [N,H,W,c]. */
   attention(q: V, k: V, v: V, c: number): V;
   /** Split channels into equal parts. */
@@ -50,6 +57,14 @@ export interface UNetOps<V> {
 export function timeEmbedDim(cfg: UNetConfig): number {
   return 4 * cfg.channels;
 }
+
+/** Res blocks at level l (levelBlocks overrides numResBlocks). */
+export function blocksAt(cfg: UNetConfig, l: number): number {
+  return cfg.levelBlocks?.[l] ?? cfg.numResBlocks;
+}
+
+/** The space-to-depth block size b (1 = none). */
+export const stemBlock = (cfg: UNetConfig): number => cfg.spaceToDepth ?? 1;
 
 function resBlock<V>(
   o: UNetOps<V>,
@@ -92,11 +107,17 @@ export function unetForward<V>(o: UNetOps<V>, cfg: UNetConfig, x: V, t: V, y?: V
     emb = o.add(emb, o.embedding(y, "label", cfg.numClasses + 1, d));
   }
   const widths = cfg.channelMult.map((m) => m * c);
-  let h = o.conv(x, "in", cfg.inChannels, c, 3, 1);
+  const b = stemBlock(cfg), cin0 = cfg.inChannels * b * b;
+  if (cfg.levelBlocks && cfg.levelBlocks.length !== widths.length) {
+    throw new Error(
+      `levelBlocks has ${cfg.levelBlocks.length} entries for ${widths.length} levels`,
+    );
+  }
+  let h = o.conv(b > 1 ? o.spaceToDepth(x, b, cfg.inChannels) : x, "in", cin0, c, 3, 1);
   let ch = c;
   const skips: { v: V; ch: number }[] = [];
   widths.forEach((w, l) => {
-    for (let i = 0; i < cfg.numResBlocks; i++) {
+    for (let i = 0; i < blocksAt(cfg, l); i++) {
       h = resBlock(o, cfg, h, emb, `down${l}.res${i}`, ch, w);
       ch = w;
     }
@@ -110,14 +131,22 @@ export function unetForward<V>(o: UNetOps<V>, cfg: UNetConfig, x: V, t: V, y?: V
     const skip = skips.pop()!;
     h = o.concatChannels(h, skip.v);
     let cin = ch + skip.ch;
-    for (let i = 0; i < cfg.numResBlocks; i++) {
+    for (let i = 0; i < blocksAt(cfg, l); i++) {
       h = resBlock(o, cfg, h, emb, `up${l}.res${i}`, cin, widths[l]);
       cin = ch = widths[l];
     }
-    if (l > 0) h = o.conv(o.upsample2x(h), `up${l}.up`, ch, ch, 3, 1);
+    if (l > 0) {
+      if (cfg.upsample === "conv-resize") {
+        h = o.upsample2x(o.conv(h, `up${l}.up`, ch, widths[l - 1], 3, 1));
+        ch = widths[l - 1];
+      } else {
+        h = o.conv(o.upsample2x(h), `up${l}.up`, ch, ch, 3, 1);
+      }
+    }
   }
   h = o.groupNorm(h, "out.gn", ch, cfg.groups, true);
-  return o.conv(h, "out", ch, cfg.inChannels, 3, 1);
+  const out = o.conv(h, "out", ch, cin0, 3, 1);
+  return b > 1 ? o.depthToSpace(out, b, cfg.inChannels) : out;
 }
 
 export type ParamInit = "he" | "zero" | "one" | "normal";
@@ -163,6 +192,8 @@ export function paramSpecs(cfg: UNetConfig): ParamSpec[] {
     addPerChannel: () => null,
     concatChannels: () => null,
     upsample2x: () => null,
+    spaceToDepth: () => null,
+    depthToSpace: () => null,
     attention: () => null,
     splitChannels: (_x, parts) => new Array(parts).fill(null),
     timestepEmbedding: () => null,
@@ -171,19 +202,24 @@ export function paramSpecs(cfg: UNetConfig): ParamSpec[] {
   return specs;
 }
 
-/** Forward multiply-adds ×2 per image (convs, dense layers, attention matmuls). */
-export function forwardFlops(cfg: UNetConfig): number {
-  let flops = 0;
-  type S = { hw: number };
-  const v = (n: number): S => ({ hw: n });
+/**
+ * Forward FLOPs (multiply-adds ×2) per image of one UNet call — convs, dense layers and the
+ * attention matmuls; norms, activations and adds are left out — by the side of the feature map
+ * they run at (the timestep/label MLP counts under side 0). Sums to `forwardFlops`.
+ */
+export function flopsBySide(cfg: UNetConfig): Map<number, number> {
+  const by = new Map<number, number>();
+  const count = (side: number, f: number) => by.set(side, (by.get(side) ?? 0) + f);
+  type S = { side: number };
+  const v = (side: number): S => ({ side });
   const ops: UNetOps<S> = {
     conv: (x, _n, cin, cout, k, stride) => {
-      const out = stride === 2 ? Math.ceil(Math.sqrt(x.hw) / 2) ** 2 : x.hw;
-      flops += 2 * out * k * k * cin * cout;
-      return v(out);
+      const side = stride === 2 ? Math.ceil(x.side / 2) : x.side;
+      count(side, 2 * side * side * k * k * cin * cout);
+      return v(side);
     },
     dense: (x, _n, nin, nout) => {
-      flops += 2 * nin * nout;
+      count(0, 2 * nin * nout);
       return x;
     },
     groupNorm: (x) => x,
@@ -191,16 +227,24 @@ export function forwardFlops(cfg: UNetConfig): number {
     add: (a) => a,
     addPerChannel: (x) => x,
     concatChannels: (a) => a,
-    upsample2x: (x) => v(x.hw * 4),
+    upsample2x: (x) => v(x.side * 2),
+    spaceToDepth: (x, b) => v(x.side / b),
+    depthToSpace: (x, b) => v(x.side * b),
     attention: (q, _k, _v, c) => {
-      flops += 4 * q.hw * q.hw * c;
+      count(q.side, 4 * q.side ** 4 * c);
       return q;
     },
     splitChannels: (x, parts) => new Array(parts).fill(x),
-    timestepEmbedding: (t) => t,
-    embedding: (y) => y,
+    timestepEmbedding: () => v(0),
+    embedding: () => v(0),
   };
-  const image = v(cfg.imageSize * cfg.imageSize);
-  unetForward(ops, cfg, image, v(1), cfg.numClasses > 0 ? v(1) : undefined);
-  return flops;
+  unetForward(ops, cfg, v(cfg.imageSize), v(0), cfg.numClasses > 0 ? v(0) : undefined);
+  return by;
+}
+
+/** Forward multiply-adds ×2 per image (convs, dense layers, attention matmuls). */
+export function forwardFlops(cfg: UNetConfig): number {
+  let sum = 0;
+  for (const f of flopsBySide(cfg).values()) sum += f;
+  return sum;
 }
