@@ -29,6 +29,7 @@ import {
 } from "./params.ts";
 import { Queue, QueueFullError } from "./queue.ts";
 import { generate } from "./sampler.ts";
+import { imageRoutes } from "./routes/mod.ts";
 
 export interface AppOptions {
   /** Loads the engine; called once, when the app is created. */
@@ -133,6 +134,22 @@ export function createApp(o: AppOptions): Hono {
       origin: "*",
       allowMethods: ["GET", "HEAD"],
       exposeHeaders: ["X-Seed", "ETag", "Server-Timing"],
+    }),
+  );
+
+  // POST /denoise, POST /inpaint, GET /interpolate, GET /generate?format=apng (edge/routes/).
+  app.route(
+    "/",
+    imageRoutes({
+      engine,
+      known: async () =>
+        o.model && o.backend
+          ? { card: o.model.card, backend: o.backend }
+          : await engine().then((e) => ({ card: e.model.card, backend: e.backend })),
+      failed: () => state.status === "error" ? state.error : null,
+      queue,
+      maxWork,
+      timeoutMs,
     }),
   );
 

@@ -4,7 +4,8 @@
  * requests (and disconnect signals) get a turn, and stopping as soon as the signal aborts.
  */
 import { makeSchedule, type Schedule, type Spacing } from "../shared/schedule.ts";
-import { sample } from "../shared/sample.ts";
+import { truncate } from "../shared/img2img.ts";
+import { sample, type SampleOptions } from "../shared/sample.ts";
 import type { VarianceType } from "../shared/step.ts";
 import type { ModelCard } from "../shared/model_card.ts";
 import { DEFAULT_SAMPLER, type SamplerName } from "../shared/samplers/mod.ts";
@@ -34,6 +35,15 @@ export interface GenerateOptions {
   timing?: Timing;
   /** Called after every step. */
   onStep?: (done: number, total: number) => void;
+  /**
+   * Image-to-image: start the chain at this original timestep t₀ instead of T − 1 (the base
+   * schedule cut to t₀ + 1 timesteps, then respaced to `steps`; see shared/img2img.ts).
+   */
+  startAt?: number;
+  /** shared/sample.ts: the starting x, the per-step x̂₀, a region to keep (RePaint). */
+  init?: SampleOptions["init"];
+  onDenoised?: SampleOptions["onDenoised"];
+  known?: SampleOptions["known"];
 }
 
 const schedules = new WeakMap<Engine, Schedule>();
@@ -49,6 +59,7 @@ export async function generate(
   if (!base) schedules.set(engine, base = makeSchedule(card.schedule.kind, card.schedule.T));
   const guidance = o.guidance ?? card.sampling.guidance;
   const sampler = o.sampler ?? card.sampling.sampler ?? DEFAULT_SAMPLER;
+  if (o.startAt !== undefined) base = truncate(base, o.startAt);
   const yieldNow = slicedYield();
   return await sample(base, engine.epsModel(o.n, o.label, guidance, o.timing), {
     n: o.n,
@@ -60,8 +71,13 @@ export async function generate(
     eta: o.eta,
     variance: o.variance,
     prediction: card.prediction,
-    analytic: sampler === "analytic" ? analyticStats(card, o.label, guidance) : undefined,
+    analytic: sampler === "analytic"
+      ? cut(analyticStats(card, o.label, guidance), base.T)
+      : undefined,
     signal,
+    init: o.init,
+    onDenoised: o.onDenoised,
+    known: o.known,
     onStep: async (done, total) => {
       o.onStep?.(done, total);
       await yieldNow();
@@ -69,6 +85,10 @@ export async function generate(
     },
   });
 }
+
+/** Γ for a chain cut to its first T timesteps. */
+const cut = (a: { gamma: ArrayLike<number> }, T: number) =>
+  a.gamma.length === T ? a : { gamma: Array.prototype.slice.call(a.gamma, 0, T) as number[] };
 
 /**
  * The Γ statistics a request samples with: the null class's (`gammaNull`) when it samples the
