@@ -15,6 +15,8 @@
  *     steps of the valid GETs;
  *   - /healthz is still ready and the queue idle afterwards.
  *
+ * A third part fuzzes the uploads of POST /denoise and POST /inpaint (below).
+ *
  * A second part sends raw HTTP/1.1 to a real `deno serve` (request lines and headers no Request
  * object can carry: bytes outside URL syntax, malformed Host, bodies on GET): never a 5xx.
  *
@@ -27,6 +29,11 @@ import { createApp, MAX_URL_LENGTH } from "./app.ts";
 import { createEngine } from "./engine.ts";
 import { loadModel } from "./model.ts";
 import { startServer, TINY_LABELS, writeTinyModel } from "./testing.ts";
+import { zlibSync } from "fflate";
+import { encodePng } from "../shared/image.ts";
+import { crc32, decodePngInput } from "../shared/png_input.ts";
+import { concat, grayPng, ihdr, pngChunk, SIGNATURE, writePng } from "../shared/png_testing.ts";
+import { MAX_BODY_BYTES } from "./routes/mod.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 20261122);
 const COUNT = Number(Deno.env.get("FUZZ_COUNT") ?? 10_000);
@@ -681,6 +688,38 @@ function rawCases(rng: Rng): { what: string; request: string; expect?: number }[
     req("/generate?seed=1", "Host: [::1\r\n", "GET", 400),
     req("/model", "Host: x:99999\r\n", "GET", 400),
   ];
+  // Uploads over the wire: a short body, a declared length over the limit (refused from the
+  // header, body never sent), a broken multipart body, a chunked body of junk.
+  const post = (what: string, target: string, headers: string, body: string, expect: number) => ({
+    what,
+    request: `POST ${target} HTTP/1.1\r\nHost: x\r\n${headers}Connection: close\r\n\r\n${body}`,
+    expect,
+  });
+  cases.push(
+    post("short PNG", "/denoise", "Content-Type: image/png\r\nContent-Length: 5\r\n", "hello", 400),
+    post(
+      "over the limit",
+      "/denoise",
+      "Content-Type: image/png\r\nContent-Length: 2000000\r\n",
+      "",
+      413,
+    ),
+    post(
+      "broken multipart",
+      "/inpaint",
+      "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 5\r\n",
+      "--x\r\n",
+      400,
+    ),
+    post(
+      "chunked junk",
+      "/denoise",
+      "Content-Type: image/png\r\nTransfer-Encoding: chunked\r\n",
+      "5\r\nhello\r\n0\r\n\r\n",
+      400,
+    ),
+    post("no type", "/denoise", "Content-Length: 3\r\n", "abc", 415),
+  );
   const ascii = "abcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%\"<>\\^`{|}";
   for (let i = 0; i < 100; i++) {
     const target = "/generate?" + Array.from(
@@ -712,4 +751,257 @@ Deno.test("raw HTTP/1.1 to deno serve: odd request lines and headers never get a
     await server.close();
   }
   assert.deepEqual(failures, [], `fuzz seed ${SEED}:\n${failures.join("\n")}`);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Uploads: ≥ 1,000 corrupted, truncated, oversized and odd PNG bodies to POST /denoise and
+// multipart bodies to POST /inpaint. Never a 5xx; a refusal is 400/413/415 JSON naming a part
+// or parameter; 200 exactly when every uploaded PNG is one the decoder accepts; each 200 runs
+// exactly its model calls (1 here) and the server stays ready with an idle queue.
+
+const UPLOAD_COUNT = Number(Deno.env.get("FUZZ_UPLOADS") ?? 1500);
+
+/** Valid PNGs of assorted types and sizes (our writer and fast-png's encoder). */
+function basePng(g: Gen): Uint8Array {
+  const w = g.int(1, 40), h = g.int(1, 40);
+  switch (g.int(0, 4)) {
+    case 0:
+      return grayPng(w, h, Array.from({ length: w * h }, () => g.int(0, 255)));
+    case 1:
+      return encodePng({
+        width: w,
+        height: h,
+        channels: 4,
+        data: Uint8Array.from({ length: w * h * 4 }, () => g.int(0, 255)),
+      });
+    case 2:
+      return writePng({
+        width: w,
+        height: h,
+        depth: g.pick([1, 2, 4, 8] as const),
+        colorType: 3,
+        samples: Array.from({ length: w * h }, () => g.int(0, 1)),
+        palette: [[0, 0, 0], [255, 255, 255]],
+      });
+    case 3:
+      return writePng({
+        width: w,
+        height: h,
+        depth: 16,
+        colorType: 2,
+        samples: Array.from({ length: w * h * 3 }, () => g.int(0, 65535)),
+      });
+    default:
+      return writePng({
+        width: w,
+        height: h,
+        depth: g.pick([1, 2, 4] as const),
+        colorType: 0,
+        samples: Array.from({ length: w * h }, () => g.int(0, 1)),
+      });
+  }
+}
+
+/** Set IHDR's width/height and, usually, a CRC that matches (so only the size is wrong). */
+function withSize(png: Uint8Array, w: number, h: number, fixCrc: boolean): Uint8Array {
+  const out = png.slice();
+  const v = new DataView(out.buffer);
+  v.setUint32(16, w >>> 0);
+  v.setUint32(20, h >>> 0);
+  if (fixCrc) v.setUint32(29, crc32(out.subarray(12, 29)));
+  return out;
+}
+
+/** One corruption of a valid PNG (or something that is no PNG at all). */
+function corrupt(g: Gen, png: Uint8Array): Uint8Array {
+  switch (g.int(0, 9)) {
+    case 0:
+      return png; // intact
+    case 1:
+      return png.subarray(0, g.int(0, png.length - 1)); // truncated
+    case 2: {
+      const out = png.slice(); // flipped bytes
+      for (let k = g.int(1, 4); k > 0; k--) out[g.int(0, out.length - 1)] ^= 1 << g.int(0, 7);
+      return out;
+    }
+    case 3: {
+      const at = g.int(0, png.length); // inserted junk
+      const junk = Uint8Array.from({ length: g.int(1, 30) }, () => g.int(0, 255));
+      return concat([png.subarray(0, at), junk, png.subarray(at)]);
+    }
+    case 4:
+      return withSize(
+        png,
+        g.pick([0, 5000, 65536, 1025, 0x7fffffff, 0xffffffff]),
+        g.int(1, 5000),
+        g.chance(0.8),
+      );
+    case 5: // a zlib bomb behind a small, consistent header
+      return concat([
+        SIGNATURE,
+        ihdr(g.int(1, 16), g.int(1, 16), 8, 0),
+        pngChunk("IDAT", zlibSync(new Uint8Array(g.int(1, 4) * 1_000_000))),
+        pngChunk("IEND", new Uint8Array(0)),
+      ]);
+    case 6: {
+      const out = png.slice(); // a chunk length that runs past the end
+      new DataView(out.buffer).setUint32(8, g.pick([14, 1000, 0x7fffffff, 0xffffffff]));
+      return out;
+    }
+    case 7:
+      return Uint8Array.from({ length: g.int(0, 200) }, () => g.int(0, 255)); // noise
+    case 8:
+      return new TextEncoder().encode(
+        g.pick(["GIF89a", "\xff\xd8\xff\xe0JFIF", "", "{}", "P5 1 1 255\n\0"]),
+      );
+    default:
+      return concat([png.subarray(0, 8), png.subarray(g.int(8, png.length))]); // chunks dropped
+  }
+}
+
+const accepted = (bytes: Uint8Array) => {
+  try {
+    decodePngInput(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+interface UploadCase {
+  what: string;
+  path: string;
+  init: RequestInit;
+  /** Statuses allowed; 200 only when `ok`. */
+  ok: boolean;
+  allowed: number[];
+}
+
+function uploadCase(g: Gen, i: number): UploadCase {
+  const png = corrupt(g, basePng(g));
+  if (i % 5 < 3) {
+    // POST /denoise with a PNG body (sometimes the wrong type, a bad strength, or too big).
+    const type = g.chance(0.9)
+      ? "image/png"
+      : g.pick(["image/jpeg", "text/plain", "", "image/PNG; x=1"]);
+    const strength = g.chance(0.85) ? null : g.pick(["0", "2", "x", "0.5&strength=0.5", "1e-9"]);
+    const big = g.chance(0.03);
+    const body = big ? concat([png, new Uint8Array(MAX_BODY_BYTES)]) : png;
+    const typeOk = type.split(";")[0].trim().toLowerCase() === "image/png";
+    const strengthOk = strength === null || strength === "1e-9";
+    const ok = !big && typeOk && strengthOk && accepted(png);
+    return {
+      what: `denoise ${png.length} B type ${JSON.stringify(type)} strength ${strength} big ${big}`,
+      path: `/denoise?seed=${i}${strength === null ? "" : `&strength=${strength}`}`,
+      init: {
+        method: "POST",
+        body: body as BodyInit,
+        headers: type ? { "Content-Type": type } : {},
+      },
+      ok,
+      allowed: ok ? [200] : [400, 413, 415],
+    };
+  }
+  // POST /inpaint with multipart bodies: parts missing, repeated, extra, text, mis-typed, raw.
+  const mask = corrupt(g, basePng(g));
+  const f = new FormData();
+  const parts: [string, Uint8Array | string, string][] = [];
+  if (g.chance(0.9)) parts.push(["image", png, "image/png"]);
+  if (g.chance(0.85)) parts.push(["mask", mask, g.chance(0.9) ? "image/png" : "image/gif"]);
+  if (g.chance(0.1)) parts.push([g.pick(["image", "extra", "Mask"]), png, "image/png"]);
+  if (g.chance(0.05)) parts.push(["mask", "white", ""]);
+  for (const [k, v, t] of parts) {
+    if (typeof v === "string") f.append(k, v);
+    else f.append(k, new Blob([v as BlobPart], { type: t }), "p.png");
+  }
+  const names = parts.map(([k]) => k);
+  const ok = names.length === 2 && names.includes("image") && names.includes("mask") &&
+    parts.every(([, v, t]) => typeof v !== "string" && t === "image/png") && accepted(png) &&
+    accepted(mask);
+  if (g.chance(0.2)) {
+    // Raw multipart bytes, then mangled: the parser's errors must be 400s too.
+    const boundary = "b" + g.int(0, 1e6);
+    const raw = concat([
+      new TextEncoder().encode(
+        `--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n` +
+          `Content-Type: image/png\r\n\r\n`,
+      ),
+      png,
+      new TextEncoder().encode(`\r\n--${boundary}--\r\n`),
+    ]);
+    const body = corrupt(g, raw);
+    return {
+      what: `inpaint raw multipart ${body.length} B`,
+      path: "/inpaint?seed=1",
+      init: {
+        method: "POST",
+        body: body as BodyInit,
+        headers: {
+          "Content-Type": g.pick([
+            `multipart/form-data; boundary=${boundary}`,
+            "multipart/form-data",
+            "multipart/mixed; boundary=x",
+          ]),
+        },
+      },
+      ok: false,
+      allowed: [400, 415],
+    };
+  }
+  return {
+    what: `inpaint parts ${JSON.stringify(names)}`,
+    path: `/inpaint?seed=${i}`,
+    init: { method: "POST", body: f },
+    ok,
+    allowed: ok ? [200] : [400, 413, 415],
+  };
+}
+
+const UPLOAD_PATHS = new Set([
+  "body",
+  "Content-Type",
+  "image",
+  "mask",
+  "extra",
+  "Mask",
+  "strength",
+]);
+
+Deno.test(`fuzz: ${UPLOAD_COUNT} corrupted PNG and multipart uploads (seed ${SEED}) get 4xx JSON, never 5xx`, async () => {
+  const g = new Gen(new Rng(SEED ^ 0x55));
+  const runs = engine.runs;
+  const failures: string[] = [];
+  const status = new Map<number, number>();
+  let ok = 0;
+  for (let i = 0; i < UPLOAD_COUNT; i++) {
+    const c = uploadCase(g, i);
+    const r = await app.request(c.path, c.init);
+    status.set(r.status, (status.get(r.status) ?? 0) + 1);
+    const fail = (m: string) =>
+      failures.length < 20 && failures.push(`case ${i} (${c.what}): ${m}`);
+    if (!c.allowed.includes(r.status)) {
+      fail(`status ${r.status}, want ${c.allowed}: ${short(await r.text())}`);
+    } else if (r.status === 200) {
+      ok++;
+      const b = new Uint8Array(await r.arrayBuffer());
+      if (b[0] !== 0x89 || b[1] !== 0x50) fail("200 without a PNG");
+    } else {
+      const body = await r.json().catch(() => null);
+      if (!body || typeof body.error !== "string") fail("refusal without a JSON error");
+      else if (!Array.isArray(body.issues) || body.issues.length === 0) fail("no issues");
+      else {
+        for (const issue of body.issues) {
+          if (!UPLOAD_PATHS.has(issue.path)) fail(`issue path ${JSON.stringify(issue.path)}`);
+        }
+      }
+    }
+  }
+  assert.deepEqual(failures, [], `FUZZ_SEED=${SEED}:\n${failures.join("\n")}`);
+  assert.equal(engine.runs - runs, ok, "model calls ≠ one per accepted upload");
+  const statuses = [...status].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s}: ${n}`);
+  console.log(`uploads: statuses {${statuses.join(", ")}}`);
+  for (const s of [200, 400, 413, 415]) assert.ok(status.has(s), `no ${s} answers`);
+  const h = await (await app.request("/healthz")).json();
+  assert.equal(h.status, "ready");
+  assert.deepEqual(h.queue, { inFlight: 0, waiting: 0 });
 });

@@ -14,6 +14,8 @@ import { generate, type GenerateOptions } from "./sampler.ts";
 /** What every image-to-image call shares with generate() (n images of one input). */
 export type Common = Omit<GenerateOptions, "startAt" | "init" | "known">;
 
+const sizeOf = (card: ModelCard) => card.image.channels * card.image.size ** 2;
+
 const bases = new WeakMap<ModelCard, Schedule>();
 function baseOf(card: ModelCard): Schedule {
   let b = bases.get(card);
@@ -21,8 +23,10 @@ function baseOf(card: ModelCard): Schedule {
   return b;
 }
 
-/** n copies of one image. */
-function repeat(image: Float32Array, n: number): Float32Array {
+/** n copies of one image, or n images as given (length n·size). */
+function repeat(image: Float32Array, n: number, size: number): Float32Array {
+  if (image.length === n * size) return image;
+  if (image.length !== size) throw new RangeError(`need 1 or ${n} images of ${size} values`);
   const out = new Float32Array(n * image.length);
   for (let i = 0; i < n; i++) out.set(image, i * image.length);
   return out;
@@ -38,7 +42,7 @@ export function defaultDenoiseSteps(card: ModelCard, strength: number): number {
 }
 
 /**
- * SDEdit (Meng et al. 2022): the input noised to t₀ = ⌈strength·T⌉ − 1 by qSample with the
+ * SDEdit (Meng et al. 2022) of one input (n samples) or of n inputs: the input noised to t₀ = ⌈strength·T⌉ − 1 by qSample with the
  * seed's first normals as ε, then `steps` sampler steps picked out of t₀ + 1 timesteps.
  */
 export async function denoise(
@@ -49,7 +53,7 @@ export async function denoise(
 ): Promise<Float32Array> {
   const { card } = engine.model;
   const t0 = startTimestep(card.schedule.T, o.strength);
-  const base = baseOf(card), x0 = repeat(input, o.n);
+  const base = baseOf(card), x0 = repeat(input, o.n, sizeOf(card));
   return await generate(engine, {
     ...o,
     startAt: t0,
@@ -58,7 +62,7 @@ export async function denoise(
 }
 
 /**
- * RePaint (Lugmayr et al. 2022): `regenerate` flags (size², 1 = generate, 0 = keep the input)
+ * RePaint (Lugmayr et al. 2022) of one input (n samples) or n inputs: `regenerate` flags (size², 1 = generate, 0 = keep the input)
  * apply to every channel and image; `resample` rounds per step (1 = none).
  */
 export async function inpaint(
@@ -68,12 +72,13 @@ export async function inpaint(
   o: Common & { resample: number },
   signal?: AbortSignal,
 ): Promise<Float32Array> {
+  const { card } = engine.model;
   const plane = regenerate.length;
-  const keep = new Uint8Array(o.n * input.length);
+  const keep = new Uint8Array(o.n * sizeOf(card));
   for (let j = 0; j < keep.length; j++) keep[j] = regenerate[j % plane] ? 0 : 1;
   return await generate(engine, {
     ...o,
-    known: { x0: repeat(input, o.n), keep, resample: o.resample },
+    known: { x0: repeat(input, o.n, sizeOf(card)), keep, resample: o.resample },
   }, signal);
 }
 
