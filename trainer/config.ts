@@ -436,7 +436,9 @@ function fmt(v: unknown): string {
 /** The UNet of a run, given the number of classes of its data (used only when conditional). */
 export function unetConfig(cfg: TrainConfig, numLabels: number): UNetConfig {
   const { conditional, ...arch } = cfg.arch;
-  return { ...arch, numClasses: conditional ? numLabels : 0 };
+  // Parsed, so its keys come in the schema's order, as in a checkpoint's meta.json (the trainer
+  // compares the two as JSON on --resume).
+  return UNetConfigSchema.parse({ ...arch, numClasses: conditional ? numLabels : 0 });
 }
 
 export function helpText(): string {
