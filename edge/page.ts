@@ -1,7 +1,12 @@
 /**
  * The HTML page at `/`: a grid from `/generate` with seed / steps / spacing / sampler / eta / label /
  * n / guidance controls (eta only for the samplers that take it; samplers needing statistics the
- * card lacks are disabled); clicking the image draws a new random seed. No inline script or style, so the CSP is
+ * card lacks are disabled); clicking the image draws a new random seed; "animate" asks for
+ * `format=apng` (the denoising, one x̂₀ frame per step, which the browser plays). Below it a
+ * drawing pad: in "draw" mode the mouse draws white on black and "denoise" sends the pad as a
+ * PNG to `POST /denoise` (a rough digit comes back clean); in "inpaint" mode the pad shows a
+ * fresh sample, the mouse paints the region to regenerate (red; a white-on-black mask behind
+ * it) and "inpaint" sends both to `POST /inpaint`. No inline script or style, so the CSP is
  * strict: the script and stylesheet are served as separate files (`/app.js`, `/app.css`).
  */
 import { SAMPLER_NAMES, SAMPLERS } from "../shared/samplers/mod.ts";
@@ -50,12 +55,27 @@ export const PAGE_HTML = `<!doctype html>
   <label>n <input id="n" name="n" type="number" min="1" max="64" step="1" value="16"></label>
   <label>label <select id="label" name="label"><option value="">(none)</option></select></label>
   <label>guidance <input id="guidance" name="guidance" type="number" min="0" step="0.5"></label>
+  <label>animate <input id="animate" name="animate" type="checkbox"></label>
   <button id="go" type="submit">generate</button>
 </form>
 <figure>
   <img id="grid" alt="generated samples (click for a new seed)" title="click for a new seed">
   <figcaption id="status"></figcaption>
 </figure>
+<h2>Draw, denoise, inpaint</h2>
+<form id="pad-controls" novalidate>
+  <label>mode <select id="mode"><option value="draw">draw a digit</option>
+    <option value="inpaint">inpaint a sample</option></select></label>
+  <label>strength <input id="strength" type="number" min="0.05" max="1" step="0.05" value="0.5"></label>
+  <label>resample <input id="resample" type="number" min="1" max="10" step="1" value="1"></label>
+  <button id="clear" type="button">clear</button>
+  <button id="send" type="submit">denoise</button>
+</form>
+<div id="pads">
+  <canvas id="pad" width="280" height="280" title="draw with the mouse"></canvas>
+  <img id="result" alt="the denoised or inpainted image">
+</div>
+<p id="pad-status"></p>
 </body>
 </html>
 `;
@@ -67,6 +87,10 @@ input { width: 7em; }
 #grid { image-rendering: pixelated; cursor: pointer; min-width: 112px; min-height: 112px;
   background: #eee; }
 figcaption { color: #666; margin-top: 0.5em; }
+#pads { display: flex; gap: 1em; align-items: start; }
+#pad { background: #000; cursor: crosshair; touch-action: none; width: 280px; height: 280px; }
+#result { image-rendering: pixelated; width: 280px; height: 280px; background: #eee; }
+#pad-status { color: #666; }
 `;
 
 /** Browser script (plain ES2020, no build step). */
@@ -86,6 +110,7 @@ function query(randomSeed) {
   }
   if ($("label").value !== "") q.set("label", $("label").value);
   q.set("scale", "4");
+  if ($("animate").checked) q.set("format", "apng");
   return q;
 }
 
@@ -113,8 +138,136 @@ async function run(randomSeed) {
   }
 }
 
+// The drawing pad. Draw mode: white strokes on black, sent to /denoise. Inpaint mode: a sample
+// under red strokes; the strokes also go white on a black mask canvas, sent with the sample.
+const PAD = 280;
+const mask = document.createElement("canvas");
+mask.width = mask.height = PAD;
+let card = null, base = null, drawing = false, last = null;
+
+/** The pad's scale for the model's images (the API allows up to 16). */
+const padScale = () => Math.min(16, Math.max(1, Math.floor(PAD / card.image.size)));
+
+function clearPad() {
+  const ctx = $("pad").getContext("2d");
+  ctx.fillStyle = "#000";
+  ctx.fillRect(0, 0, PAD, PAD);
+  const m = mask.getContext("2d");
+  m.fillStyle = "#000";
+  m.fillRect(0, 0, PAD, PAD);
+  if ($("mode").value === "inpaint" && base) ctx.drawImage(base.bitmap, 0, 0, PAD, PAD);
+}
+
+function stroke(from, to) {
+  const inpaint = $("mode").value === "inpaint";
+  for (const [ctx, color] of [[$("pad").getContext("2d"), inpaint ? "rgba(255,0,0,0.6)" : "#fff"],
+    ...(inpaint ? [[mask.getContext("2d"), "#fff"]] : [])]) {
+    ctx.strokeStyle = color;
+    ctx.lineWidth = inpaint ? 36 : 22;
+    ctx.lineCap = ctx.lineJoin = "round";
+    ctx.beginPath();
+    ctx.moveTo(from.x, from.y);
+    ctx.lineTo(to.x, to.y);
+    ctx.stroke();
+  }
+}
+
+function at(ev) {
+  const r = $("pad").getBoundingClientRect();
+  return { x: (ev.clientX - r.left) * PAD / r.width, y: (ev.clientY - r.top) * PAD / r.height };
+}
+
+async function newBase() {
+  const q = query(true);
+  q.set("seed", String(Math.floor(Math.random() * 4294967296)));
+  q.set("n", "1");
+  q.set("scale", String(padScale()));
+  q.delete("format");
+  const res = await fetch("/generate?" + q);
+  if (!res.ok) return showError($("pad-status"), res);
+  const blob = await res.blob();
+  base = { blob, bitmap: await createImageBitmap(blob), seed: res.headers.get("X-Seed") };
+  clearPad();
+  $("pad-status").textContent = "sample seed " + base.seed + ": paint the part to regenerate";
+}
+
+async function modeChanged() {
+  const inpaint = $("mode").value === "inpaint";
+  $("send").textContent = inpaint ? "inpaint" : "denoise";
+  $("strength").disabled = inpaint;
+  $("resample").disabled = !inpaint;
+  clearPad();
+  if (inpaint) await newBase();
+  else $("pad-status").textContent = "draw a digit, then denoise it";
+}
+
+async function showError(where, res) {
+  const err = await res.json();
+  const issues = (err.issues || []).map((i) => i.path + ": " + i.message).join("; ");
+  where.textContent = "error " + res.status + ": " + err.error + (issues ? " — " + issues : "");
+}
+
+const toBlob = (canvas) => new Promise((ok) => canvas.toBlob(ok, "image/png"));
+
+async function send() {
+  const inpaint = $("mode").value === "inpaint";
+  const q = new URLSearchParams();
+  q.set("seed", String(Math.floor(Math.random() * 4294967296)));
+  q.set("scale", String(padScale()));
+  if ($("label").value !== "") q.set("label", $("label").value);
+  let req;
+  if (inpaint) {
+    if (!base) return;
+    if ($("resample").value !== "1") q.set("resample", $("resample").value);
+    const form = new FormData();
+    form.append("image", base.blob, "image.png");
+    form.append("mask", await toBlob(mask), "mask.png");
+    req = fetch("/inpaint?" + q, { method: "POST", body: form });
+  } else {
+    q.set("strength", $("strength").value);
+    req = fetch("/denoise?" + q, {
+      method: "POST",
+      headers: { "Content-Type": "image/png" },
+      body: await toBlob($("pad")),
+    });
+  }
+  $("pad-status").textContent = inpaint ? "inpainting…" : "denoising…";
+  try {
+    const res = await req;
+    if (!res.ok) return showError($("pad-status"), res);
+    const old = $("result").src;
+    $("result").src = URL.createObjectURL(await res.blob());
+    if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+    $("pad-status").textContent = (inpaint ? "inpainted" : "denoised") + " · seed " +
+      res.headers.get("X-Seed") + " · " + (res.headers.get("Server-Timing") || "");
+  } catch (e) {
+    $("pad-status").textContent = "error: " + e.message;
+  }
+}
+
+function initPad() {
+  const pad = $("pad");
+  pad.addEventListener("pointerdown", (ev) => {
+    drawing = true;
+    last = at(ev);
+    pad.setPointerCapture(ev.pointerId);
+    stroke(last, last);
+  });
+  pad.addEventListener("pointermove", (ev) => {
+    if (!drawing) return;
+    const p = at(ev);
+    stroke(last, p);
+    last = p;
+  });
+  for (const e of ["pointerup", "pointercancel"]) pad.addEventListener(e, () => drawing = false);
+  $("clear").addEventListener("click", clearPad);
+  $("mode").addEventListener("change", modeChanged);
+  $("pad-controls").addEventListener("submit", (ev) => { ev.preventDefault(); send(); });
+  modeChanged();
+}
+
 async function init() {
-  const card = await (await fetch("/model")).json();
+  card = await (await fetch("/model")).json();
   $("model").textContent = card.name + " · " + card.dataset + " · " + card.schedule.kind +
     " schedule, T = " + card.schedule.T;
   $("steps").value = card.sampling.steps;
@@ -134,6 +287,7 @@ async function init() {
   }
   $("controls").addEventListener("submit", (ev) => { ev.preventDefault(); run(false); });
   $("grid").addEventListener("click", () => run(true));
+  initPad();
   await run(true);
 }
 
