@@ -3,6 +3,7 @@ import type { ModelCard } from "../shared/model_card.ts";
 import { SPACINGS } from "../shared/schedule.ts";
 import { DEFAULT_SAMPLER, SAMPLER_NAMES, SAMPLERS } from "../shared/samplers/mod.ts";
 import { MAX_GUIDANCE, MAX_N, MAX_SCALE } from "./params.ts";
+import { imagePaths } from "./openapi_images.ts";
 
 /** Limits and CORS, as the app applies them (passed in so the document states real values). */
 export interface ApiLimits {
@@ -12,7 +13,7 @@ export interface ApiLimits {
   timeoutMs: number;
 }
 
-const error = {
+export const error = {
   type: "object",
   required: ["error"],
   properties: {
@@ -28,7 +29,7 @@ const error = {
   },
 };
 
-const json = (schema: unknown) => ({ "application/json": { schema } });
+export const json = (schema: unknown) => ({ "application/json": { schema } });
 
 export function openapi(card: ModelCard, limits: ApiLimits) {
   const { maxWork, maxUrlLength, timeoutMs } = limits;
@@ -40,6 +41,81 @@ export function openapi(card: ModelCard, limits: ApiLimits) {
     description,
     schema,
   });
+  const parameters = [
+    param("seed", "uint32 noise seed; random when absent (echoed in X-Seed)", {
+      type: "integer",
+      minimum: 0,
+      maximum: 0xffffffff,
+    }),
+    param("steps", "respaced chain length", {
+      type: "integer",
+      minimum: 1,
+      maximum: card.schedule.T,
+      default: s.steps,
+    }),
+    param("spacing", "how the steps are picked out of T", {
+      type: "string",
+      enum: [...SPACINGS],
+      default: s.spacing,
+    }),
+    param(
+      "sampler",
+      "the reverse process: " +
+        SAMPLER_NAMES.map((n) => `${n} — ${SAMPLERS[n].description}`).join("; ") +
+        (card.sampling.analytic ? "" : " (analytic: not for this model, whose card has " +
+          "no Analytic-DPM statistics)"),
+      {
+        type: "string",
+        enum: SAMPLER_NAMES.filter((n) => !SAMPLERS[n].needsAnalytic || card.sampling.analytic),
+        default: s.sampler ?? DEFAULT_SAMPLER,
+      },
+    ),
+    param(
+      "eta",
+      "η of ddim and analytic: 1 = ancestral, 0 = deterministic; an error with other samplers",
+      {
+        type: "number",
+        minimum: 0,
+        maximum: 1,
+        default: s.eta,
+      },
+    ),
+    param("n", "number of images (grid)", {
+      type: "integer",
+      minimum: 1,
+      maximum: MAX_N,
+      default: 1,
+    }),
+    param("scale", "nearest-neighbour upscaling", {
+      type: "integer",
+      minimum: 1,
+      maximum: MAX_SCALE,
+      default: 1,
+    }),
+    param(
+      "label",
+      "class name or index (conditional models only); when absent, " +
+        (card.sampling.unlabeled === "random-label"
+          ? "each image gets a class drawn from the seed"
+          : "the unconditional (null-class) model is sampled"),
+      {
+        type: "string",
+        ...(card.labels ? { examples: card.labels } : {}),
+      },
+    ),
+    param("guidance", "classifier-free guidance weight", {
+      type: "number",
+      minimum: 0,
+      maximum: MAX_GUIDANCE,
+      default: s.guidance,
+    }),
+    param(
+      "format",
+      "png image, json floats, or apng: the denoising animated, one frame per step showing " +
+        "the current prediction x̂₀, the last frame the final image (the png's pixels)",
+      { type: "string", enum: ["png", "json", "apng"], default: "png" },
+    ),
+  ];
   return {
     openapi: "3.1.0",
     info: {
@@ -56,82 +132,7 @@ export function openapi(card: ModelCard, limits: ApiLimits) {
             `CORS: any origin may call GET and HEAD (Access-Control-Allow-Origin: *, no ` +
             `credentials); X-Seed, ETag and Server-Timing are exposed; OPTIONS answers the ` +
             `preflight with 204.`,
-          parameters: [
-            param("seed", "uint32 noise seed; random when absent (echoed in X-Seed)", {
-              type: "integer",
-              minimum: 0,
-              maximum: 0xffffffff,
-            }),
-            param("steps", "respaced chain length", {
-              type: "integer",
-              minimum: 1,
-              maximum: card.schedule.T,
-              default: s.steps,
-            }),
-            param("spacing", "how the steps are picked out of T", {
-              type: "string",
-              enum: [...SPACINGS],
-              default: s.spacing,
-            }),
-            param(
-              "sampler",
-              "the reverse process: " +
-                SAMPLER_NAMES.map((n) => `${n} — ${SAMPLERS[n].description}`).join("; ") +
-                (card.sampling.analytic ? "" : " (analytic: not for this model, whose card has " +
-                  "no Analytic-DPM statistics)"),
-              {
-                type: "string",
-                enum: SAMPLER_NAMES.filter((n) =>
-                  !SAMPLERS[n].needsAnalytic || card.sampling.analytic
-                ),
-                default: s.sampler ?? DEFAULT_SAMPLER,
-              },
-            ),
-            param(
-              "eta",
-              "η of ddim and analytic: 1 = ancestral, 0 = deterministic; an error with other samplers",
-              {
-                type: "number",
-                minimum: 0,
-                maximum: 1,
-                default: s.eta,
-              },
-            ),
-            param("n", "number of images (grid)", {
-              type: "integer",
-              minimum: 1,
-              maximum: MAX_N,
-              default: 1,
-            }),
-            param("scale", "nearest-neighbour upscaling", {
-              type: "integer",
-              minimum: 1,
-              maximum: MAX_SCALE,
-              default: 1,
-            }),
-            param(
-              "label",
-              "class name or index (conditional models only); when absent, " +
-                (card.sampling.unlabeled === "random-label"
-                  ? "each image gets a class drawn from the seed"
-                  : "the unconditional (null-class) model is sampled"),
-              {
-                type: "string",
-                ...(card.labels ? { examples: card.labels } : {}),
-              },
-            ),
-            param("guidance", "classifier-free guidance weight", {
-              type: "number",
-              minimum: 0,
-              maximum: MAX_GUIDANCE,
-              default: s.guidance,
-            }),
-            param("format", "png image or json floats", {
-              type: "string",
-              enum: ["png", "json"],
-              default: "png",
-            }),
-          ],
+          parameters,
           responses: {
             "200": {
               description: "The grid (PNG) or NCHW floats in [−1, 1] (JSON)",
@@ -142,6 +143,7 @@ export function openapi(card: ModelCard, limits: ApiLimits) {
               },
               content: {
                 "image/png": { schema: { type: "string", format: "binary" } },
+                "image/apng": { schema: { type: "string", format: "binary" } },
                 ...json({
                   type: "object",
                   properties: {
@@ -174,6 +176,7 @@ export function openapi(card: ModelCard, limits: ApiLimits) {
           },
         },
       },
+      ...imagePaths(card, limits, parameters),
       "/model": {
         get: { summary: "The model card", responses: { "200": { description: "card" } } },
       },

@@ -327,3 +327,27 @@ Deno.test("GET /generate?format=apng: one x̂₀ frame per step, the last the PN
   const h = await (await app.request("/healthz")).json();
   assert.deepEqual(h.queue, { inFlight: 0, waiting: 0 });
 });
+
+Deno.test("OpenAPI documents the image routes with their limits", async () => {
+  const doc = await (await app.request("/openapi.json")).json();
+  for (
+    const [path, method] of [["/denoise", "post"], ["/inpaint", "post"], ["/interpolate", "get"]]
+  ) {
+    assert.ok(doc.paths[path]?.[method], `${method} ${path}`);
+    for (const s of ["400", "503"]) assert.ok(doc.paths[path][method].responses[s], `${path} ${s}`);
+  }
+  const names = (path: string, m: string) =>
+    doc.paths[path][m].parameters.map((p: { name: string }) => p.name);
+  assert.ok(names("/denoise", "post").includes("strength"));
+  assert.ok(names("/inpaint", "post").includes("resample"));
+  assert.deepEqual(names("/interpolate", "get").slice(0, 3), ["from", "to", "frames"]);
+  assert.deepEqual(
+    doc.paths["/inpaint"].post.requestBody.content["multipart/form-data"].schema.required,
+    ["image", "mask"],
+  );
+  const format = doc.paths["/generate"].get.parameters.find((p: { name: string }) =>
+    p.name === "format"
+  );
+  assert.deepEqual(format.schema.enum, ["png", "json", "apng"]);
+  assert.match(doc.paths["/denoise"].post.description, new RegExp(`${MAX_BODY_BYTES} bytes`));
+});
