@@ -21,7 +21,7 @@ function counting(model: EpsModel) {
   return f;
 }
 
-Deno.test("without the new options nothing changes: same x as a copy of the old loop", async () => {
+Deno.test("an onDenoised hook only observes: x is the same with and without it", async () => {
   for (const sampler of SAMPLER_NAMES.filter((s) => s !== "analytic")) {
     const o = { n: 2, size: 16, steps: 6, seed: 4, sampler, eta: 0.5 };
     const x = await sample(base, mixtureOracle(base, [a, b]), o);
