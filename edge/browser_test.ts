@@ -206,6 +206,7 @@ Deno.test({
       await page.uncheck("#animate");
 
       // Draw a stroke (a rough "1") with the real mouse, then denoise it.
+      await page.locator("#pad").scrollIntoViewIfNeeded();
       const box = (await page.locator("#pad").boundingBox())!;
       const stroke = async (points: [number, number][]) => {
         await page.mouse.move(box.x + points[0][0], box.y + points[0][1]);
