@@ -16,6 +16,7 @@
 import { parseArgs } from "node:util";
 import { machineDescription } from "./bench_edge.ts";
 import { cpuMsOf } from "./footprint.ts";
+import { serveArgs } from "../edge/serve_args.ts";
 
 export interface ModelResult {
   model: string;
@@ -42,17 +43,7 @@ function freePort(): number {
 async function start(model: string): Promise<Running> {
   const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "serve",
-      "--allow-net",
-      "--allow-read",
-      "--allow-env",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "edge/main.ts",
-    ],
+    args: serveArgs(port),
     cwd: new URL("..", import.meta.url),
     env: { MODEL: model, ORT_BACKEND: "wasm", ORT_THREADS: "1" },
     stdin: "null",
