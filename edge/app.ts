@@ -14,7 +14,7 @@ import type { Context } from "hono";
 import { cors } from "hono/cors";
 import { encodePng, tileImages } from "../shared/image.ts";
 import type { ModelCard } from "../shared/model_card.ts";
-import type { Backend, Engine, Timing } from "./engine.ts";
+import type { Backend, Engine } from "./engine.ts";
 import { type Model, sha256Hex } from "./model.ts";
 import { openapi } from "./openapi.ts";
 import { APP_CSS, APP_JS, CSP, PAGE_HTML } from "./page.ts";
@@ -27,9 +27,11 @@ import {
   parseQuery,
   sampledLabels,
 } from "./params.ts";
-import { Queue, QueueFullError } from "./queue.ts";
+import { Queue } from "./queue.ts";
 import { generate } from "./sampler.ts";
 import { imageRoutes } from "./routes/mod.ts";
+import type { RouteContext } from "./routes/context.ts";
+import { IMMUTABLE, type JobResult, runJob } from "./routes/job.ts";
 
 export interface AppOptions {
   /** Loads the engine; called once, when the app is created. */
@@ -62,10 +64,6 @@ const ROUTES: Record<string, string> = {
   "/healthz": "GET, HEAD",
   "/openapi.json": "GET, HEAD",
 };
-
-const IMMUTABLE = "public, max-age=31536000, immutable";
-
-const ms = (v: number) => v.toFixed(1);
 
 function badRequest(c: Context, error: string, issues: Issue[]) {
   return c.json({ error, issues }, 400);
@@ -137,21 +135,19 @@ export function createApp(o: AppOptions): Hono {
     }),
   );
 
+  const routeContext: RouteContext = {
+    engine,
+    known: async () =>
+      o.model && o.backend
+        ? { card: o.model.card, backend: o.backend }
+        : await engine().then((e) => ({ card: e.model.card, backend: e.backend })),
+    failed: () => state.status === "error" ? state.error : null,
+    queue,
+    maxWork,
+    timeoutMs,
+  };
   // POST /denoise, POST /inpaint, GET /interpolate, GET /generate?format=apng (edge/routes/).
-  app.route(
-    "/",
-    imageRoutes({
-      engine,
-      known: async () =>
-        o.model && o.backend
-          ? { card: o.model.card, backend: o.backend }
-          : await engine().then((e) => ({ card: e.model.card, backend: e.backend })),
-      failed: () => state.status === "error" ? state.error : null,
-      queue,
-      maxWork,
-      timeoutMs,
-    }),
-  );
+  app.route("/", imageRoutes(routeContext));
 
   app.get("/", (c) => {
     c.header("Content-Security-Policy", CSP);
@@ -223,75 +219,35 @@ export function createApp(o: AppOptions): Hono {
       c.header("Content-Type", p.format === "json" ? "application/json" : "image/png");
       return c.body(null, 200);
     }
-    let e: Engine;
-    try {
-      e = await engine();
-    } catch {
-      return unavailable(c);
-    }
-    // Aborted when the client goes away or the time limit (counted from arrival) passes.
-    const gone = c.req.raw.signal;
-    const limit = new AbortController();
-    const timer = setTimeout(
-      () => limit.abort(new DOMException("request timed out", "TimeoutError")),
-      Math.max(0, timeoutMs - (performance.now() - arrived)),
+    // Queue, disconnect and REQUEST_TIMEOUT_MS (from arrival), as every image route runs.
+    return await runJob(
+      c,
+      routeContext,
+      arrived,
+      (e, timing, signal) =>
+        generate(e, { ...p, label: sampledLabels(p, e.model.card), timing }, signal),
+      (x, e): JobResult => {
+        const { card } = e.model;
+        if (p.format === "json") {
+          return {
+            type: "application/json",
+            body: JSON.stringify({
+              params: canonical(p),
+              /** The class of each image (drawn from the seed when none was asked for), or null. */
+              labels: labelsUsed(p, card),
+              backend: e.backend,
+              model: card.name,
+              shape: [p.n, card.image.channels, card.image.size, card.image.size],
+              data: Array.from(x),
+            }),
+          };
+        }
+        return {
+          type: "image/png",
+          body: encodePng(tileImages(x, p.n, card.image.channels, card.image.size, p.scale)),
+        };
+      },
     );
-    const signal = AbortSignal.any([gone, limit.signal]);
-    const timing: Timing = { modelMs: 0, runs: 0 };
-    const t0 = performance.now();
-    let tStart = t0, started = false;
-    let x: Float32Array;
-    try {
-      x = await queue.run(() => {
-        tStart = performance.now();
-        started = true;
-        return generate(e, { ...p, label: sampledLabels(p, e.model.card), timing }, signal);
-      }, signal);
-    } catch (err) {
-      c.header("Cache-Control", "no-store");
-      if (err instanceof QueueFullError) {
-        c.header("Retry-After", String(err.retryAfterSeconds));
-        return c.json({ error: err.message }, 503);
-      }
-      if (gone.aborted) return c.body(null, 499 as 400); // client gone: nobody reads this
-      if (limit.signal.aborted) {
-        const where = !started ? "waiting for a slot" : `after ${timing.runs} model runs`;
-        return c.json({
-          error: `timed out: not done within ${timeoutMs} ms (REQUEST_TIMEOUT_MS), ${where}; ` +
-            `lower n or steps, or retry when the server is less busy`,
-        }, 504);
-      }
-      console.error("generate failed:", err);
-      return c.json({ error: `sampling failed: ${(err as Error).message}` }, 500);
-    } finally {
-      clearTimeout(timer);
-    }
-    const tSampled = performance.now();
-    const { card } = e.model;
-    let body: Uint8Array | string;
-    if (p.format === "json") {
-      body = JSON.stringify({
-        params: canonical(p),
-        /** The class of each image (drawn from the seed when none was asked for), or null. */
-        labels: labelsUsed(p, card),
-        backend: e.backend,
-        model: card.name,
-        shape: [p.n, card.image.channels, card.image.size, card.image.size],
-        data: Array.from(x),
-      });
-      c.header("Content-Type", "application/json");
-    } else {
-      body = encodePng(tileImages(x, p.n, card.image.channels, card.image.size, p.scale));
-      c.header("Content-Type", "image/png");
-    }
-    const tEnd = performance.now();
-    c.header(
-      "Server-Timing",
-      `queue;dur=${ms(tStart - t0)}, model;dur=${ms(timing.modelMs)};desc="${timing.runs} runs", ` +
-        `sample;dur=${ms(tSampled - tStart)}, encode;dur=${ms(tEnd - tSampled)}`,
-    );
-    c.header("X-Backend", e.backend);
-    return c.body(body as Uint8Array<ArrayBuffer>, 200);
   });
 
   for (const [path, allow] of Object.entries(ROUTES)) {

@@ -1,5 +1,5 @@
 /**
- * One sampling job of an image route, as /generate runs its own: through the shared queue,
+ * One sampling job of /generate or an image route: through the shared queue,
  * aborted when the client leaves or REQUEST_TIMEOUT_MS (from arrival) passes, with the same
  * status codes (503 + Retry-After when the queue is full, 504 on time-out) and Server-Timing.
  */
@@ -70,7 +70,7 @@ export async function runJob<T>(
           `lower n or steps, or retry when the server is less busy`,
       }, 504);
     }
-    console.error("image route failed:", err);
+    console.error("sampling failed:", err);
     return c.json({ error: `sampling failed: ${(err as Error).message}` }, 500);
   } finally {
     clearTimeout(timer);
