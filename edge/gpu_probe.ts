@@ -16,12 +16,8 @@
  *
  * As a Worker this module posts one boolean: whether a hardware adapter exists.
  */
-
-/** A software rasteriser posing as an adapter: 20–30× slower than wasm, never chosen by auto. */
-export function isSoftwareAdapter(info: GPUAdapterInfo & { isFallbackAdapter?: boolean }): boolean {
-  const desc = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`;
-  return info.isFallbackAdapter === true || /llvmpipe|lavapipe|swiftshader/i.test(desc);
-}
+import { isSoftwareAdapter } from "../shared/gpu_adapter.ts";
+export { isSoftwareAdapter };
 
 /**
  * Whether this machine can have a hardware GPU, from its device nodes (see 2. above): true

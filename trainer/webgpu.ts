@@ -10,19 +10,13 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { registerWebgpuKernels } from "./kernels/webgpu/register.ts";
+import { isSoftwareAdapter } from "../shared/gpu_adapter.ts";
+export { isSoftwareAdapter };
 
 /** What `navigator.gpu` offers here. */
 export type AdapterProbe =
   | { ok: true; description: string; software: boolean }
   | { ok: false; reason: string };
-
-/** Whether an adapter is a CPU implementation of WebGPU rather than a GPU. */
-export function isSoftwareAdapter(info: { description?: string; isFallbackAdapter?: boolean }) {
-  return info.isFallbackAdapter === true ||
-    /llvmpipe|lavapipe|softpipe|swiftshader|microsoft basic render|\bwarp\b/i.test(
-      info.description ?? "",
-    );
-}
 
 /**
  * Vulkan loaders (and Mesa's WSI) complain and may fail without a private runtime directory; a
