@@ -10,9 +10,9 @@ import { sha256Hex } from "../model.ts";
 import { denoise } from "../img2img.ts";
 import { canonicalImage, corsFor, knownOr503, methodNotAllowed } from "./common.ts";
 import { badRequest, type RouteContext } from "./context.ts";
-import { etag, IMMUTABLE, runJob } from "./job.ts";
+import { etag, IMMUTABLE } from "./job.ts";
 import { parseDenoise } from "./params.ts";
-import { apngBody, FrameRecorder, grid, jsonBody, pngBody } from "./render.ts";
+import { runImageJob } from "./render.ts";
 import { decodeUpload, limitBody, pngBody as readPng, UploadError } from "./upload.ts";
 
 export function denoiseRoute(ctx: RouteContext): Hono {
@@ -47,25 +47,15 @@ export function denoiseRoute(ctx: RouteContext): Hono {
       ]),
     );
     c.header("Cache-Control", p.seedGiven ? IMMUTABLE : "no-store");
-    const layout = { n: p.n, scale: p.scale };
-    const frames = p.format === "apng" ? new FrameRecorder(card, layout) : null;
-    return await runJob(
+    return await runImageJob(
       c,
       ctx,
       arrived,
-      (engine, timing, signal) =>
-        denoise(engine, input, {
-          ...p,
-          label: p.label,
-          timing,
-          onDenoised: frames?.onDenoised,
-        }, signal),
-      (x) =>
-        p.format === "json"
-          ? jsonBody(x, card, p.n, { params: { ...canonicalImage(p), strength: p.strength } })
-          : frames
-          ? apngBody(frames.finish(x))
-          : pngBody(grid(x, card, layout)),
+      card,
+      p,
+      { ...canonicalImage(p), strength: p.strength },
+      (engine, timing, signal, onDenoised) =>
+        denoise(engine, input, { ...p, label: p.label, timing, onDenoised }, signal),
     );
   });
   methodNotAllowed(app, "/denoise", "POST, OPTIONS");

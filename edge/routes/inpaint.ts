@@ -11,9 +11,9 @@ import { sha256Hex } from "../model.ts";
 import { inpaint } from "../img2img.ts";
 import { canonicalImage, corsFor, knownOr503, methodNotAllowed } from "./common.ts";
 import { badRequest, type RouteContext } from "./context.ts";
-import { etag, IMMUTABLE, runJob } from "./job.ts";
+import { etag, IMMUTABLE } from "./job.ts";
 import { parseInpaint } from "./params.ts";
-import { apngBody, FrameRecorder, grid, jsonBody, pngBody } from "./render.ts";
+import { runImageJob } from "./render.ts";
 import { decodeUpload, limitBody, multipartPngs, UploadError } from "./upload.ts";
 
 export const INPAINT_PARTS = ["image", "mask"] as const;
@@ -57,25 +57,15 @@ export function inpaintRoute(ctx: RouteContext): Hono {
       ]),
     );
     c.header("Cache-Control", p.seedGiven ? IMMUTABLE : "no-store");
-    const layout = { n: p.n, scale: p.scale };
-    const frames = p.format === "apng" ? new FrameRecorder(card, layout) : null;
-    return await runJob(
+    return await runImageJob(
       c,
       ctx,
       arrived,
-      (engine, timing, signal) =>
-        inpaint(engine, input, regenerate, {
-          ...p,
-          label: p.label,
-          timing,
-          onDenoised: frames?.onDenoised,
-        }, signal),
-      (x) =>
-        p.format === "json"
-          ? jsonBody(x, card, p.n, { params: { ...canonicalImage(p), resample: p.resample } })
-          : frames
-          ? apngBody(frames.finish(x))
-          : pngBody(grid(x, card, layout)),
+      card,
+      p,
+      { ...canonicalImage(p), resample: p.resample },
+      (engine, timing, signal, onDenoised) =>
+        inpaint(engine, input, regenerate, { ...p, label: p.label, timing, onDenoised }, signal),
     );
   });
   methodNotAllowed(app, "/inpaint", "POST, OPTIONS");

@@ -5,7 +5,10 @@
 import { encodeApng } from "../../shared/apng.ts";
 import { encodePng, type Grid, tileImages } from "../../shared/image.ts";
 import type { ModelCard } from "../../shared/model_card.ts";
-import type { JobResult } from "./job.ts";
+import type { Context } from "hono";
+import type { Engine, Timing } from "../engine.ts";
+import type { RouteContext } from "./context.ts";
+import { type JobResult, runJob } from "./job.ts";
 
 export type ImageFormat = "png" | "json" | "apng";
 
@@ -65,4 +68,39 @@ export function jsonBody(
     }),
     type: "application/json",
   };
+}
+
+/**
+ * `runJob` for an upload route (/denoise, /inpaint): `sample` draws the n images, then the answer
+ * is their grid as PNG, the JSON floats with `params`, or (format=apng) the x̂₀ animation that
+ * `sample`'s `onDenoised` fed.
+ */
+export function runImageJob(
+  c: Context,
+  ctx: RouteContext,
+  arrived: number,
+  card: ModelCard,
+  p: Layout & { format: ImageFormat },
+  params: Record<string, unknown>,
+  sample: (
+    engine: Engine,
+    timing: Timing,
+    signal: AbortSignal,
+    onDenoised: ((x0: Float64Array) => void) | undefined,
+  ) => Promise<Float32Array>,
+): Promise<Response> {
+  const layout = { n: p.n, scale: p.scale, cols: p.cols };
+  const frames = p.format === "apng" ? new FrameRecorder(card, layout) : null;
+  return runJob(
+    c,
+    ctx,
+    arrived,
+    (engine, timing, signal) => sample(engine, timing, signal, frames?.onDenoised),
+    (x) =>
+      p.format === "json"
+        ? jsonBody(x, card, p.n, { params })
+        : frames
+        ? apngBody(frames.finish(x))
+        : pngBody(grid(x, card, layout)),
+  );
 }
