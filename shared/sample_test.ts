@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { makeSchedule, type Schedule } from "./schedule.ts";
 import { sample } from "./sample.ts";
 import type { EpsModel } from "./sample.ts";
-import { mixtureOracle } from "./samplers/testing.ts";
+import { assertOnTwoImages, mixtureOracle } from "./samplers/testing.ts";
 
 /** The exact ε of a data set holding one image: ε*(x_t, t) = (x_t − √ᾱ_t·x₀)/√(1−ᾱ_t). */
 function oneImageOracle(s: Schedule, x0: Float32Array): EpsModel {
@@ -41,16 +41,7 @@ Deno.test("two-image oracle: ancestral samples land on the data and cover both i
     steps: 20,
     seed: 3,
   });
-  let nearA = 0;
-  for (let n = 0; n < 40; n++) {
-    const im = x.subarray(n * 16, (n + 1) * 16);
-    const da = Math.max(...im.map((v) => Math.abs(v - 0.8)));
-    const db = Math.max(...im.map((v) => Math.abs(v + 0.8)));
-    assert.ok(Math.min(da, db) < 1e-3, `sample ${n} is on neither image (${da}, ${db})`);
-    if (da < db) nearA++;
-  }
-  // Binomial(40, ½): P(outside 8…32) < 1e-4.
-  assert.ok(nearA >= 8 && nearA <= 32, `mode coverage ${nearA}/40`);
+  assertOnTwoImages(x, 40);
 });
 
 Deno.test("same seed gives the same samples; another seed does not", async () => {

@@ -8,7 +8,7 @@ import { sample } from "../sample.ts";
 import { reverseStep, stepCoefficients } from "../step.ts";
 import { Rng } from "../rng.ts";
 import { SAMPLER_NAMES, type SamplerName, SAMPLERS } from "./mod.ts";
-import { mixtureOracle } from "./testing.ts";
+import { assertOnTwoImages, mixtureOracle } from "./testing.ts";
 
 const base = makeSchedule("cosine", 1000);
 /** Γ ≡ 1 is exact for a one-image data set (ε* = ε); for two images Γ < 1 but any Γ in [0, 1]
@@ -46,16 +46,7 @@ for (const sampler of SAMPLER_NAMES) {
       sampler,
       analytic: ones,
     });
-    let nearA = 0;
-    for (let n = 0; n < 40; n++) {
-      const im = x.subarray(n * 16, (n + 1) * 16);
-      const da = Math.max(...im.map((v) => Math.abs(v - 0.8)));
-      const db = Math.max(...im.map((v) => Math.abs(v + 0.8)));
-      assert.ok(Math.min(da, db) < 1e-3, `sample ${n} is on neither image (${da}, ${db})`);
-      if (da < db) nearA++;
-    }
-    // Binomial(40, ½): P(outside 8…32) < 1e-4.
-    assert.ok(nearA >= 8 && nearA <= 32, `mode coverage ${nearA}/40`);
+    assertOnTwoImages(x, 40);
   });
 
   Deno.test(`${sampler}: same seed, same bytes; calls at the plan's timesteps`, async () => {

@@ -3,6 +3,7 @@
  * equal weight the optimal ε̂ is known in closed form, so a sampler that is right must return
  * (near) data images.
  */
+import assert from "node:assert/strict";
 import type { EpsModel } from "../sample.ts";
 import type { Schedule } from "../schedule.ts";
 
@@ -30,4 +31,21 @@ export function mixtureOracle(s: Schedule, images: Float32Array[]): EpsModel {
     }
     return Promise.resolve(out);
   };
+}
+
+/**
+ * Assert that every one of the n samples in x (16 values each) lies on the constant image +0.8
+ * or −0.8 of the two-image oracle, and that both are drawn (Binomial(n, ½): for n = 40, P(outside
+ * 8…32) < 1e-4).
+ */
+export function assertOnTwoImages(x: Float32Array, n: number): void {
+  let nearA = 0;
+  for (let k = 0; k < n; k++) {
+    const im = x.subarray(k * 16, (k + 1) * 16);
+    const da = Math.max(...im.map((v) => Math.abs(v - 0.8)));
+    const db = Math.max(...im.map((v) => Math.abs(v + 0.8)));
+    assert.ok(Math.min(da, db) < 1e-3, `sample ${k} is on neither image (${da}, ${db})`);
+    if (da < db) nearA++;
+  }
+  assert.ok(nearA >= n / 5 && nearA <= n - n / 5, `mode coverage ${nearA}/${n}`);
 }
