@@ -1,7 +1,7 @@
 /** The OpenAPI 3.1 description of the HTTP API, with ranges and defaults from the model card. */
 import type { ModelCard } from "../shared/model_card.ts";
 import { SPACINGS } from "../shared/schedule.ts";
-import { DEFAULT_SAMPLER, SAMPLER_NAMES, SAMPLERS } from "../shared/samplers/mod.ts";
+import { cardSampler, SAMPLER_NAMES, SAMPLERS } from "../shared/samplers/mod.ts";
 import { MAX_GUIDANCE, MAX_N, MAX_SCALE } from "./params.ts";
 import { imagePaths } from "./openapi_images.ts";
 
@@ -67,7 +67,7 @@ export function openapi(card: ModelCard, limits: ApiLimits) {
       {
         type: "string",
         enum: SAMPLER_NAMES.filter((n) => !SAMPLERS[n].needsAnalytic || card.sampling.analytic),
-        default: s.sampler ?? DEFAULT_SAMPLER,
+        default: cardSampler(s),
       },
     ),
     param(

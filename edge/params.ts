@@ -1,13 +1,12 @@
 /**
  * The query of `GET /generate`, validated with zod against the loaded model's card. Unknown or
- * repeated parameters are errors, as is a request whose work n × steps × passes exceeds the cap.
+ * repeated parameters are errors, as is a request whose work n × calls × passes exceeds the cap.
  */
 import { z } from "zod";
 import type { ModelCard } from "../shared/model_card.ts";
 import { type Spacing, SPACINGS } from "../shared/schedule.ts";
 import { Rng } from "../shared/rng.ts";
-import { SAMPLER_NAMES, type SamplerName, SAMPLERS } from "../shared/samplers/mod.ts";
-import { DEFAULT_SAMPLER } from "../shared/samplers/mod.ts";
+import { cardSampler, SAMPLER_NAMES, type SamplerName, SAMPLERS } from "../shared/samplers/mod.ts";
 import { type LabelSpec, passes } from "./engine.ts";
 
 export const MAX_N = 64;
@@ -133,7 +132,7 @@ export function parseQuery(
   }
   if (issues.length > 0 || !r.success) return { ok: false, issues };
   const q = r.data;
-  const sampler = q.sampler ?? card.sampling.sampler ?? DEFAULT_SAMPLER;
+  const sampler = q.sampler ?? cardSampler(card.sampling);
   const def = SAMPLERS[sampler];
   if (def.needsAnalytic && !card.sampling.analytic) {
     return {

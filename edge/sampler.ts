@@ -8,7 +8,7 @@ import { truncate } from "../shared/img2img.ts";
 import { sample, type SampleOptions } from "../shared/sample.ts";
 import type { VarianceType } from "../shared/step.ts";
 import type { ModelCard } from "../shared/model_card.ts";
-import { DEFAULT_SAMPLER, type SamplerName } from "../shared/samplers/mod.ts";
+import { cardSampler, type SamplerName } from "../shared/samplers/mod.ts";
 import type { Engine, LabelSpec, Timing } from "./engine.ts";
 import { slicedYield } from "./yield.ts";
 
@@ -58,7 +58,7 @@ export async function generate(
   let base = schedules.get(engine);
   if (!base) schedules.set(engine, base = makeSchedule(card.schedule.kind, card.schedule.T));
   const guidance = o.guidance ?? card.sampling.guidance;
-  const sampler = o.sampler ?? card.sampling.sampler ?? DEFAULT_SAMPLER;
+  const sampler = o.sampler ?? cardSampler(card.sampling);
   if (o.startAt !== undefined) base = truncate(base, o.startAt);
   const yieldNow = slicedYield();
   return await sample(base, engine.epsModel(o.n, o.label, guidance, o.timing), {

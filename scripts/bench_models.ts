@@ -17,6 +17,7 @@ import { parseArgs } from "node:util";
 import { machineDescription } from "./bench_edge.ts";
 import { cpuMsOf } from "./footprint.ts";
 import { serveArgs } from "../edge/serve_args.ts";
+import { cardSampler } from "../shared/samplers/mod.ts";
 
 export interface ModelResult {
   model: string;
@@ -101,7 +102,7 @@ export async function benchModels(o: {
         model: o.models[i],
         card: {
           steps: card.sampling.steps,
-          sampler: card.sampling.sampler ?? "ddim",
+          sampler: cardSampler(card.sampling),
           spacing: card.sampling.spacing,
         },
         cpuMs: [],

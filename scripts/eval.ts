@@ -29,6 +29,7 @@ import { type Spacing, SPACINGS } from "../shared/schedule.ts";
 import { VARIANCES, type VarianceType } from "../shared/step.ts";
 import { oneOf } from "../shared/choice.ts";
 import {
+  cardSampler,
   DEFAULT_SAMPLER,
   SAMPLER_NAMES,
   type SamplerName,
@@ -256,7 +257,7 @@ export async function evalConfig(
   const metrics = evaluateImages(ctx, s.images, r.n, labels);
   if (gridPath) await writeGrid(gridPath, s.images, r.n);
   return {
-    sampler: r.sampler ?? engine.model.card.sampling.sampler ?? DEFAULT_SAMPLER,
+    sampler: r.sampler ?? cardSampler(engine.model.card.sampling),
     steps: r.steps,
     spacing: r.spacing ?? engine.model.card.sampling.spacing,
     variance: r.variance ?? "small",
@@ -412,7 +413,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
     const guidances = conditional ? list(a["sweep-guidance"]!) : [0];
     const spacings = a["sweep-spacing"]!.split(",").map(spacingOf);
     const samplers = a["sweep-sampler"] === undefined
-      ? [card.sampling.sampler ?? DEFAULT_SAMPLER]
+      ? [cardSampler(card.sampling)]
       : a["sweep-sampler"].split(",").map(samplerOf);
     const configs = samplers.flatMap((sampler) =>
       spacings.flatMap((spacing) =>

@@ -24,4 +24,9 @@ export const SAMPLERS: Record<SamplerName, Sampler> = {
 
 export const DEFAULT_SAMPLER: SamplerName = "ddim";
 
+/** The sampler a card's `sampling` block samples with when a request names none. */
+export function cardSampler(sampling: { sampler?: SamplerName }): SamplerName {
+  return sampling.sampler ?? DEFAULT_SAMPLER;
+}
+
 export type { AnalyticStats, Plan, Sampler, SamplerSettings } from "./types.ts";
