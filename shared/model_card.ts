@@ -71,6 +71,38 @@ export const AnalyticStatsSchema = z.object({
 });
 export type AnalyticStatsCard = z.infer<typeof AnalyticStatsSchema>;
 
+/** `training.distillation`: how a progressive-distillation student was made. */
+export const DistillationSchema = z.object({
+  method: z.literal("progressive"),
+  teacher: z.object({
+    /** The teacher's run directory, its step, and the sha256 of its EMA weights (ema.bin). */
+    run: z.string(),
+    step: z.number().int().nonnegative(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    prediction: z.enum(PREDICTIONS),
+    command: z.string(),
+  }),
+  /** The first teacher's DDIM (η = 0, power) steps, and the rounds that halve them. */
+  startSteps: z.number().int().positive(),
+  rounds: z.number().int().positive(),
+  /** The round these weights come from (0-based) and its updates so far. */
+  round: z.number().int().nonnegative(),
+  roundStep: z.number().int().nonnegative(),
+  stepsPerRound: z.number().int().positive(),
+  teacherSteps: z.number().int().positive(),
+  studentSteps: z.number().int().positive(),
+  loss: z.string(),
+  /** One entry per finished round. */
+  record: z.array(z.object({
+    round: z.number().int().nonnegative(),
+    teacherSteps: z.number().int().positive(),
+    studentSteps: z.number().int().positive(),
+    steps: z.number().int().nonnegative(),
+    finalLoss: z.number().nullable(),
+    sha256: z.string(),
+  })),
+});
+
 export const ModelCardSchema = z.object({
   format: z.literal("ddpm-edge/model-card@1"),
   name: z.string().min(1),
@@ -136,7 +168,13 @@ export const ModelCardSchema = z.object({
       min: z.number().min(0),
       decaySteps: z.number().int().min(0),
     }).optional(),
+    /**
+     * For a distilled student (trainer/distill.ts; optional, absent = trained directly): the
+     * teacher it was distilled from, the rounds and each round's record.
+     */
+    distillation: DistillationSchema.optional(),
   }),
   createdAt: z.string(),
 });
 export type ModelCard = z.infer<typeof ModelCardSchema>;
+export type Distillation = z.infer<typeof DistillationSchema>;

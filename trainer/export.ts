@@ -20,6 +20,8 @@ import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-web";
 import { basename, join, resolve } from "node:path";
 import {
+  type Distillation,
+  DistillationSchema,
   type ModelCard,
   ModelCardSchema,
   type UNetConfig,
@@ -35,7 +37,7 @@ import { analyticStats } from "./analytic_export.ts";
 import { buildOnnxModel, DEFAULT_OPSET } from "./onnx_ops.ts";
 import { type Quantization, QUANTIZATIONS } from "./quantize.ts";
 import { paramSpecs } from "./unet.ts";
-import { readCheckpoint } from "./checkpoint.ts";
+import { type CheckpointMeta, readCheckpoint } from "./checkpoint.ts";
 
 /** Default sampling settings written to the card (the quality work may tune them). */
 export const DEFAULT_STEPS = 14;
@@ -254,6 +256,34 @@ const USAGE = "usage: deno task export --run <run dir> --out <model dir> " +
   "[--unlabeled null-class|random-label] [--sampler " + SAMPLER_NAMES.join("|") + "] " +
   "[--analytic-samples M (default 32; 0 = none)] [--analytic-seed N] [--name NAME]";
 
+/**
+ * The card's `training.distillation` and default sampling of a distillation checkpoint
+ * (`meta.distill`, trainer/distill.ts): DDIM η = 0 on `power` with the student's steps; null for
+ * an ordinary run.
+ */
+export function distillationOf(m: CheckpointMeta): {
+  card: Distillation;
+  sampling: { sampler: "ddim"; eta: number; spacing: "power"; steps: number };
+} | null {
+  const d = m.distill as Record<string, unknown> | undefined;
+  if (!d) return null;
+  const t = d.teacher as Record<string, unknown>;
+  const card = DistillationSchema.parse({
+    ...d,
+    teacher: {
+      run: t.run,
+      step: t.step,
+      sha256: t.sha256,
+      prediction: t.prediction,
+      command: t.command,
+    },
+  });
+  return {
+    card,
+    sampling: { sampler: "ddim", eta: 0, spacing: "power", steps: card.studentSteps },
+  };
+}
+
 /** Default Monte Carlo images per timestep for the Γ statistics. */
 export const DEFAULT_ANALYTIC_SAMPLES = 32;
 
@@ -300,6 +330,8 @@ export async function main(
   }
   const ckpt = await readCheckpoint(values.run);
   const m = ckpt.meta;
+  // A distilled student (trainer/distill.ts) samples with its own chain by default.
+  const dist = distillationOf(m);
   const result = await exportModel({
     cfg: m.unet,
     weights: ckpt.ema,
@@ -322,18 +354,20 @@ export async function main(
         ...(m.loss ? { loss: m.loss } : {}),
         ...(m.condDrop !== undefined && m.unet.numClasses > 0 ? { condDrop: m.condDrop } : {}),
         ...(m.lrSchedule ? { lrSchedule: m.lrSchedule } : {}),
+        ...(dist ? { distillation: dist.card } : {}),
       },
       sampling: {
-        steps: numberArg(values.steps, "steps"),
-        eta: numberArg(values.eta, "eta"),
+        ...dist?.sampling,
+        steps: numberArg(values.steps, "steps") ?? dist?.sampling.steps,
+        eta: numberArg(values.eta, "eta") ?? dist?.sampling.eta,
         guidance: numberArg(values.guidance, "guidance"),
         spacing: values.spacing === undefined
-          ? undefined
+          ? dist?.sampling.spacing
           : oneOf(SPACINGS, values.spacing, "--spacing"),
         unlabeled: values.unlabeled === undefined
           ? undefined
           : oneOf(UNLABELED_MODES, values.unlabeled, "--unlabeled"),
-        sampler,
+        sampler: sampler ?? dist?.sampling.sampler,
       },
     },
   });

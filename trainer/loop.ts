@@ -248,12 +248,29 @@ export async function trainStep(
   opt: OptimConfig,
 ): Promise<StepResult> {
   const b = drawBatch(st, data, sched, batch, unet, opt.condDrop, opt.prediction);
+  return await applyStep(st, b, unet, batch, opt);
+}
+
+/**
+ * The gradient half of `trainStep`: loss between the network's output at (b.xt, b.t, b.y) and
+ * b.target, clip, Adam, EMA (mutates `st`; throws NonFiniteError without updating). Also used by
+ * the distiller (trainer/distill.ts), whose batches carry a teacher's targets.
+ */
+export async function applyStep(
+  st: TrainState,
+  b: Pick<Batch, "xt" | "target" | "t" | "y">,
+  unet: UNetConfig,
+  batch: number,
+  opt: OptimConfig,
+  /** Maps the network's output (and x_t) to what is compared with b.target (default: itself). */
+  transform?: (out: tf.Tensor4D, xt: tf.Tensor4D) => tf.Tensor,
+): Promise<StepResult> {
   const { beta1, beta2, epsilon } = { ...ADAM_DEFAULTS, ...opt };
   const n = st.step + 1;
   const lr = optimLr(n, opt);
   const l1 = opt.loss === "l1";
   const names = Object.keys(st.params);
-  const S = data.imageSize, C = data.channels;
+  const S = unet.imageSize, C = unet.inChannels;
 
   const { loss, norm, grads } = tf.tidy(() => {
     const xt = tf.tensor4d(b.xt, [batch, S, S, C]);
@@ -263,7 +280,8 @@ export async function trainStep(
     const vars = names.map((k) => st.params[k]);
     const { value, grads } = tf.variableGrads(
       () => {
-        const d = tf.sub(forward(st.params, unet, xt, t, y), tgt);
+        const out = forward(st.params, unet, xt, t, y);
+        const d = tf.sub(transform ? transform(out, xt) : out, tgt);
         return tf.mean(l1 ? tf.abs(d) : tf.square(d)) as tf.Scalar;
       },
       vars,
