@@ -31,6 +31,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
 import { join } from "node:path";
+import { probeWritable, truncateMetrics } from "./run_files.ts";
 import { z } from "zod";
 import type { UNetConfig } from "../shared/model_card.ts";
 import { makeSchedule, qSample, type Schedule } from "../shared/schedule.ts";
@@ -479,24 +480,6 @@ function threadsOf(n: number): 1 | 2 {
 
 type Values = Record<string, string | boolean | undefined>;
 
-async function truncateMetrics(file: string, step: number) {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(file);
-  } catch {
-    return;
-  }
-  const kept = text.split("\n").filter((l) => {
-    try {
-      return l.trim() !== "" && (JSON.parse(l) as { step: number }).step <= step;
-    } catch {
-      return false;
-    }
-  });
-  await Deno.writeTextFile(`${file}.tmp`, kept.map((l) => l + "\n").join(""));
-  await Deno.rename(`${file}.tmp`, file);
-}
-
 /** Run the distiller with these arguments; resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   const command = ["deno", "run", "-A", "trainer/distill.ts", ...argv].map(shellQuote).join(" ");
@@ -654,10 +637,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   try {
-    await Deno.mkdir(cfg.out, { recursive: true });
-    const probe = join(cfg.out, `.write-probe.${Deno.pid}`);
-    await Deno.writeFile(probe, new Uint8Array(1));
-    await Deno.remove(probe);
+    await probeWritable(cfg.out);
   } catch (e) {
     console.error(`error: cannot write to ${cfg.out}: ${osReason(e)}`);
     return 4;

@@ -13,6 +13,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
+import { probeWritable, truncateMetrics } from "./run_files.ts";
 import { makeSchedule } from "../shared/schedule.ts";
 import {
   ConfigError,
@@ -76,34 +77,6 @@ async function writing<T>(what: string, path: string, f: () => Promise<T>): Prom
     if (e instanceof RunWriteError || !(e instanceof Error) || !("code" in e)) throw e;
     throw new RunWriteError(what, path, osReason(e));
   }
-}
-
-/** Create `dir` if needed and prove a file can be created in it (root ignores permission bits). */
-async function probeWritable(dir: string) {
-  await Deno.mkdir(dir, { recursive: true });
-  const probe = join(dir, `.write-probe.${Deno.pid}`);
-  await Deno.writeFile(probe, new Uint8Array(1));
-  await Deno.remove(probe);
-}
-
-/** Keep only the metrics lines at or before `step` (a resumed run replays what came after). */
-async function truncateMetrics(file: string, step: number) {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(file);
-  } catch {
-    return;
-  }
-  const kept = text.split("\n").filter((l) => {
-    if (!l.trim()) return false;
-    try {
-      return (JSON.parse(l) as { step: number }).step <= step;
-    } catch {
-      return false;
-    }
-  });
-  await Deno.writeTextFile(`${file}.tmp`, kept.map((l) => l + "\n").join(""));
-  await Deno.rename(`${file}.tmp`, file);
 }
 
 interface Session {
