@@ -9,6 +9,7 @@ import { sample, type SampleOptions } from "../shared/sample.ts";
 import type { VarianceType } from "../shared/step.ts";
 import type { ModelCard } from "../shared/model_card.ts";
 import { cardSampler, type SamplerName } from "../shared/samplers/mod.ts";
+import { type DataPrior, priorFromCard, withPrior } from "../shared/data_prior.ts";
 import type { Engine, LabelSpec, Timing } from "./engine.ts";
 import { slicedYield } from "./yield.ts";
 
@@ -44,9 +45,24 @@ export interface GenerateOptions {
   init?: SampleOptions["init"];
   onDenoised?: SampleOptions["onDenoised"];
   known?: SampleOptions["known"];
+  /**
+   * Answer the calls at α ≤ the card's `sampling.prior.maxAlpha` from the data prior instead of
+   * the model (shared/data_prior.ts). Default true; no effect for a card without a prior.
+   */
+  prior?: boolean;
 }
 
 const schedules = new WeakMap<Engine, Schedule>();
+const priors = new WeakMap<Engine, DataPrior>();
+
+/** The card's data prior, decoded once per engine, or null when the card has none. */
+function priorOf(engine: Engine): DataPrior | null {
+  const c = engine.model.card.sampling.prior;
+  if (!c) return null;
+  let p = priors.get(engine);
+  if (!p) priors.set(engine, p = priorFromCard(c));
+  return p;
+}
 
 /** n images as NCHW float32 in [−1, 1] (clipped x̂₀ at the last step). */
 export async function generate(
@@ -61,7 +77,22 @@ export async function generate(
   const sampler = o.sampler ?? cardSampler(card.sampling);
   if (o.startAt !== undefined) base = truncate(base, o.startAt);
   const yieldNow = slicedYield();
-  return await sample(base, engine.epsModel(o.n, o.label, guidance, o.timing), {
+  let model = engine.epsModel(o.n, o.label, guidance, o.timing);
+  const prior = o.prior === false ? null : priorOf(engine);
+  if (prior) {
+    const labels = o.label === undefined
+      ? null
+      : typeof o.label === "number"
+      ? new Array<number>(o.n).fill(o.label)
+      : o.label;
+    model = withPrior(model, base, prior, {
+      n: o.n,
+      labels,
+      guidance,
+      prediction: card.prediction,
+    });
+  }
+  return await sample(base, model, {
     n: o.n,
     size: card.image.channels * card.image.size ** 2,
     steps: o.steps,

@@ -169,6 +169,8 @@ export interface SampleRequest {
   seed: number;
   /** Images per generate() call. */
   batch: number;
+  /** Answer the t = T − 1 call from the card's data prior (default true; shared/data_prior.ts). */
+  prior?: boolean;
 }
 
 export interface SampleResult {
@@ -178,6 +180,8 @@ export interface SampleResult {
   /** Process CPU time (user + system, every thread) spent generating, ms. */
   cpuMs: number;
   wallMs: number;
+  /** UNet calls (forward passes) per image. */
+  calls: number;
 }
 
 /** Process CPU time in ms (user + system, all threads). */
@@ -206,8 +210,10 @@ export async function sampleImages(engine: Engine, r: SampleRequest): Promise<Sa
   const k = card.architecture.numClasses;
   const labels = k > 0 ? Int32Array.from({ length: r.n }, (_, i) => i % k) : null;
   const images = new Float32Array(r.n * PX);
-  const c0 = cpuMs(), t0 = performance.now();
+  const c0 = cpuMs(), t0 = performance.now(), runs0 = engine.runs;
+  let batches = 0;
   for (let b = 0, i = 0; i < r.n; b++, i += r.batch) {
+    batches++;
     const m = Math.min(r.batch, r.n - i);
     const x = await generate(engine, {
       seed: (r.seed + b) >>> 0,
@@ -219,10 +225,17 @@ export async function sampleImages(engine: Engine, r: SampleRequest): Promise<Sa
       n: m,
       label: labels ? Array.from(labels.subarray(i, i + m)) : undefined,
       guidance: labels ? r.guidance : undefined,
+      prior: r.prior,
     });
     images.set(x, i * PX);
   }
-  return { images, labels, cpuMs: cpuMs() - c0, wallMs: performance.now() - t0 };
+  return {
+    images,
+    labels,
+    cpuMs: cpuMs() - c0,
+    wallMs: performance.now() - t0,
+    calls: (engine.runs - runs0) / batches,
+  };
 }
 
 export interface EvalRow {
@@ -232,6 +245,8 @@ export interface EvalRow {
   variance: VarianceType;
   eta: number;
   guidance: number | null;
+  /** UNet calls per image (fewer than steps where the data prior answers a call). */
+  calls: number;
   metrics: QualityMetrics;
   cpuMsPerSample: number;
   wallMsPerSample: number;
@@ -263,6 +278,7 @@ export async function evalConfig(
     variance: r.variance ?? "small",
     eta: r.eta,
     guidance: s.labels ? r.guidance : null,
+    calls: s.calls,
     metrics,
     cpuMsPerSample: s.cpuMs / r.n,
     wallMsPerSample: s.wallMs / r.n,
@@ -273,8 +289,8 @@ export async function evalConfig(
 const f = (v: number | null, d = 3) => (v === null || Number.isNaN(v) ? "–" : v.toFixed(d));
 
 export const TABLE_HEADER =
-  "| sampler | steps | η | guidance | n | FID (clf) ↓ | confidence | conf > 0.9 | coverage | cond. acc. | NN L2 to train | CPU ms / sample | grid |\n" +
-  "|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+  "| sampler | steps | UNet calls | η | guidance | n | FID (clf) ↓ | confidence | conf > 0.9 | coverage | cond. acc. | NN L2 to train | CPU ms / sample | grid |\n" +
+  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 /** One markdown row; the grid link is relative to the working directory (the repo root). */
 export function tableRow(r: EvalRow): string {
@@ -292,15 +308,17 @@ export function tableRow(r: EvalRow): string {
   const sampler = name + (r.spacing === "linspace" ? "" : `, ${r.spacing}`) +
     (r.variance === "large" && (r.sampler === "ddpm" || r.eta === 1) ? ", σ²=β" : "");
   const grid = r.grid ? `[png](${relative(Deno.cwd(), r.grid)})` : "";
-  return `| ${sampler} | ${r.steps} | ${usesEta ? r.eta : "–"} | ${r.guidance ?? "–"} | ${m.n} | ${
-    f(m.fid, 2)
-  } | ` +
+  return `| ${sampler} | ${r.steps} | ${r.calls} | ${usesEta ? r.eta : "–"} | ${
+    r.guidance ?? "–"
+  } | ${m.n} | ${f(m.fid, 2)} | ` +
     `${f(m.confidence)} | ${f(m.confidentFraction)} | ${f(m.coverage)} | ${f(m.accuracy)} | ` +
     `${f(m.nnMean, 2)} | ${f(r.cpuMsPerSample, 0)} | ${grid} |`;
 }
 
 export function ceilingRow(m: QualityMetrics): string {
-  return `| real held-out digits | – | – | – | ${m.n} | ${f(m.fid, 2)} | ${f(m.confidence)} | ` +
+  return `| real held-out digits | – | – | – | – | ${m.n} | ${f(m.fid, 2)} | ${
+    f(m.confidence)
+  } | ` +
     `${f(m.confidentFraction)} | ${f(m.coverage)} | ${f(m.accuracy)} | ${f(m.nnMean, 2)} | – | |`;
 }
 
@@ -340,6 +358,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
       "long-steps": { type: "string", default: "500" },
       grids: { type: "string" },
       markdown: { type: "string" },
+      prior: { type: "string", default: "on" },
     },
   });
   const model = await loadModel(a.model!);
@@ -351,6 +370,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
     seed: Number(a.seed),
     batch: Number(a.batch),
     variance: varianceOf(a.variance),
+    prior: oneOf(["on", "off"] as const, a.prior!, "prior") === "on",
   };
   const head = `model ${card.name} (${a.model}; ${card.onnx.quantization}, ` +
     `${conditional ? `conditional, ${card.architecture.numClasses} classes` : "unconditional"}); ` +

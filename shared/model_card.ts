@@ -71,6 +71,22 @@ export const AnalyticStatsSchema = z.object({
 });
 export type AnalyticStatsCard = z.infer<typeof AnalyticStatsSchema>;
 
+/**
+ * The data prior of the prior step (shared/data_prior.ts): per-pixel mean and variance of each
+ * class and of all training images, float32 little-endian in base64. Optional: a card without it
+ * calls the model at every step, as every card before it did.
+ */
+export const PriorSchema = z.object({
+  /** Calls at a timestep with α = √ᾱ ≤ maxAlpha are answered by the prior. */
+  maxAlpha: z.number().min(0).max(1),
+  classes: z.number().int().nonnegative(),
+  size: z.number().int().positive(),
+  mean: z.string(),
+  variance: z.string(),
+  /** Where the statistics came from, e.g. "mnist train split (9000 images)". */
+  data: z.string(),
+});
+
 /** `training.distillation`: how a progressive-distillation student was made. */
 export const DistillationSchema = z.object({
   method: z.literal("progressive"),
@@ -135,6 +151,8 @@ export const ModelCardSchema = z.object({
      */
     sampler: z.enum(SAMPLER_NAMES).optional(),
     analytic: AnalyticStatsSchema.optional(),
+    /** The prior step's statistics (absent = every call runs the model). */
+    prior: PriorSchema.optional(),
   }),
   onnx: z.object({
     file: z.string().regex(/^[\w.-]+\.onnx$/),

@@ -5,11 +5,14 @@
  * CLI: deno task export --run <run dir> --out <model dir> [--quant int8|fp16|fp32] [--opset N]
  *        [--steps S] [--eta E] [--guidance G] [--spacing linspace|trailing|quadratic]
  *        [--unlabeled null-class|random-label] [--sampler NAME] [--analytic-samples M]
- *        [--analytic-seed N] [--name NAME]
+ *        [--analytic-seed N] [--prior on|off] [--name NAME]
  *
  * Unless `--analytic-samples 0`, the exporter also estimates Analytic-DPM's Γ statistics on the
  * exported model over the run's training images (trainer/analytic_export.ts; M = 32 images per
  * timestep by default) and stores them in the card, so `sampler=analytic` works for it.
+ * Unless `--prior off`, it also stores the training images' per-class mean and variance
+ * (`sampling.prior`), with which the edge answers the call at t = T − 1 without the model
+ * (shared/data_prior.ts): one UNet call fewer per image.
  *
  * Library: `exportModel` builds both from a config and weights in memory (tests, scripts);
  * `verifyExport` runs the bytes in onnxruntime-web (wasm) and measures the weight-storage error
@@ -32,8 +35,9 @@ import type { Prediction } from "../shared/prediction.ts";
 import { Rng } from "../shared/rng.ts";
 import { SPACINGS } from "../shared/schedule.ts";
 import { SAMPLER_NAMES } from "../shared/samplers/mod.ts";
-import { loadDataset } from "./data.ts";
+import { type Dataset, loadDataset, subset } from "./data.ts";
 import { analyticStats } from "./analytic_export.ts";
+import { measurePrior, priorToCard } from "../shared/data_prior.ts";
 import { buildOnnxModel, DEFAULT_OPSET } from "./onnx_ops.ts";
 import { type Quantization, QUANTIZATIONS } from "./quantize.ts";
 import { paramSpecs } from "./unet.ts";
@@ -254,7 +258,8 @@ function numberArg(v: string | undefined, name: string): number | undefined {
 const USAGE = "usage: deno task export --run <run dir> --out <model dir> " +
   "[--quant int8|fp16|fp32] [--opset N] [--steps S] [--eta E] [--guidance G] [--spacing linspace|trailing|quadratic] " +
   "[--unlabeled null-class|random-label] [--sampler " + SAMPLER_NAMES.join("|") + "] " +
-  "[--analytic-samples M (default 32; 0 = none)] [--analytic-seed N] [--name NAME]";
+  "[--analytic-samples M (default 32; 0 = none)] [--analytic-seed N] [--prior on|off] " +
+  "[--name NAME]";
 
 /**
  * The card's `training.distillation` and default sampling of a distillation checkpoint
@@ -287,6 +292,20 @@ export function distillationOf(m: CheckpointMeta): {
 /** Default Monte Carlo images per timestep for the Γ statistics. */
 export const DEFAULT_ANALYTIC_SAMPLES = 32;
 
+/**
+ * The images a run trained on: its `--data` (the checkpoint's config; `dataset` for checkpoints
+ * without one), cut to its `--limit` as the trainer cut it.
+ */
+async function trainingImages(m: CheckpointMeta): Promise<Dataset> {
+  const spec = typeof m.config.data === "string" ? m.config.data : m.dataset;
+  const limit = typeof m.config.limit === "number" ? m.config.limit : 0;
+  const { train } = await loadDataset(spec, {
+    imageSize: m.unet.imageSize,
+    channels: m.unet.inChannels,
+  });
+  return limit > 0 ? subset(train, limit) : train;
+}
+
 /** The CLI: read the run's EMA weights, export, verify, write. */
 export async function main(
   args: string[],
@@ -306,6 +325,7 @@ export async function main(
       sampler: { type: "string" },
       "analytic-samples": { type: "string", default: String(DEFAULT_ANALYTIC_SAMPLES) },
       "analytic-seed": { type: "string", default: "0" },
+      prior: { type: "string", default: "on" },
       name: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -328,6 +348,7 @@ export async function main(
   if (sampler === "analytic" && samples === 0) {
     throw new Error("--sampler analytic needs the Γ statistics: --analytic-samples ≥ 1");
   }
+  const withPriorStep = oneOf(["on", "off"] as const, values.prior!, "--prior") === "on";
   const ckpt = await readCheckpoint(values.run);
   const m = ckpt.meta;
   // A distilled student (trainer/distill.ts) samples with its own chain by default.
@@ -372,36 +393,41 @@ export async function main(
     },
   });
   const verify = await verifyExport(result, ckpt.ema);
-  if (samples > 0) {
+  if (samples > 0 || withPriorStep) {
     const cfg = m.unet;
-    const { train } = await loadDataset(m.dataset, {
-      imageSize: cfg.imageSize,
-      channels: cfg.inChannels,
-    });
-    const t0 = performance.now();
-    const analytic = await analyticStats(result.card, result.onnx, {
-      images: nhwcToNchw(train.images, train.count, cfg.imageSize, cfg.inChannels),
-      count: train.count,
-      size: cfg.inChannels * cfg.imageSize ** 2,
-      labels: train.labels,
-    }, {
-      samples,
-      seed: analyticSeed,
-      dataName: `${m.dataset} train split (${train.count} images)`,
-      onProgress: (done, total) => {
-        if (done % 100 === 0 || done === total) {
-          const s = (performance.now() - t0) / 1000;
-          console.error(
-            `analytic Γ: ${done}/${total} timesteps, ${s.toFixed(0)} s, ` +
-              `ETA ${(s / done * (total - done)).toFixed(0)} s`,
-          );
-        }
-      },
-    });
-    result.card = ModelCardSchema.parse({
-      ...result.card,
-      sampling: { ...result.card.sampling, analytic },
-    });
+    const train = await trainingImages(m);
+    const images = nhwcToNchw(train.images, train.count, cfg.imageSize, cfg.inChannels);
+    const size = cfg.inChannels * cfg.imageSize ** 2;
+    const dataName = `${train.name} train split (${train.count} images)`;
+    const sampling = { ...result.card.sampling };
+    if (withPriorStep) {
+      const labels = cfg.numClasses > 0 ? train.labels : null;
+      const prior = measurePrior(images, size, labels, labels ? cfg.numClasses : 0);
+      sampling.prior = priorToCard(prior, dataName);
+    }
+    if (samples > 0) {
+      const t0 = performance.now();
+      sampling.analytic = await analyticStats(result.card, result.onnx, {
+        images,
+        count: train.count,
+        size,
+        labels: train.labels,
+      }, {
+        samples,
+        seed: analyticSeed,
+        dataName,
+        onProgress: (done, total) => {
+          if (done % 100 === 0 || done === total) {
+            const s = (performance.now() - t0) / 1000;
+            console.error(
+              `analytic Γ: ${done}/${total} timesteps, ${s.toFixed(0)} s, ` +
+                `ETA ${(s / done * (total - done)).toFixed(0)} s`,
+            );
+          }
+        },
+      });
+    }
+    result.card = ModelCardSchema.parse({ ...result.card, sampling });
   }
   await writeModel(values.out, result);
   return { card: result.card, out: values.out, verify };

@@ -216,9 +216,12 @@ Deno.test("CLI: checkpoint of a run (EMA weights) → model.onnx + model.json", 
       "trailing",
       "--unlabeled",
       "random-label",
-      // (The run's data is MNIST's 10 classes, the fixture model has 2: no Γ statistics.)
+      // (The run's data is MNIST's 10 classes, the fixture model has 2: no Γ statistics and no
+      // data prior; edge/prior_step_test.ts covers the prior on the real model.)
       "--analytic-samples",
       "0",
+      "--prior",
+      "off",
     ]);
     assert.ok(verify.maxAbsEps > 0.1, "the verify probe ran the model");
     assert.ok(verify.maxAbsDiffVsFp32 > 0 && verify.maxAbsDiffVsFp32 < 2e-3 * verify.maxAbsEps);

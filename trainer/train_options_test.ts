@@ -113,6 +113,10 @@ Deno.test("lean layout + v + l1 + cosine lr: 4 + --resume to 8 == 8 straight; me
     assert.equal(card.training.condDrop, 0.1);
     assert.equal(card.training.lrSchedule?.kind, "cosine");
     assert.equal(card.architecture.spaceToDepth, 2);
+    // The data prior of the t = T − 1 call (shared/data_prior.ts), on by default.
+    assert.equal(card.sampling.prior?.classes, 10);
+    assert.equal(card.sampling.prior?.size, 784);
+    assert.match(card.sampling.prior!.data, /^mnist train split \(64 images\)$/);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
