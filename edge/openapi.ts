@@ -47,12 +47,19 @@ export function openapi(card: ModelCard, limits: ApiLimits) {
       minimum: 0,
       maximum: 0xffffffff,
     }),
-    param("steps", "respaced chain length", {
-      type: "integer",
-      minimum: 1,
-      maximum: card.schedule.T,
-      default: s.steps,
-    }),
+    param(
+      "steps",
+      s.prior
+        ? "respaced chain length; this model's card has a data prior, so the step at t = T − 1 " +
+          "runs no UNet call (steps − 1 calls from noise)"
+        : "respaced chain length (one UNet call per step)",
+      {
+        type: "integer",
+        minimum: 1,
+        maximum: card.schedule.T,
+        default: s.steps,
+      },
+    ),
     param("spacing", "how the steps are picked out of T", {
       type: "string",
       enum: [...SPACINGS],

@@ -21,7 +21,8 @@ import { cardSampler } from "../shared/samplers/mod.ts";
 
 export interface ModelResult {
   model: string;
-  card: { steps: number; sampler: string; spacing: string };
+  /** `prior`: the card answers the t = T − 1 call from its data prior (steps − 1 UNet calls). */
+  card: { steps: number; sampler: string; spacing: string; prior: boolean };
   /** CPU ms per request of each round. */
   cpuMs: number[];
   wallMs: number[];
@@ -104,6 +105,7 @@ export async function benchModels(o: {
           steps: card.sampling.steps,
           sampler: cardSampler(card.sampling),
           spacing: card.sampling.spacing,
+          prior: card.sampling.prior !== undefined,
         },
         cpuMs: [],
         wallMs: [],
@@ -140,7 +142,8 @@ export function markdown(
     "| model | card default | server CPU ms / request | wall ms / request | CPU × first | warm-up CPU ms / request |",
     "|---|---|---|---|---|---|",
     ...rs.map((r) =>
-      `| ${r.model} | ${r.card.sampler}, ${r.card.steps} steps, ${r.card.spacing} | ` +
+      `| ${r.model} | ${r.card.sampler}, ${r.card.steps} steps, ${r.card.spacing}` +
+      `${r.card.prior ? ` + prior (${r.card.steps - 1} UNet calls)` : ""} | ` +
       `${median(r.cpuMs).toFixed(1)} | ${median(r.wallMs).toFixed(1)} | ` +
       `${(median(r.cpuMs) / base).toFixed(2)} | ${r.warmupCpuMs.toFixed(1)} |`
     ),

@@ -108,8 +108,8 @@ Deno.test("eval --sweep writes one row and one grid per configuration plus the c
   });
   // header, 2 steps × 2 η × 2 guidance, ceilings at n = 10 and 4
   assert.equal(rows.length, 1 + 8 + 2);
-  assert.match(rows.at(-2)!, /^\| real held-out digits \| – \| – \| – \| 10 \|/);
-  assert.match(rows.at(-1)!, /^\| real held-out digits \| – \| – \| – \| 4 \|/);
+  assert.match(rows.at(-2)!, /^\| real held-out digits \| – \| – \| – \| – \| 10 \|/);
+  assert.match(rows.at(-1)!, /^\| real held-out digits \| – \| – \| – \| – \| 4 \|/);
   const out = JSON.parse(await Deno.readTextFile(jsonPath));
   assert.deepEqual(
     out.rows.map((r: { steps: number; metrics: { n: number } }) => [r.steps, r.metrics.n]),
@@ -133,7 +133,9 @@ Deno.test("eval --sweep-spacing adds one row per spacing, named in the sampler c
     "| DDPM, quadratic",
   ]);
   // Other timesteps, other samples: the three rows do not score identically.
-  assert.equal(new Set(rows.map((r) => r.split(" | ")[5])).size, 3);
+  assert.equal(new Set(rows.map((r) => r.split(" | ")[6])).size, 3);
+  // Steps, then UNet calls per image: one per step (this card has no data prior).
+  assert.deepEqual(rows.map((r) => r.split(" | ").slice(1, 3)), Array(3).fill(["3", "3"]));
   assert.deepEqual(pngs, [
     "S3_eta1_g1.png",
     "S3_eta1_g1_quadratic.png",
@@ -183,7 +185,7 @@ Deno.test("eval --variance large samples with σ² = β: named rows and grids, o
   const row = (t: string[]) => t.find((l) => l.startsWith("| DDPM"))!.split(" | ");
   assert.equal(row(small.table)[0], "| DDPM");
   assert.equal(row(large.table)[0], "| DDPM, σ²=β");
-  assert.notEqual(row(large.table)[5], row(small.table)[5], "other noise, other FID");
+  assert.notEqual(row(large.table)[6], row(small.table)[6], "other noise, other FID");
   assert.deepEqual(large.pngs, ["S3_eta1_g1_large.png"]);
   await assert.rejects(
     sweep({ ...flags, variance: "huge" }),
