@@ -36,6 +36,7 @@ import { Rng } from "../shared/rng.ts";
 import { SPACINGS } from "../shared/schedule.ts";
 import { SAMPLER_NAMES } from "../shared/samplers/mod.ts";
 import { type Dataset, loadDataset, subset } from "./data.ts";
+import { nhwcToNchw } from "./sample_grid.ts";
 import { analyticStats } from "./analytic_export.ts";
 import { measurePrior, priorToCard } from "../shared/data_prior.ts";
 import { buildOnnxModel, DEFAULT_OPSET } from "./onnx_ops.ts";
@@ -236,18 +237,6 @@ export async function verifyExport(
   return { maxAbsEps, maxAbsDiffVsFp32 };
 }
 
-/** NHWC → NCHW (the data loader's layout → the model's). */
-function nhwcToNchw(x: Float32Array, n: number, size: number, c: number): Float32Array {
-  if (c === 1) return x;
-  const out = new Float32Array(x.length), px = size * size;
-  for (let i = 0; i < n; i++) {
-    for (let p = 0; p < px; p++) {
-      for (let ch = 0; ch < c; ch++) out[i * c * px + ch * px + p] = x[(i * px + p) * c + ch];
-    }
-  }
-  return out;
-}
-
 function numberArg(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
@@ -396,7 +385,7 @@ export async function main(
   if (samples > 0 || withPriorStep) {
     const cfg = m.unet;
     const train = await trainingImages(m);
-    const images = nhwcToNchw(train.images, train.count, cfg.imageSize, cfg.inChannels);
+    const images = nhwcToNchw(train.images, train.count, cfg.inChannels, cfg.imageSize ** 2);
     const size = cfg.inChannels * cfg.imageSize ** 2;
     const dataName = `${train.name} train split (${train.count} images)`;
     const sampling = { ...result.card.sampling };
