@@ -15,14 +15,8 @@ import { disposeState, freshState, saveState, trainStep } from "./loop.ts";
 import { tinyUNet } from "./test_models.ts";
 import { CHECKPOINT_FILES, readCheckpoint } from "./checkpoint.ts";
 import { ddimSettings, distillTargets, roundGrid } from "./distill_math.ts";
-import {
-  distillStep,
-  drawDistillBatch,
-  sha256Hex,
-  studentFrom,
-  tfjsBatchModel,
-} from "./distill.ts";
-import { loadModel } from "../edge/model.ts";
+import { distillStep, drawDistillBatch, studentFrom, tfjsBatchModel } from "./distill_step.ts";
+import { loadModel, sha256Hex } from "../edge/model.ts";
 import { createEngine } from "../edge/engine.ts";
 import { createApp } from "../edge/app.ts";
 
@@ -88,7 +82,7 @@ Deno.test("a few distillation updates: lower loss, and one student step ≈ two 
     }
     let count = 0;
     for (let j = 0; j < x.length; j++) {
-      // the loss as trained: ε' of the clipped x̂₀ (distill.ts clippedOutput) vs the target
+      // the loss as trained: ε' of the clipped x̂₀ (distill_step.ts clippedOutput) vs the target
       const t = hb.t[Math.floor(j / px)];
       const a = base.sqrtAlphasCumprod[t], sg = base.sqrtOneMinusAlphasCumprod[t];
       const x0 = Math.min(1, Math.max(-1, (hb.xt[j] - sg * out[j]) / a));
