@@ -98,8 +98,10 @@ export async function main(argv: string[]): Promise<number> {
   let resumed: Checkpoint | null;
   let teacherCk: Checkpoint;
   let teacherMetaSha: string;
+  let stopAtFlag: number | undefined;
   try {
     ({ cfg, resumed, teacherCk, teacherMetaSha } = await resolveRun(values));
+    stopAtFlag = num(s("stop-at"), "stop-at");
   } catch (e) {
     if (e instanceof DistillError || e instanceof CheckpointError || e instanceof z.ZodError) {
       console.error(`error: ${e instanceof z.ZodError ? z.prettifyError(e) : e.message}`);
@@ -340,7 +342,7 @@ export async function main(argv: string[]): Promise<number> {
   let iLoss = 0, iNorm = 0, iSteps = 0, iSec = 0;
   let exitCode = 0;
   const opt = roundOptim(cfg);
-  const stopAt = Math.min(total, num(s("stop-at"), "stop-at") ?? total);
+  const stopAt = Math.min(total, stopAtFlag ?? total);
 
   try {
     while (globalStep() < stopAt && stopSignal === null) {

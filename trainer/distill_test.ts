@@ -206,6 +206,11 @@ Deno.test("CLI: distill 2 rounds straight == --stop-at 2, resume --stop-at 3 (a 
     const bad = await run(DISTILL, ["--resume", "--out", b, "--lr", "1"]);
     assert.equal(bad.code, 2);
     assert.match(bad.out, /--lr/);
+    // a malformed --stop-at is refused before anything runs
+    const badStop = await run(DISTILL, ["--resume", "--out", b, "--stop-at", "soon"]);
+    assert.equal(badStop.code, 2, badStop.out);
+    assert.match(badStop.out, /--stop-at must be a number, got "soon"/);
+    assert.equal((await readCheckpoint(b)).meta.step, 3);
     r = await run(DISTILL, ["--resume", "--out", b]);
     assert.equal(r.code, 0, r.out);
     for (const sub of ["", "round-0", "round-1"]) {
