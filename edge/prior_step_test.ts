@@ -12,13 +12,25 @@ import { generate } from "./sampler.ts";
 import { measurePrior, priorToCard } from "../shared/data_prior.ts";
 import { loadDataset } from "../trainer/data.ts";
 
-const plain = await loadModel(DEFAULT_MODEL_CARD);
+const shipped = await loadModel(DEFAULT_MODEL_CARD);
 const { train } = await loadDataset("mnist");
-const prior = priorToCard(measurePrior(train.images, 784, train.labels, 10), "mnist train split");
-const withPriorCard = { ...plain.card, sampling: { ...plain.card.sampling, prior } };
+const prior = priorToCard(
+  measurePrior(train.images, 784, train.labels, 10),
+  "mnist train split (9000 images)",
+);
+const withPriorCard = { ...shipped.card, sampling: { ...shipped.card.sampling, prior } };
+const { prior: _, ...noPriorSampling } = shipped.card.sampling;
+const plain = { ...shipped, card: { ...shipped.card, sampling: noPriorSampling } };
+
+Deno.test("the shipped card carries the MNIST training digits' prior, as the exporter measures it", () => {
+  assert.deepEqual(shipped.card.sampling.prior, prior);
+});
 
 Deno.test("prior step: one call fewer, same seed same image, prior off = the card without it", async () => {
-  const a = await createEngine({ ...plain, card: withPriorCard }, { backend: "wasm", threads: 1 });
+  const a = await createEngine({ ...shipped, card: withPriorCard }, {
+    backend: "wasm",
+    threads: 1,
+  });
   const b = await createEngine(plain, { backend: "wasm", threads: 1 });
   const opts = { seed: 42, steps: 5, eta: 1, n: 3, label: [1, 4, 7] };
   const r0 = a.runs;
@@ -37,7 +49,7 @@ Deno.test("prior step: one call fewer, same seed same image, prior off = the car
 });
 
 Deno.test("prior step: /generate on a card with a prior answers PNGs, guided and unguided", async () => {
-  const engine = await createEngine({ ...plain, card: withPriorCard }, {
+  const engine = await createEngine({ ...shipped, card: withPriorCard }, {
     backend: "wasm",
     threads: 1,
   });
