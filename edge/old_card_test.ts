@@ -9,7 +9,19 @@
 import assert from "node:assert/strict";
 import { createApp } from "./app.ts";
 import { createEngine } from "./engine.ts";
-import { loadModel, sha256Hex } from "./model.ts";
+import { loadModel, type Model, sha256Hex } from "./model.ts";
+
+/** An app on the model that answers each query with the PNG of the given sha256. */
+async function appMatchingGoldens(model: Model, goldens: Record<string, string>) {
+  const engine = await createEngine(model, { backend: "wasm", threads: 1 });
+  const app = createApp({ load: () => Promise.resolve(engine) });
+  for (const [q, sha] of Object.entries(goldens)) {
+    const r = await app.request(`/generate?${q}`);
+    assert.equal(r.status, 200, q);
+    assert.equal(await sha256Hex(new Uint8Array(await r.arrayBuffer())), sha, q);
+  }
+  return app;
+}
 
 const OLD_CARD = new URL("../fixtures/models/mnist-2026-11-30/model.json", import.meta.url);
 
@@ -29,13 +41,7 @@ Deno.test("the 2026-11-30 card (model-card@1, no sampler) draws the same PNGs as
   assert.equal(model.card.format, "ddpm-edge/model-card@1");
   assert.equal(model.card.sampling.sampler, undefined);
   assert.equal(model.card.sampling.analytic, undefined);
-  const engine = await createEngine(model, { backend: "wasm", threads: 1 });
-  const app = createApp({ load: () => Promise.resolve(engine) });
-  for (const [q, sha] of Object.entries(GOLDEN)) {
-    const r = await app.request(`/generate?${q}`);
-    assert.equal(r.status, 200, q);
-    assert.equal(await sha256Hex(new Uint8Array(await r.arrayBuffer())), sha, q);
-  }
+  const app = await appMatchingGoldens(model, GOLDEN);
   // The same query naming the sampler an old card defaults to gives the same bytes.
   const named = await app.request("/generate?seed=42&sampler=ddim");
   assert.equal(await sha256Hex(new Uint8Array(await named.arrayBuffer())), GOLDEN["seed=42"]);
@@ -66,11 +72,5 @@ Deno.test("the 2026-12-01 card (sampler and Γ, no data prior) draws the same PN
   const model = await loadModel(CARD_2026_12_01);
   assert.equal(model.card.sampling.sampler, "dpm++2m-sde");
   assert.equal(model.card.sampling.prior, undefined);
-  const engine = await createEngine(model, { backend: "wasm", threads: 1 });
-  const app = createApp({ load: () => Promise.resolve(engine) });
-  for (const [q, sha] of Object.entries(GOLDEN_2026_12_01)) {
-    const r = await app.request(`/generate?${q}`);
-    assert.equal(r.status, 200, q);
-    assert.equal(await sha256Hex(new Uint8Array(await r.arrayBuffer())), sha, q);
-  }
+  await appMatchingGoldens(model, GOLDEN_2026_12_01);
 });

@@ -124,6 +124,9 @@ export interface DistillRun {
  */
 export async function resolveRun(values: Values): Promise<DistillRun> {
   const s = (k: string) => values[k] as string | undefined;
+  /** --flag's value among `choices`, or `fallback` when the flag is absent. */
+  const choice = <T extends string>(flag: string, choices: readonly T[], fallback: T): T =>
+    s(flag) === undefined ? fallback : oneOf(choices, s(flag)!, `--${flag}`);
   let cfg: DistillConfig;
   let resumed: Checkpoint | null = null;
   const out = s("out");
@@ -150,9 +153,7 @@ export async function resolveRun(values: Values): Promise<DistillRun> {
       ...stored.data,
       out,
       threads: threadsOf(num(s("threads"), "threads") ?? stored.data.threads),
-      backend: s("backend") === undefined
-        ? stored.data.backend
-        : oneOf(BACKENDS, s("backend")!, "--backend"),
+      backend: choice("backend", BACKENDS, stored.data.backend),
       logEvery: num(s("log-every"), "log-every") ?? stored.data.logEvery,
     };
   } else {
@@ -183,22 +184,14 @@ export async function resolveRun(values: Values): Promise<DistillRun> {
       batch: num(s("batch"), "batch") ?? DEFAULTS.batch,
       lr: num(s("lr"), "lr") ?? DEFAULTS.lr,
       warmup: num(s("warmup"), "warmup") ?? DEFAULTS.warmup,
-      lrSchedule: s("lr-schedule") === undefined
-        ? DEFAULTS.lrSchedule
-        : oneOf(LR_SCHEDULES, s("lr-schedule")!, "--lr-schedule"),
+      lrSchedule: choice("lr-schedule", LR_SCHEDULES, DEFAULTS.lrSchedule),
       ema: num(s("ema"), "ema") ?? DEFAULTS.ema,
       gradClip: num(s("grad-clip"), "grad-clip") ?? DEFAULTS.gradClip,
       condDrop: num(s("cond-drop"), "cond-drop") ?? tm.condDrop ?? tconf.condDrop ?? 0,
-      prediction: s("prediction") === undefined
-        ? tm.prediction ?? "epsilon"
-        : oneOf(PREDICTIONS, s("prediction")!, "--prediction"),
-      loss: s("loss") === undefined
-        ? "clipped"
-        : oneOf(["clipped", "plain"] as const, s("loss")!, "--loss"),
+      prediction: choice("prediction", PREDICTIONS, tm.prediction ?? "epsilon"),
+      loss: choice("loss", ["clipped", "plain"] as const, "clipped"),
       seed: num(s("seed"), "seed") ?? DEFAULTS.seed,
-      backend: s("backend") === undefined
-        ? DEFAULTS.backend
-        : oneOf(BACKENDS, s("backend")!, "--backend"),
+      backend: choice("backend", BACKENDS, DEFAULTS.backend),
       threads: num(s("threads"), "threads") ?? DEFAULTS.threads,
       checkpointEvery: num(s("checkpoint-every"), "checkpoint-every") ?? DEFAULTS.checkpointEvery,
       logEvery: num(s("log-every"), "log-every") ?? DEFAULTS.logEvery,
