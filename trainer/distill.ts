@@ -61,8 +61,8 @@ import {
 } from "./loop.ts";
 import { DataError, type Dataset, loadDataset, subset } from "./data.ts";
 import { createProgress, formatDuration, Throughput } from "./progress.ts";
-import { BackendError, describeBackend, initBackend } from "./backend.ts";
-import { probeWritable, truncateMetrics } from "./run_files.ts";
+import { listenForStop, stopExitCode } from "./stop_signals.ts";
+import { startRun, truncateMetrics } from "./run_files.ts";
 import { roundGrid } from "./distill_math.ts";
 import {
   type DistillConfig,
@@ -144,21 +144,8 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
 
-  try {
-    await probeWritable(cfg.out);
-  } catch (e) {
-    console.error(`error: cannot write to ${cfg.out}: ${osReason(e)}`);
-    return 4;
-  }
-  let be;
-  try {
-    be = await initBackend({ backend: cfg.backend, threads: cfg.threads });
-  } catch (e) {
-    if (!(e instanceof BackendError)) throw e;
-    console.error(`error: ${e.message}`);
-    return 2;
-  }
-  for (const line of describeBackend(be)) console.log(line);
+  const be = await startRun(cfg.out, { backend: cfg.backend, threads: cfg.threads });
+  if (typeof be === "number") return be;
   const backend = be.threads > 1 ? `${be.name} ×${be.threads} threads` : be.name;
 
   const base = makeSchedule(teacherCk.meta.schedule.kind, teacherCk.meta.schedule.T);
@@ -323,20 +310,7 @@ export async function main(argv: string[]): Promise<number> {
   if (globalStep() > 0) console.log(`resuming at step ${globalStep()} (round ${round}) → ${total}`);
   else if (cfg.sampleEvery >= 0) await writeGrid("-start");
 
-  let stopSignal: "SIGINT" | "SIGTERM" | null = null;
-  const handlers = (["SIGINT", "SIGTERM"] as const).map((sig) => {
-    const h = () => {
-      if (stopSignal !== null) {
-        console.error(`${sig} again: exiting without a new checkpoint`);
-        Deno.exit(sig === "SIGINT" ? 130 : 143);
-      }
-      stopSignal = sig;
-      abort.abort();
-      progress.log(`${sig}: finishing the current step, then checkpointing…`);
-    };
-    Deno.addSignalListener(sig, h);
-    return { sig, h };
-  });
+  const stop = listenForStop(abort, (line) => progress.log(line));
   const enc = new TextEncoder();
   const speed = new Throughput();
   let iLoss = 0, iNorm = 0, iSteps = 0, iSec = 0;
@@ -345,7 +319,7 @@ export async function main(argv: string[]): Promise<number> {
   const stopAt = Math.min(total, stopAtFlag ?? total);
 
   try {
-    while (globalStep() < stopAt && stopSignal === null) {
+    while (globalStep() < stopAt && stop.received === null) {
       if (st.step === cfg.stepsPerRound) {
         // Next round: the finished student's EMA is the teacher and the new student's start.
         const ema = (await saveState(st)).ema;
@@ -427,11 +401,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     await checkpoint(lastLoss());
     progress.stop();
-    if (stopSignal !== null) {
+    if (stop.received !== null) {
       console.log(
-        `${stopSignal}: checkpoint at step ${globalStep()} written to ${cfg.out}/checkpoint`,
+        `${stop.received}: checkpoint at step ${globalStep()} written to ${cfg.out}/checkpoint`,
       );
-      exitCode = stopSignal === "SIGINT" ? 130 : 143;
+      exitCode = stopExitCode(stop.received);
     } else if (globalStep() < total) {
       console.log(`--stop-at ${stopAt}: checkpoint written; continue with --resume`);
     } else {
@@ -453,7 +427,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   } finally {
     metrics!.close();
-    for (const { sig, h } of handlers) Deno.removeSignalListener(sig, h);
+    stop.dispose();
     disposeState(st);
     Object.values(teacherVars).forEach((v) => v.dispose());
   }

@@ -1,5 +1,13 @@
 /** Run-directory chores shared by `deno task train` and `deno task distill`. */
 import { join } from "node:path";
+import {
+  BackendError,
+  type BackendInfo,
+  type BackendOptions,
+  describeBackend,
+  initBackend,
+} from "./backend.ts";
+import { osReason } from "./checkpoint.ts";
 
 /** Create `dir` if needed and prove a file can be created in it (root ignores permission bits). */
 export async function probeWritable(dir: string): Promise<void> {
@@ -27,4 +35,28 @@ export async function truncateMetrics(file: string, step: number): Promise<void>
   });
   await Deno.writeTextFile(`${file}.tmp`, kept.map((l) => l + "\n").join(""));
   await Deno.rename(`${file}.tmp`, file);
+}
+
+/**
+ * The checks both CLIs make before a run's first step: the run directory must be writable (else
+ * exit code 4, naming the path and the reason) and the backend must start (else exit code 2).
+ * Prints the backend's description; returns it, or the exit code after printing the error.
+ */
+export async function startRun(out: string, opts: BackendOptions): Promise<BackendInfo | 2 | 4> {
+  try {
+    await probeWritable(out);
+  } catch (e) {
+    console.error(`error: cannot write to ${out}: ${osReason(e)}`);
+    return 4;
+  }
+  let be;
+  try {
+    be = await initBackend(opts);
+  } catch (e) {
+    if (!(e instanceof BackendError)) throw e;
+    console.error(`error: ${e.message}`);
+    return 2;
+  }
+  for (const line of describeBackend(be)) console.log(line);
+  return be;
 }

@@ -13,7 +13,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
-import { probeWritable, truncateMetrics } from "./run_files.ts";
+import { startRun, truncateMetrics } from "./run_files.ts";
 import { makeSchedule } from "../shared/schedule.ts";
 import {
   ConfigError,
@@ -48,9 +48,9 @@ import {
   trainStep,
 } from "./loop.ts";
 import { createProgress, formatDuration, Throughput } from "./progress.ts";
+import { listenForStop, stopExitCode } from "./stop_signals.ts";
 import { sampleGrid, writeSampleGrid } from "./sample_grid.ts";
 import { forwardFlops } from "./unet.ts";
-import { BackendError, describeBackend, initBackend } from "./backend.ts";
 
 /** Quote an argument for a POSIX shell when needed. */
 export function shellQuote(a: string): string {
@@ -224,23 +224,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
-  try {
-    await probeWritable(cfg.out);
-  } catch (e) {
-    console.error(`error: cannot write to ${cfg.out}: ${osReason(e)}`);
-    return 4;
-  }
-
-  let be;
-  try {
-    be = await initBackend({ backend: cfg.backend, threads: cfg.threads });
-  } catch (e) {
-    if (!(e instanceof BackendError)) throw e;
-    console.error(`error: ${e.message}`);
-    return 2;
-  }
+  const be = await startRun(cfg.out, { backend: cfg.backend, threads: cfg.threads });
+  if (typeof be === "number") return be;
   const mflop = forwardFlops(unet) / 1e6;
-  for (const line of describeBackend(be)) console.log(line);
   console.log(
     `model ${paramCount(unet).toLocaleString("en")} params, ${
       mflop.toFixed(1)
@@ -318,23 +304,8 @@ export async function main(argv: string[]): Promise<number> {
     batch: cfg.batch,
     logEvery: cfg.logEvery,
   });
-  let stopSignal: "SIGINT" | "SIGTERM" | null = null;
   const abort = new AbortController();
-  const handlers = (["SIGINT", "SIGTERM"] as const).map((sig) => {
-    const h = () => {
-      if (stopSignal !== null) {
-        // A second signal: stop now; the previous complete checkpoint stays (writes are atomic).
-        console.error(`${sig} again: exiting without a new checkpoint`);
-        Deno.exit(sig === "SIGINT" ? 130 : 143);
-      } else {
-        stopSignal = sig;
-        abort.abort();
-        progress.log(`${sig}: finishing the current step, then checkpointing…`);
-      }
-    };
-    Deno.addSignalListener(sig, h);
-    return { sig, h };
-  });
+  const stop = listenForStop(abort, (line) => progress.log(line));
   const enc = new TextEncoder();
   const speed = new Throughput();
   let intervalLoss = 0, intervalNorm = 0, intervalSteps = 0, intervalImg = 0, intervalSec = 0;
@@ -363,7 +334,7 @@ export async function main(argv: string[]): Promise<number> {
   };
 
   try {
-    while (st.step < cfg.steps && stopSignal === null) {
+    while (st.step < cfg.steps && stop.received === null) {
       const t = performance.now();
       const r = await trainStep(st, train, sched, unet, cfg.batch, cfg);
       const sec = (performance.now() - t) / 1000;
@@ -408,11 +379,13 @@ export async function main(argv: string[]): Promise<number> {
       await new Promise((res) => setTimeout(res, 0));
     }
     await checkpoint(session, st, unet, lastLoss());
-    if (stopSignal === null && cfg.sampleEvery > 0) await writeGrid();
+    if (stop.received === null && cfg.sampleEvery > 0) await writeGrid();
     progress.stop();
-    if (stopSignal !== null) {
-      console.log(`${stopSignal}: checkpoint at step ${st.step} written to ${cfg.out}/checkpoint`);
-      exitCode = stopSignal === "SIGINT" ? 130 : 143;
+    if (stop.received !== null) {
+      console.log(
+        `${stop.received}: checkpoint at step ${st.step} written to ${cfg.out}/checkpoint`,
+      );
+      exitCode = stopExitCode(stop.received);
     } else {
       const wall = session.wallBefore + (performance.now() - session.t0) / 1000;
       console.log(
@@ -440,7 +413,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   } finally {
     metrics.close();
-    for (const { sig, h } of handlers) Deno.removeSignalListener(sig, h);
+    stop.dispose();
     disposeState(st);
   }
   return exitCode;
