@@ -13,6 +13,13 @@ import { initBackend } from "./backend.ts";
 import { BatchSampler, type Dataset } from "./data.ts";
 import { disposeState, freshState, saveState, trainStep } from "./loop.ts";
 import { tinyUNet } from "./test_models.ts";
+import {
+  DISTILL_CLI,
+  runCli,
+  TINY_MNIST_FLAGS,
+  TRAIN_CLI,
+  WASM_ONE_THREAD,
+} from "./cli_testing.ts";
 import { CHECKPOINT_FILES, readCheckpoint } from "./checkpoint.ts";
 import { ddimSettings, distillTargets, roundGrid } from "./distill_math.ts";
 import { distillStep, drawDistillBatch, studentFrom, tfjsBatchModel } from "./distill_step.ts";
@@ -119,17 +126,10 @@ Deno.test("a few distillation updates: lower loss, and one student step ≈ two 
   Object.values(teacherVars).forEach((v) => v.dispose());
 });
 
-const TRAIN = new URL("./train.ts", import.meta.url).pathname;
-const DISTILL = new URL("./distill.ts", import.meta.url).pathname;
-
+/** A CLI's exit code and its stdout and stderr together. */
 async function run(script: string, args: string[]) {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: r.code, out: dec.decode(r.stdout) + dec.decode(r.stderr) };
+  const r = await runCli(script, args);
+  return { code: r.code, out: r.out + r.err };
 }
 
 async function tensorBytes(ckDir: string): Promise<string[]> {
@@ -144,23 +144,9 @@ Deno.test("CLI: distill 2 rounds straight == --stop-at 2, resume --stop-at 3 (a 
   const dir = await Deno.makeTempDir({ prefix: "distill-test-" });
   try {
     const teacher = join(dir, "teacher");
-    const t = await run(TRAIN, [
-      "--data",
-      "mnist",
-      "--limit",
-      "64",
-      "--batch",
-      "8",
-      "--channels",
-      "8",
-      "--groups",
-      "4",
-      "--channel-mult",
-      "1,2",
-      "--backend",
-      "wasm",
-      "--threads",
-      "1",
+    const t = await run(TRAIN_CLI, [
+      ...TINY_MNIST_FLAGS,
+      ...WASM_ONE_THREAD,
       "--steps",
       "4",
       "--sample-every",
@@ -194,24 +180,24 @@ Deno.test("CLI: distill 2 rounds straight == --stop-at 2, resume --stop-at 3 (a 
       "32",
     ];
     const a = join(dir, "a"), b = join(dir, "b");
-    const ra = await run(DISTILL, [...common, "--out", a]);
+    const ra = await run(DISTILL_CLI, [...common, "--out", a]);
     assert.equal(ra.code, 0, ra.out);
-    let r = await run(DISTILL, [...common, "--out", b, "--stop-at", "2"]);
+    let r = await run(DISTILL_CLI, [...common, "--out", b, "--stop-at", "2"]);
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /--stop-at 2/);
-    r = await run(DISTILL, ["--resume", "--out", b, "--stop-at", "3"]);
+    r = await run(DISTILL_CLI, ["--resume", "--out", b, "--stop-at", "3"]);
     assert.equal(r.code, 0, r.out);
     assert.equal((await readCheckpoint(b)).meta.step, 3);
     // a flag that would change the result is refused on resume
-    const bad = await run(DISTILL, ["--resume", "--out", b, "--lr", "1"]);
+    const bad = await run(DISTILL_CLI, ["--resume", "--out", b, "--lr", "1"]);
     assert.equal(bad.code, 2);
     assert.match(bad.out, /--lr/);
     // a malformed --stop-at is refused before anything runs
-    const badStop = await run(DISTILL, ["--resume", "--out", b, "--stop-at", "soon"]);
+    const badStop = await run(DISTILL_CLI, ["--resume", "--out", b, "--stop-at", "soon"]);
     assert.equal(badStop.code, 2, badStop.out);
     assert.match(badStop.out, /--stop-at must be a number, got "soon"/);
     assert.equal((await readCheckpoint(b)).meta.step, 3);
-    r = await run(DISTILL, ["--resume", "--out", b]);
+    r = await run(DISTILL_CLI, ["--resume", "--out", b]);
     assert.equal(r.code, 0, r.out);
     for (const sub of ["", "round-0", "round-1"]) {
       assert.deepEqual(await tensorBytes(join(b, sub)), await tensorBytes(join(a, sub)), sub);

@@ -6,22 +6,11 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { readCheckpoint } from "./checkpoint.ts";
 import { main as exportMain } from "./export.ts";
+import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI, WASM_ONE_THREAD } from "./cli_testing.ts";
 
-const TRAIN = new URL("./train.ts", import.meta.url).pathname;
 const LEAN = [
-  "--data",
-  "mnist",
+  ...TINY_MNIST_FLAGS,
   "--conditional",
-  "--limit",
-  "64",
-  "--batch",
-  "8",
-  "--channels",
-  "8",
-  "--groups",
-  "4",
-  "--channel-mult",
-  "1,2",
   "--space-to-depth",
   "2",
   "--level-blocks",
@@ -42,25 +31,14 @@ const LEAN = [
   "2",
   "--lr",
   "2e-3",
-  "--backend",
-  "wasm",
-  "--threads",
-  "1",
+  ...WASM_ONE_THREAD,
   "--sample-every",
   "0",
   "--log-every",
   "1",
 ];
 
-async function run(args: string[]) {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", TRAIN, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
-}
+const run = (args: string[]) => runCli(TRAIN_CLI, args);
 
 Deno.test("lean layout + v + l1 + cosine lr: 4 + --resume to 8 == 8 straight; meta and card say so", async () => {
   const tmp = await Deno.makeTempDir();

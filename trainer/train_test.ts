@@ -8,25 +8,11 @@ import { join } from "node:path";
 import { Rng } from "../shared/rng.ts";
 import { CHECKPOINT_FILES, readCheckpoint } from "./checkpoint.ts";
 import { whyNot } from "../scripts/system_tool.ts";
+import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI, WASM_ONE_THREAD } from "./cli_testing.ts";
 
-const TRAIN = new URL("./train.ts", import.meta.url).pathname;
 const TINY = [
-  "--data",
-  "mnist",
-  "--limit",
-  "64",
-  "--batch",
-  "8",
-  "--channels",
-  "8",
-  "--groups",
-  "4",
-  "--channel-mult",
-  "1,2",
-  "--backend",
-  "wasm",
-  "--threads",
-  "1",
+  ...TINY_MNIST_FLAGS,
+  ...WASM_ONE_THREAD,
   "--lr",
   "2e-3",
   "--warmup",
@@ -37,16 +23,7 @@ const TINY = [
   "1",
 ];
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", TRAIN, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  })
-    .output();
-  const dec = new TextDecoder();
-  return { code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
-}
+const run = (args: string[]) => runCli(TRAIN_CLI, args);
 
 async function exists(p: string) {
   return await Deno.lstat(p).then(() => true, () => false);
@@ -107,7 +84,7 @@ function straightRun(): Promise<string> {
 /** Spawn the trainer and resolve once its stdout has printed `lines` step lines. */
 async function spawnUntil(args: string[], lines: number) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", TRAIN, ...args],
+    args: ["run", "-A", TRAIN_CLI, ...args],
     stdout: "piped",
     stderr: "null",
   })

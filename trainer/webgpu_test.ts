@@ -21,10 +21,10 @@ import {
   trainStep,
 } from "./loop.ts";
 import { tinyUNet } from "./test_models.ts";
+import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI } from "./cli_testing.ts";
 import { webgpuSkipReason } from "./webgpu_testing.ts";
 
 const skip = await webgpuSkipReason("webgpu_test");
-const TRAIN = new URL("./train.ts", import.meta.url).pathname;
 
 /** Max |a − b| over a tensor set, and max |b| (the scale it is judged against). */
 function maxDiff(a: Float32Array, b: Float32Array): { diff: number; scale: number } {
@@ -88,20 +88,9 @@ Deno.test({
 });
 
 const ARGS = [
-  "--data",
-  "mnist",
+  ...TINY_MNIST_FLAGS,
   "--image-size",
   "16",
-  "--limit",
-  "64",
-  "--batch",
-  "8",
-  "--channels",
-  "8",
-  "--groups",
-  "4",
-  "--channel-mult",
-  "1,2",
   "--lr",
   "3e-3",
   "--warmup",
@@ -115,15 +104,9 @@ const ARGS = [
 ];
 
 async function train(args: string[]): Promise<string> {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", TRAIN, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  const out = dec.decode(r.stdout);
-  assert.equal(r.code, 0, `${out}\n${dec.decode(r.stderr)}`);
-  return out;
+  const r = await runCli(TRAIN_CLI, args);
+  assert.equal(r.code, 0, `${r.out}\n${r.err}`);
+  return r.out;
 }
 
 async function losses(run: string): Promise<Map<number, number>> {
