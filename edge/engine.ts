@@ -73,6 +73,13 @@ export interface Engine {
   epsModel(n: number, label: LabelSpec, guidance: number, timing?: Timing): EpsModel;
 }
 
+/** A request's label spec as one class per image (n of them), or null for the null class. */
+export function labelsOf(n: number, label: LabelSpec): Int32Array | null {
+  return label === undefined
+    ? null
+    : Int32Array.from(typeof label === "number" ? new Array(n).fill(label) : label);
+}
+
 /** How many forward passes per image per step a request costs (2 with real guidance). */
 export function passes(label: LabelSpec, guidance: number): 1 | 2 {
   return label !== undefined && guidance !== 0 && guidance !== 1 ? 2 : 1;
@@ -212,9 +219,7 @@ export async function createEngine(model: Model, opts: EngineOptions = {}): Prom
   }
 
   function epsModel(n: number, label: LabelSpec, guidance: number, timing?: Timing): EpsModel {
-    const yc = label === undefined ? null : Int32Array.from(
-      typeof label === "number" ? new Array(n).fill(label) : label,
-    );
+    const yc = labelsOf(n, label);
     if (yc && yc.length !== n) throw new RangeError(`need ${n} labels, got ${yc.length}`);
     if (yc && numClasses === 0) throw new RangeError("this model is unconditional: no labels");
     const timed = async (x: Float32Array, m: number, t: number, y: Int32Array | null) => {

@@ -10,7 +10,7 @@ import type { VarianceType } from "../shared/step.ts";
 import type { ModelCard } from "../shared/model_card.ts";
 import { cardSampler, type SamplerName } from "../shared/samplers/mod.ts";
 import { type DataPrior, priorFromCard, withPrior } from "../shared/data_prior.ts";
-import type { Engine, LabelSpec, Timing } from "./engine.ts";
+import { type Engine, labelsOf, type LabelSpec, type Timing } from "./engine.ts";
 import { slicedYield } from "./yield.ts";
 
 export interface GenerateOptions {
@@ -80,14 +80,9 @@ export async function generate(
   let model = engine.epsModel(o.n, o.label, guidance, o.timing);
   const prior = o.prior === false ? null : priorOf(engine);
   if (prior) {
-    const labels = o.label === undefined
-      ? null
-      : typeof o.label === "number"
-      ? new Array<number>(o.n).fill(o.label)
-      : o.label;
     model = withPrior(model, base, prior, {
       n: o.n,
-      labels,
+      labels: labelsOf(o.n, o.label),
       guidance,
       prediction: card.prediction,
     });

@@ -211,9 +211,7 @@ export async function sampleImages(engine: Engine, r: SampleRequest): Promise<Sa
   const labels = k > 0 ? Int32Array.from({ length: r.n }, (_, i) => i % k) : null;
   const images = new Float32Array(r.n * PX);
   const c0 = cpuMs(), t0 = performance.now(), runs0 = engine.runs;
-  let batches = 0;
   for (let b = 0, i = 0; i < r.n; b++, i += r.batch) {
-    batches++;
     const m = Math.min(r.batch, r.n - i);
     const x = await generate(engine, {
       seed: (r.seed + b) >>> 0,
@@ -234,7 +232,7 @@ export async function sampleImages(engine: Engine, r: SampleRequest): Promise<Sa
     labels,
     cpuMs: cpuMs() - c0,
     wallMs: performance.now() - t0,
-    calls: (engine.runs - runs0) / batches,
+    calls: (engine.runs - runs0) / Math.ceil(r.n / r.batch),
   };
 }
 
