@@ -78,6 +78,16 @@ export async function loadDataset(spec: string, opts: DataOptions = {}): Promise
   return await loadPngFolder(spec, opts.imageSize ?? 32, opts.channels ?? 1);
 }
 
+/** The split a run uses: its training part cut to `limit` images as `--limit` asks (0 = all). */
+export async function loadRunData(
+  spec: string,
+  limit: number,
+  opts: DataOptions = {},
+): Promise<DatasetSplit> {
+  const split = await loadDataset(spec, opts);
+  return limit > 0 ? { ...split, train: subset(split.train, limit) } : split;
+}
+
 /** The held-out real images of a dataset (for evaluation): never used for training. */
 export async function loadHeldOut(spec: string, opts: DataOptions = {}): Promise<Dataset> {
   return (await loadDataset(spec, opts)).test;

@@ -7,6 +7,7 @@ import {
   FASHION_LABELS,
   loadDataset,
   loadHeldOut,
+  loadRunData,
   MNIST_LABELS,
   resizeBatch,
   subset,
@@ -148,4 +149,13 @@ Deno.test("subset spreads over classes", async () => {
   const s = subset(train, 256);
   assert.equal(s.count, 256);
   assert.equal(new Set(s.labels).size, 10);
+});
+
+Deno.test("loadRunData: --limit cuts the training part as subset does; the held-out part stays", async () => {
+  const full = await loadDataset("mnist");
+  const cut = await loadRunData("mnist", 64);
+  assert.deepEqual(cut.train.images, subset(full.train, 64).images);
+  assert.deepEqual(cut.train.labels, subset(full.train, 64).labels);
+  assert.equal(cut.test.count, full.test.count);
+  assert.equal((await loadRunData("mnist", 0)).train.count, full.train.count);
 });

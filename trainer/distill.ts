@@ -59,7 +59,7 @@ import {
   saveState,
   type TrainState,
 } from "./loop.ts";
-import { DataError, type Dataset, loadDataset, subset } from "./data.ts";
+import { DataError, type Dataset, loadRunData } from "./data.ts";
 import { createProgress, formatDuration, Throughput } from "./progress.ts";
 import { listenForStop, stopExitCode } from "./stop_signals.ts";
 import { startRun, truncateMetrics } from "./run_files.ts";
@@ -127,11 +127,10 @@ export async function main(argv: string[]): Promise<number> {
   // --- data ----------------------------------------------------------------------------------
   let train: Dataset;
   try {
-    const split = await loadDataset(cfg.data, {
+    ({ train } = await loadRunData(cfg.data, cfg.limit, {
       imageSize: unet.imageSize,
       channels: unet.inChannels,
-    });
-    train = cfg.limit > 0 ? subset(split.train, cfg.limit) : split.train;
+    }));
   } catch (e) {
     if (e instanceof DataError) {
       console.error(`error: ${e.message}`);

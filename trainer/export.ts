@@ -35,7 +35,7 @@ import type { Prediction } from "../shared/prediction.ts";
 import { Rng } from "../shared/rng.ts";
 import { SPACINGS } from "../shared/schedule.ts";
 import { SAMPLER_NAMES } from "../shared/samplers/mod.ts";
-import { type Dataset, loadDataset, subset } from "./data.ts";
+import { type Dataset, loadRunData } from "./data.ts";
 import { nhwcToNchw } from "./sample_grid.ts";
 import { analyticStats } from "./analytic_export.ts";
 import { measurePrior, priorToCard } from "../shared/data_prior.ts";
@@ -288,11 +288,11 @@ export const DEFAULT_ANALYTIC_SAMPLES = 32;
 async function trainingImages(m: CheckpointMeta): Promise<Dataset> {
   const spec = typeof m.config.data === "string" ? m.config.data : m.dataset;
   const limit = typeof m.config.limit === "number" ? m.config.limit : 0;
-  const { train } = await loadDataset(spec, {
+  const { train } = await loadRunData(spec, limit, {
     imageSize: m.unet.imageSize,
     channels: m.unet.inChannels,
   });
-  return limit > 0 ? subset(train, limit) : train;
+  return train;
 }
 
 /** The CLI: read the run's EMA weights, export, verify, write. */

@@ -25,7 +25,7 @@ import {
   TrainConfigSchema,
   unetConfig,
 } from "./config.ts";
-import { DataError, loadDataset, subset } from "./data.ts";
+import { DataError, loadRunData } from "./data.ts";
 import {
   type Checkpoint,
   CheckpointError,
@@ -191,7 +191,7 @@ export async function main(argv: string[]): Promise<number> {
   // Data first: nothing is created until it has loaded and validated.
   let split;
   try {
-    split = await loadDataset(cfg.data, {
+    split = await loadRunData(cfg.data, cfg.limit, {
       imageSize: cfg.arch.imageSize,
       channels: cfg.arch.inChannels,
     });
@@ -202,7 +202,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw e;
   }
-  const train = cfg.limit > 0 ? subset(split.train, cfg.limit) : split.train;
+  const train = split.train;
   if (cfg.arch.conditional && (!train.labels || !train.labelNames)) {
     console.error(
       `error: --conditional needs labelled data; ${cfg.data} has none (use one subfolder per class)`,
