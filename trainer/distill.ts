@@ -72,7 +72,8 @@ import {
 } from "./distill_config.ts";
 import { FLAG_OPTIONS, helpText, num, resolveRun, type Values } from "./distill_flags.ts";
 import { distillStep, roundOptim, studentFrom, tfjsBatchModel } from "./distill_step.ts";
-import { studentGrid, writeGridFile } from "./distill_grid.ts";
+import { studentGrid } from "./distill_grid.ts";
+import { writeSampleGrid } from "./sample_grid.ts";
 import { startingState } from "./distill_resume.ts";
 import { distillCheckpointMeta, type DistillRunInfo } from "./distill_meta.ts";
 import { shellQuote } from "./train.ts";
@@ -286,7 +287,13 @@ export async function main(argv: string[]): Promise<number> {
         cfg.seed,
         abort.signal,
       );
-      const file = await writeGridFile(cfg.out, round, grid.steps, globalStep(), label, png);
+      const file = await writeSampleGrid(
+        cfg.out,
+        globalStep(),
+        png,
+        `round-${round}-${grid.steps}steps-`,
+        label,
+      );
       progress.log(`samples → ${file} (${formatDuration((performance.now() - t) / 1000)})`);
     } catch (e) {
       if (!abort.signal.aborted) throw e;

@@ -1,10 +1,10 @@
 /**
  * The sample grids of a distillation run: the EMA student's own chain (DDIM η = 0 on `power`,
  * M steps, through shared/sample.ts), tiled as a PNG (conditional students: one row per class, up
- * to 10 classes, 10 images per row), written as `<out>/samples/round-R-Msteps-step-NNNNNN.png`.
+ * to 10 classes, 10 images per row). The CLI writes it as
+ * `<out>/samples/round-R-Msteps-step-NNNNNN<label>.png` with `writeSampleGrid` (sample_grid.ts).
  */
 import * as tf from "@tensorflow/tfjs";
-import { join } from "node:path";
 import type { UNetConfig } from "../shared/model_card.ts";
 import type { Schedule } from "../shared/schedule.ts";
 import type { Prediction } from "../shared/prediction.ts";
@@ -40,27 +40,4 @@ export async function studentGrid(
     signal,
   });
   return encodePng(tileImages(images, n, unet.inChannels, unet.imageSize, 2, cols));
-}
-
-/**
- * Write a grid as `<out>/samples/round-R-Msteps-step-NNNNNN<label>.png` (through a .tmp file and
- * a rename); resolves to its path.
- */
-export async function writeGridFile(
-  out: string,
-  round: number,
-  steps: number,
-  step: number,
-  label: string,
-  png: Uint8Array,
-): Promise<string> {
-  const dir = join(out, "samples");
-  await Deno.mkdir(dir, { recursive: true });
-  const file = join(
-    dir,
-    `round-${round}-${steps}steps-step-${String(step).padStart(6, "0")}${label}.png`,
-  );
-  await Deno.writeFile(`${file}.tmp`, png);
-  await Deno.rename(`${file}.tmp`, file);
-  return file;
 }

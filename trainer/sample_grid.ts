@@ -120,15 +120,20 @@ export async function sampleGrid(
   return { images, n, cols: cols ?? Math.ceil(Math.sqrt(n)), png: encodePng(grid) };
 }
 
-/** `<run>/samples/step-NNNNNN.png` (written via a temporary file + rename). */
+/**
+ * `<run>/samples/<prefix>step-NNNNNN<suffix>.png` (written via a temporary file + rename);
+ * resolves to its path.
+ */
 export async function writeSampleGrid(
   runDir: string,
   step: number,
   png: Uint8Array,
+  prefix = "",
+  suffix = "",
 ): Promise<string> {
   const dir = join(runDir, "samples");
   await Deno.mkdir(dir, { recursive: true });
-  const file = join(dir, `step-${String(step).padStart(6, "0")}.png`);
+  const file = join(dir, `${prefix}step-${String(step).padStart(6, "0")}${suffix}.png`);
   await Deno.writeFile(`${file}.tmp`, png);
   await Deno.rename(`${file}.tmp`, file);
   return file;
