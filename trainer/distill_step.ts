@@ -5,17 +5,19 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { UNetConfig } from "../shared/model_card.ts";
-import { qSample, type Schedule } from "../shared/schedule.ts";
+import type { Schedule } from "../shared/schedule.ts";
 import type { Prediction } from "../shared/prediction.ts";
 import type { Rng } from "../shared/rng.ts";
 import {
   applyStep,
+  droppedLabels,
+  noisedImages,
   type OptimConfig,
   restoreState,
   type StepResult,
   type TrainState,
 } from "./loop.ts";
-import { type BatchSampler, DataError, type Dataset, imageValues } from "./data.ts";
+import { type BatchSampler, type Dataset, imageValues } from "./data.ts";
 import { forward } from "./tfjs_ops.ts";
 import { type BatchModel, distillTargets, type RoundGrid } from "./distill_math.ts";
 import type { DistillConfig } from "./distill_config.ts";
@@ -68,26 +70,8 @@ export function drawDistillBatch(
   for (let i = 0; i < batch; i++) k[i] = st.noise.int(grid.steps);
   const t = Float32Array.from(k, (kk) => grid.student[kk]);
   const eps = st.noise.fillNormal(new Float32Array(batch * px));
-  const xt = new Float32Array(batch * px);
-  for (let i = 0; i < batch; i++) {
-    const j = idx[i];
-    qSample(
-      base,
-      t[i],
-      data.images.subarray(j * px, (j + 1) * px),
-      eps.subarray(i * px, (i + 1) * px),
-      xt.subarray(i * px, (i + 1) * px),
-    );
-  }
-  let y: Int32Array | null = null;
-  if (unet.numClasses > 0) {
-    if (!data.labels) throw new DataError("a conditional model needs labelled data");
-    y = new Int32Array(batch);
-    for (let i = 0; i < batch; i++) {
-      y[i] = st.noise.uniform() < condDrop ? unet.numClasses : data.labels[idx[i]];
-    }
-  }
-  return { xt, k, t, y };
+  const xt = noisedImages(base, data, idx, t, eps);
+  return { xt, k, t, y: droppedLabels(st.noise, data, idx, unet, condDrop) };
 }
 
 /**

@@ -14,7 +14,7 @@ import { qSample, type Schedule } from "../shared/schedule.ts";
 import { Rng, type RngState } from "../shared/rng.ts";
 import { paramSpecs } from "./unet.ts";
 import { forward, initParams } from "./tfjs_ops.ts";
-import { BatchSampler, type Dataset, imageValues, type SamplerState } from "./data.ts";
+import { BatchSampler, DataError, type Dataset, imageValues, type SamplerState } from "./data.ts";
 import { type Prediction, target } from "../shared/prediction.ts";
 import { type LrScheduleKind, scheduledLr } from "./lr_schedule.ts";
 
@@ -204,17 +204,7 @@ export function drawBatch(
   const t = new Float32Array(batch);
   for (let i = 0; i < batch; i++) t[i] = st.noise.int(sched.T);
   const eps = st.noise.fillNormal(new Float32Array(batch * px));
-  const xt = new Float32Array(batch * px);
-  for (let i = 0; i < batch; i++) {
-    const j = idx[i];
-    qSample(
-      sched,
-      t[i],
-      data.images.subarray(j * px, (j + 1) * px),
-      eps.subarray(i * px, (i + 1) * px),
-      xt.subarray(i * px, (i + 1) * px),
-    );
-  }
+  const xt = noisedImages(sched, data, idx, t, eps);
   let tgt = eps;
   if (prediction !== "epsilon") {
     tgt = new Float32Array(batch * px);
@@ -227,15 +217,50 @@ export function drawBatch(
       }
     }
   }
-  let y: Int32Array | null = null;
-  if (unet.numClasses > 0) {
-    if (!data.labels) throw new Error("a conditional model needs labelled data");
-    y = new Int32Array(batch);
-    for (let i = 0; i < batch; i++) {
-      y[i] = st.noise.uniform() < condDrop ? unet.numClasses : data.labels[idx[i]];
-    }
+  return { xt, eps, target: tgt, t, y: droppedLabels(st.noise, data, idx, unet, condDrop) };
+}
+
+/** x_t = q(x_t | x₀) of the drawn images `idx` at their timesteps `t`, with noise `eps`. */
+export function noisedImages(
+  sched: Schedule,
+  data: Dataset,
+  idx: ArrayLike<number>,
+  t: ArrayLike<number>,
+  eps: Float32Array,
+): Float32Array {
+  const px = imageValues(data);
+  const xt = new Float32Array(idx.length * px);
+  for (let i = 0; i < idx.length; i++) {
+    const j = idx[i];
+    qSample(
+      sched,
+      t[i],
+      data.images.subarray(j * px, (j + 1) * px),
+      eps.subarray(i * px, (i + 1) * px),
+      xt.subarray(i * px, (i + 1) * px),
+    );
   }
-  return { xt, eps, target: tgt, t, y };
+  return xt;
+}
+
+/**
+ * The drawn images' labels for a conditional model, each replaced by the null class with
+ * probability `condDrop` (one uniform per image from `noise`); null for an unconditional one.
+ */
+export function droppedLabels(
+  noise: Rng,
+  data: Dataset,
+  idx: ArrayLike<number>,
+  unet: UNetConfig,
+  condDrop: number,
+): Int32Array | null {
+  if (unet.numClasses === 0) return null;
+  if (!data.labels) throw new DataError("a conditional model needs labelled data");
+  const y = new Int32Array(idx.length);
+  for (let i = 0; i < idx.length; i++) {
+    y[i] = noise.uniform() < condDrop ? unet.numClasses : data.labels[idx[i]];
+  }
+  return y;
 }
 
 /** Run one optimisation step on `st` (mutates it). Throws NonFiniteError without updating. */
