@@ -8,6 +8,7 @@
  * otherwise hang start-up). A string path is taken relative to the working directory.
  */
 import { type ModelCard, ModelCardSchema } from "../shared/model_card.ts";
+import { checkedTimesteps } from "../shared/schedule.ts";
 
 /** A verified model, ready to hand to `createEngine`. */
 export interface Model {
@@ -101,6 +102,13 @@ export function parseCard(json: unknown, file: string): ModelCard {
     fail(`sampling.steps ${card.sampling.steps} exceeds schedule.T ${card.schedule.T}`);
   }
   const an = card.sampling.analytic, T = card.schedule.T;
+  if (card.sampling.timesteps) {
+    try {
+      checkedTimesteps(T, card.sampling.steps, card.sampling.timesteps);
+    } catch (e) {
+      fail(`sampling.timesteps: ${(e as Error).message}`);
+    }
+  }
   if (an && an.gamma.length !== T) {
     fail(`sampling.analytic.gamma has ${an.gamma.length} values, not T = ${T}`);
   }

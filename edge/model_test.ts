@@ -61,6 +61,16 @@ Deno.test("an invalid card is refused with the failing fields", async () => {
   await rejects(await variant((c) => c.labels = ["a"]), /model\.json$/, /3 class names/);
   await rejects(await variant((c) => c.image.size = 16), /model\.json$/, /imageSize/);
   await rejects(await variant((c) => c.sampling.steps = 51), /model\.json$/, /exceeds schedule\.T/);
+  await rejects(
+    await variant((c) => Object.assign(c.sampling, { steps: 2, timesteps: [30, 10] })),
+    /model\.json$/,
+    /sampling\.timesteps: timesteps must be strictly ascending/,
+  );
+  await rejects(
+    await variant((c) => Object.assign(c.sampling, { steps: 3, timesteps: [10, 49] })),
+    /model\.json$/,
+    /sampling\.timesteps: timesteps has 2 entries, steps is 3/,
+  );
 });
 
 Deno.test("missing files and broken JSON are named", async () => {

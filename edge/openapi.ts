@@ -60,11 +60,19 @@ export function openapi(card: ModelCard, limits: ApiLimits) {
         default: s.steps,
       },
     ),
-    param("spacing", "how the steps are picked out of T", {
-      type: "string",
-      enum: [...SPACINGS],
-      default: s.spacing,
-    }),
+    param(
+      "spacing",
+      "how the steps are picked out of T" +
+        (s.timesteps
+          ? `; at ${s.steps} steps and spacing ${s.spacing} this model samples its card's own ` +
+            `chain, timesteps ${s.timesteps.join(", ")}`
+          : ""),
+      {
+        type: "string",
+        enum: [...SPACINGS],
+        default: s.spacing,
+      },
+    ),
     param(
       "sampler",
       "the reverse process: " +

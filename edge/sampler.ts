@@ -87,11 +87,13 @@ export async function generate(
       prediction: card.prediction,
     });
   }
+  const spacing = o.spacing ?? card.sampling.spacing;
   return await sample(base, model, {
     n: o.n,
     size: card.image.channels * card.image.size ** 2,
     steps: o.steps,
-    spacing: o.spacing ?? card.sampling.spacing,
+    spacing,
+    timesteps: cardChain(card, o.steps, spacing, o.startAt),
     seed: o.seed,
     sampler,
     eta: o.eta,
@@ -110,6 +112,22 @@ export async function generate(
       signal?.throwIfAborted();
     },
   });
+}
+
+/**
+ * The card's own chain (`sampling.timesteps`) where a request samples at the card's steps and
+ * spacing from pure noise; undefined (the spacing's chain) otherwise.
+ */
+export function cardChain(
+  card: ModelCard,
+  steps: number,
+  spacing: Spacing,
+  startAt?: number,
+): number[] | undefined {
+  const s = card.sampling;
+  return s.timesteps && startAt === undefined && steps === s.steps && spacing === s.spacing
+    ? s.timesteps
+    : undefined;
 }
 
 /** Γ for a chain cut to its first T timesteps. */

@@ -107,6 +107,13 @@ export const DistillationSchema = z.object({
   stepsPerRound: z.number().int().positive(),
   teacherSteps: z.number().int().positive(),
   studentSteps: z.number().int().positive(),
+  /**
+   * Where the data prior's step at T−1 lands (absent: no prior step): the steps counted above are
+   * then the UNet calls after it (trainer/distill_math.ts afterPriorCalls).
+   */
+  afterPrior: z.number().int().positive().optional(),
+  /** The teacher's classifier-free guidance weight (absent: 1, unguided). */
+  teacherGuidance: z.number().min(0).optional(),
   loss: z.string(),
   /** One entry per finished round. */
   record: z.array(z.object({
@@ -138,6 +145,12 @@ export const ModelCardSchema = z.object({
     guidance: z.number().min(0),
     /** How the steps are picked out of T (shared/schedule.ts); absent in a file = linspace. */
     spacing: z.enum(SPACINGS).default(DEFAULT_SPACING),
+    /**
+     * The card's own chain at its `steps` (optional; absent = the spacing's): `steps` original
+     * timesteps, ascending — e.g. a distilled student's grid. A request at the card's steps and
+     * spacing samples these; other step counts or spacings (and image-to-image) use `spacing`.
+     */
+    timesteps: z.array(z.number().int().min(0)).optional(),
     /**
      * What a conditional model samples when a request names no label: `null-class` (the
      * classifier-free null class, i.e. the unconditional model; the default when absent) or

@@ -27,6 +27,8 @@ export interface SampleOptions {
   steps: number;
   /** How the S steps are picked out of T (default `linspace`). */
   spacing?: Spacing;
+  /** An explicit chain instead of the spacing's: `steps` original timesteps, ascending. */
+  timesteps?: ArrayLike<number>;
   seed: number;
   /** Default `ddim` (with η = 1: DDPM ancestral, the pre-sampler behaviour). */
   sampler?: SamplerName;
@@ -88,6 +90,7 @@ export function planFor(base: Schedule, opts: Omit<SampleOptions, "n" | "size" |
   return SAMPLERS[opts.sampler ?? DEFAULT_SAMPLER].plan(base, {
     steps: opts.steps,
     spacing: opts.spacing ?? DEFAULT_SPACING,
+    timesteps: opts.timesteps,
     eta: opts.eta ?? DEFAULT_STEP_OPTIONS.eta,
     variance: opts.variance ?? DEFAULT_STEP_OPTIONS.variance,
     clipDenoised: opts.clipDenoised ?? DEFAULT_STEP_OPTIONS.clipDenoised,

@@ -146,11 +146,39 @@ export function spacedTimesteps(
 }
 
 /**
+ * An explicit chain (a model card's `sampling.timesteps`, a distilled student's grid): S original
+ * timesteps, strictly ascending integers in 0…T−1; throws a RangeError naming what is wrong.
+ */
+export function checkedTimesteps(T: number, S: number, timesteps: ArrayLike<number>): Int32Array {
+  if (timesteps.length !== S) {
+    throw new RangeError(`timesteps has ${timesteps.length} entries, steps is ${S}`);
+  }
+  const t = Int32Array.from(timesteps);
+  for (let i = 0; i < S; i++) {
+    if (t[i] !== timesteps[i] || t[i] < 0 || t[i] > T - 1) {
+      throw new RangeError(`timesteps[${i}] = ${timesteps[i]} is not an integer in 0…${T - 1}`);
+    }
+    if (i > 0 && t[i] <= t[i - 1]) {
+      throw new RangeError(`timesteps must be strictly ascending (timesteps[${i}] = ${t[i]})`);
+    }
+  }
+  return t;
+}
+
+/**
  * Respace a chain to S steps (improved-diffusion `space_timesteps`): keep ᾱ at the chosen
  * timesteps and recompute β_i = 1 − ᾱ_i / ᾱ_{i−1}, so the short chain is an exact DDPM of its own.
+ * Explicit `timesteps` (ascending, S of them) replace the spacing's.
  */
-export function respace(base: Schedule, S: number, spacing: Spacing = DEFAULT_SPACING): Schedule {
-  const kept = spacedTimesteps(base.T, S, spacing);
+export function respace(
+  base: Schedule,
+  S: number,
+  spacing: Spacing = DEFAULT_SPACING,
+  timesteps?: ArrayLike<number>,
+): Schedule {
+  const kept = timesteps
+    ? checkedTimesteps(base.T, S, timesteps)
+    : spacedTimesteps(base.T, S, spacing);
   const betas = new Float64Array(kept.length);
   let prev = 1;
   kept.forEach((t, i) => {

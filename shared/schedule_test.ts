@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  checkedTimesteps,
   cosineBetas,
   linearBetas,
   makeSchedule,
@@ -127,4 +128,25 @@ Deno.test("qSample mixes x0 and ε with √ᾱ and √(1−ᾱ)", () => {
   const a = Math.sqrt(s.alphasCumprod[499]), b = Math.sqrt(1 - s.alphasCumprod[499]);
   close(out[0], a + 0.5 * b, 1e-6);
   close(out[1], -a + 2 * b, 1e-6);
+});
+
+Deno.test("an explicit chain: respace keeps ᾱ at exactly those timesteps; bad chains are named", () => {
+  const base = makeSchedule("cosine", 1000);
+  const chain = respace(base, 3, "power", [646, 934, 999]);
+  assert.deepEqual([...chain.timesteps], [646, 934, 999]);
+  for (const [i, t] of [646, 934, 999].entries()) {
+    close(chain.alphasCumprod[i], base.alphasCumprod[t], 1e-12, `t=${t}`);
+  }
+  // the spacing is ignored when timesteps are given
+  assert.deepEqual(
+    [...respace(base, 3, "linspace", [646, 934, 999]).alphasCumprod],
+    [...chain.alphasCumprod],
+  );
+  assert.throws(() => checkedTimesteps(1000, 3, [646, 999]), /2 entries, steps is 3/);
+  assert.throws(() => checkedTimesteps(1000, 2, [999, 646]), /strictly ascending/);
+  assert.throws(
+    () => checkedTimesteps(1000, 2, [646, 1000]),
+    /timesteps\[1\] = 1000 is not an integer in 0…999/,
+  );
+  assert.throws(() => checkedTimesteps(1000, 2, [6.5, 999]), /timesteps\[0\] = 6.5/);
 });

@@ -71,9 +71,16 @@ import {
   studentSteps,
 } from "./distill_config.ts";
 import { FLAG_OPTIONS, helpText, num, resolveRun, type Values } from "./distill_flags.ts";
-import { distillStep, roundOptim, studentFrom, tfjsBatchModel } from "./distill_step.ts";
+import {
+  distillStep,
+  guidedBatchModel,
+  roundOptim,
+  studentFrom,
+  tfjsBatchModel,
+} from "./distill_step.ts";
+import { measurePrior } from "../shared/data_prior.ts";
 import { studentGrid } from "./distill_grid.ts";
-import { writeSampleGrid } from "./sample_grid.ts";
+import { nhwcToNchw, writeSampleGrid } from "./sample_grid.ts";
 import { startingState } from "./distill_resume.ts";
 import { distillCheckpointMeta, type DistillRunInfo } from "./distill_meta.ts";
 import { shellQuote } from "./train.ts";
@@ -198,17 +205,31 @@ export async function main(argv: string[]): Promise<number> {
     base,
     studentSteps(cfg.startSteps, round),
     round === 0 ? teacherPrediction : cfg.prediction,
+    cfg.afterPrior,
   );
-  let teacher = tfjsBatchModel(teacherVars, unet);
+  const teacherModel = () =>
+    guidedBatchModel(tfjsBatchModel(teacherVars, unet), cfg.teacherGuidance, unet.numClasses);
+  let teacher = teacherModel();
+  // The sample grids' prior step (a run with --after-prior): the run's own images' statistics.
+  const prior = cfg.afterPrior > 0
+    ? measurePrior(
+      nhwcToNchw(train.images, train.count, unet.inChannels, unet.imageSize ** 2),
+      unet.inChannels * unet.imageSize ** 2,
+      unet.numClasses > 0 ? train.labels : null,
+      unet.numClasses > 0 ? unet.numClasses : 0,
+    )
+    : null;
 
   console.log(
     `distilling ${cfg.teacher} (step ${teacherCk.meta.step}, ema sha256 ${
       teacherSha.slice(0, 12)
     }…): ` +
       `${cfg.rounds} rounds × ${cfg.stepsPerRound} updates, DDIM η=0 power ` +
-      `${cfg.startSteps} → ${
-        studentSteps(cfg.startSteps, cfg.rounds - 1)
-      } steps; batch ${cfg.batch}, ` +
+      `${cfg.startSteps} → ${studentSteps(cfg.startSteps, cfg.rounds - 1)} ${
+        cfg.afterPrior > 0 ? `calls after a prior step to t=${cfg.afterPrior}` : "steps"
+      }${
+        cfg.teacherGuidance !== 1 ? `, teacher guidance ${cfg.teacherGuidance}` : ""
+      }; batch ${cfg.batch}, ` +
       `lr ${cfg.lr} (${cfg.lrSchedule}, warm-up ${cfg.warmup}) per round; l2 on ${cfg.prediction}`,
   );
   console.log(
@@ -281,7 +302,8 @@ export async function main(argv: string[]): Promise<number> {
         st.ema,
         unet,
         base,
-        grid.steps,
+        grid,
+        prior,
         cfg.prediction,
         cfg.sampleCount,
         cfg.seed,
@@ -334,8 +356,8 @@ export async function main(argv: string[]): Promise<number> {
         round++;
         roundTeacherSha = await sha256Hex(packTensors(unet, ema));
         setTeacher(ema);
-        teacher = tfjsBatchModel(teacherVars, unet);
-        grid = roundGrid(base, studentSteps(cfg.startSteps, round), cfg.prediction);
+        teacher = teacherModel();
+        grid = roundGrid(base, studentSteps(cfg.startSteps, round), cfg.prediction, cfg.afterPrior);
         st = studentFrom(unet, ema, sampler, noise);
         recent.length = 0;
         progress.log(

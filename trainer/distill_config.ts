@@ -29,6 +29,14 @@ export const DistillConfigSchema = z.object({
    * against the target; `plain`: the raw output (for an ε-student, plain ε-space MSE).
    */
   loss: z.enum(["clipped", "plain"]).default("clipped"),
+  /**
+   * 0 (default): the chains are power(S) from T−1. t > 0: every chain starts with the data prior's
+   * step at T−1 (shared/data_prior.ts), which jumps to t for teacher and student alike, and the
+   * rounds halve only the calls after it, on the power grid from t (distill_math.ts).
+   */
+  afterPrior: z.number().int().min(0).default(0),
+  /** The teacher's classifier-free guidance weight (1: the conditional model as it is). */
+  teacherGuidance: z.number().min(0).default(1),
   seed: z.number().int().min(0),
   backend: z.enum(BACKENDS),
   threads: z.union([z.literal(1), z.literal(2)]),
@@ -71,6 +79,8 @@ export const DistillMetaSchema = z.object({
     sampler: z.literal("ddim"),
     eta: z.literal(0),
     spacing: z.literal("power"),
+    /** The prior step's landing timestep (absent or 0: no prior step; see config.afterPrior). */
+    afterPrior: z.number().int().optional(),
     teacher: z.array(z.number().int()),
     student: z.array(z.number().int()),
   }),
@@ -110,6 +120,8 @@ export const DEFAULTS = {
   sampleEvery: 0,
   sampleCount: 64,
   limit: 0,
+  afterPrior: 0,
+  teacherGuidance: 1,
 };
 
 /** Student steps of round r. */

@@ -11,6 +11,9 @@ import { oneOf } from "../shared/choice.ts";
 import { type Checkpoint, hasCheckpoint, readCheckpoint } from "./checkpoint.ts";
 import { BACKENDS } from "./config.ts";
 import { LR_SCHEDULES } from "./lr_schedule.ts";
+import { afterPriorCalls } from "./distill_math.ts";
+import { makeSchedule } from "../shared/schedule.ts";
+import { DEFAULT_PRIOR_MAX_ALPHA } from "../shared/data_prior.ts";
 import {
   DEFAULTS,
   type DistillConfig,
@@ -38,6 +41,9 @@ start/2^r steps into a student of half as many steps.
   --ema D               EMA decay (default ${DEFAULTS.ema}); --grad-clip G (${DEFAULTS.gradClip})
   --cond-drop P         label dropout (default: the teacher's)
   --prediction P        the student's: ${PREDICTIONS.join("|")} (default: the teacher's)
+  --after-prior T1      start every chain with the data prior's step at T−1 landing on T1 (the
+                        first UNet call), and halve only the calls after it (default 0: no prior)
+  --teacher-guidance G  distil the teacher's classifier-free guided chain (default 1: unguided)
   --loss clipped|plain  compare the output as the clipped DDIM step uses it (default) or raw
   --data SPEC --limit N the images (default: the teacher's data, all of it)
   --seed N --backend B --threads N (default wasm, 1 thread)
@@ -63,6 +69,8 @@ export const FLAG_OPTIONS = {
   "grad-clip": { type: "string" },
   "cond-drop": { type: "string" },
   loss: { type: "string" },
+  "after-prior": { type: "string" },
+  "teacher-guidance": { type: "string" },
   prediction: { type: "string" },
   seed: { type: "string" },
   backend: { type: "string" },
@@ -190,6 +198,8 @@ export async function resolveRun(values: Values): Promise<DistillRun> {
       condDrop: num(s("cond-drop"), "cond-drop") ?? tm.condDrop ?? tconf.condDrop ?? 0,
       prediction: choice("prediction", PREDICTIONS, tm.prediction ?? "epsilon"),
       loss: choice("loss", ["clipped", "plain"] as const, "clipped"),
+      afterPrior: num(s("after-prior"), "after-prior") ?? DEFAULTS.afterPrior,
+      teacherGuidance: num(s("teacher-guidance"), "teacher-guidance") ?? DEFAULTS.teacherGuidance,
       seed: num(s("seed"), "seed") ?? DEFAULTS.seed,
       backend: choice("backend", BACKENDS, DEFAULTS.backend),
       threads: num(s("threads"), "threads") ?? DEFAULTS.threads,
@@ -200,6 +210,30 @@ export async function resolveRun(values: Values): Promise<DistillRun> {
       data: s("data") ?? tconf.data ?? tm.dataset,
       limit: num(s("limit"), "limit") ?? tconf.limit ?? DEFAULTS.limit,
     });
+    const T = tm.schedule.T;
+    if (cfg.afterPrior >= T - 1) {
+      throw new DistillError(`--after-prior must be below T − 1 = ${T - 1}, got ${cfg.afterPrior}`);
+    }
+    if (cfg.afterPrior > 0) {
+      const alpha = makeSchedule(tm.schedule.kind, T).sqrtAlphasCumprod[T - 1];
+      if (alpha > DEFAULT_PRIOR_MAX_ALPHA) {
+        throw new DistillError(
+          `--after-prior needs a schedule whose t = T − 1 the prior step answers (√ᾱ ≤ ` +
+            `${DEFAULT_PRIOR_MAX_ALPHA}); this teacher's ${tm.schedule.kind} schedule has ` +
+            `${alpha.toPrecision(3)} there (train with --schedule cosine)`,
+        );
+      }
+      try {
+        afterPriorCalls(cfg.afterPrior, cfg.startSteps);
+      } catch (e) {
+        throw new DistillError(`--after-prior ${cfg.afterPrior}: ${(e as Error).message}`);
+      }
+    }
+    if (cfg.teacherGuidance !== 1 && tm.unet.numClasses === 0) {
+      throw new DistillError(
+        "--teacher-guidance needs a conditional teacher; this one has no labels",
+      );
+    }
     const last = studentSteps(cfg.startSteps, cfg.rounds - 1);
     if (!Number.isInteger(last) || last < 1) {
       throw new DistillError(

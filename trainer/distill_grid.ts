@@ -1,6 +1,6 @@
 /**
- * The sample grids of a distillation run: the EMA student's own chain (DDIM η = 0 on `power`,
- * M steps, through shared/sample.ts), tiled as a PNG (conditional students: one row per class, up
+ * The sample grids of a distillation run: the EMA student's own chain (DDIM η = 0 on the round's
+ * grid, through shared/sample.ts; with the data prior's step at T−1 where the run has one), tiled as a PNG (conditional students: one row per class, up
  * to 10 classes, 10 images per row). The CLI writes it as
  * `<out>/samples/round-R-Msteps-step-NNNNNN<label>.png` with `writeSampleGrid` (sample_grid.ts).
  */
@@ -11,14 +11,17 @@ import type { Prediction } from "../shared/prediction.ts";
 import { sample } from "../shared/sample.ts";
 import { encodePng, tileImages } from "../shared/image.ts";
 import { tfjsEpsModel } from "./sample_grid.ts";
-import { ddimSettings } from "./distill_math.ts";
+import { ddimSettings, type RoundGrid } from "./distill_math.ts";
+import { type DataPrior, withPrior } from "../shared/data_prior.ts";
+import type { EpsModel } from "../shared/sample.ts";
 
-/** A grid of the EMA student: DDIM η = 0, power, M steps, through shared/sample.ts. */
+/** A grid of the EMA student: DDIM η = 0 on the round's chain, through shared/sample.ts. */
 export async function studentGrid(
   ema: Record<string, tf.Tensor>,
   unet: UNetConfig,
   base: Schedule,
-  M: number,
+  grid: Pick<RoundGrid, "steps" | "chain" | "afterPrior">,
+  prior: DataPrior | null,
   prediction: Prediction,
   count: number,
   seed: number,
@@ -31,12 +34,17 @@ export async function studentGrid(
     n = rows * cols;
     labels = Int32Array.from({ length: n }, (_, k) => Math.floor(k / cols!));
   }
-  const images = await sample(base, tfjsEpsModel(ema, unet, n, labels, 1), {
+  let model: EpsModel = tfjsEpsModel(ema, unet, n, labels, 1);
+  if (grid.afterPrior > 0) {
+    if (!prior) throw new Error("a grid after the prior step needs the data prior");
+    model = withPrior(model, base, prior, { n, labels, guidance: 1, prediction });
+  }
+  const images = await sample(base, model, {
     n,
     size: unet.inChannels * unet.imageSize ** 2,
     seed,
     sampler: "ddim",
-    ...ddimSettings(M, prediction),
+    ...ddimSettings(grid.chain.length, prediction, grid.afterPrior > 0 ? grid.chain : undefined),
     signal,
   });
   return encodePng(tileImages(images, n, unet.inChannels, unet.imageSize, 2, cols));

@@ -22,18 +22,29 @@ import type { Plan } from "../shared/samplers/types.ts";
 
 /** The teacher's and the student's chains of one round: DDIM η = 0 on power(2M) and power(M). */
 export interface RoundGrid {
-  /** Student steps M (the teacher takes 2M). */
+  /** Student UNet calls M (the teacher takes 2M). */
   steps: number;
   /** The student's original timesteps in call order (noisiest first), length M. */
   student: Int32Array;
+  /**
+   * The student's whole chain as a sampler takes it (ascending original timesteps): the M calls,
+   * then T−1 where the prior step answers (afterPrior > 0).
+   */
+  chain: Int32Array;
+  /** The prior step's landing timestep (0: no prior step). */
+  afterPrior: number;
   /** The teacher's DDIM plan on power(2M) (call k = 2j is the student's call j). */
   teacher: Plan;
 }
 
-/** The settings of the DDIM η = 0 sampler every round's teacher and student use. */
-export function ddimSettings(steps: number, prediction: Prediction) {
+/**
+ * The settings of the DDIM η = 0 sampler every round's teacher and student use (`timesteps`: an
+ * explicit chain, ascending, `steps` of them).
+ */
+export function ddimSettings(steps: number, prediction: Prediction, timesteps?: Int32Array) {
   return {
     steps,
+    timesteps,
     spacing: "power" as const,
     eta: 0,
     variance: "small" as const,
@@ -53,23 +64,59 @@ export function powerCallOrder(T: number, S: number): Int32Array {
 }
 
 /**
- * The grids of a round with a student of M steps; throws if power(M) is not the even steps of
- * power(2M) for this T (only possible where the spacing's rounding fix-up fires, S close to T).
+ * The M calls after a prior step that lands on t₁, in call order: power spacing on t₁ + 1
+ * timesteps, t_j = (t₁ + 1)·(1 − (j/M)^ρ) − 1 rounded (j = 0 is t₁ itself). As with power(S), the
+ * 2M-call grid's even calls are the same real numbers as the M-call grid's, so the two nest.
+ */
+export function afterPriorCalls(t1: number, M: number): Int32Array {
+  const t = Int32Array.from(
+    { length: M },
+    (_, j) => Math.round((t1 + 1) * (1 - (j / M) ** POWER_SPACING_RHO)) - 1,
+  );
+  for (let j = 1; j < M; j++) {
+    if (t[j] >= t[j - 1] || t[j] < 0) {
+      throw new RangeError(`${M} calls do not fit below t = ${t1} (timesteps ${t.join(", ")})`);
+    }
+  }
+  return t;
+}
+
+/** The ascending chain of calls in call order, with T−1 (the prior step) on top when `prior`. */
+function chainOf(calls: Int32Array, T: number, prior: boolean): Int32Array {
+  const up = calls.slice().reverse();
+  return prior ? Int32Array.of(...up, T - 1) : up;
+}
+
+/**
+ * The grids of a round with a student of M calls: power(M) in power(2M), or with `afterPrior`
+ * = t₁ > 0 the M and 2M calls after a prior step to t₁ (afterPriorCalls). Throws if the student's
+ * calls are not the teacher's even calls (power(S) only where the spacing's rounding fix-up
+ * fires, S close to T) or t₁ is not below T−1.
  */
 export function roundGrid(
   base: Schedule,
   M: number,
   teacherPrediction: Prediction,
+  afterPrior = 0,
 ): RoundGrid {
-  const student = powerCallOrder(base.T, M), teacherT = powerCallOrder(base.T, 2 * M);
+  if (afterPrior >= base.T - 1) {
+    throw new RangeError(`the prior step must land below T − 1 = ${base.T - 1}, got ${afterPrior}`);
+  }
+  const prior = afterPrior > 0;
+  const student = prior ? afterPriorCalls(afterPrior, M) : powerCallOrder(base.T, M);
+  const teacherT = prior ? afterPriorCalls(afterPrior, 2 * M) : powerCallOrder(base.T, 2 * M);
   for (let j = 0; j < M; j++) {
     if (teacherT[2 * j] !== student[j]) {
-      throw new RangeError(`power(${M}) is not nested in power(${2 * M}) for T = ${base.T}`);
+      throw new RangeError(`the ${M}-call grid is not nested in the ${2 * M}-call grid`);
     }
   }
-  const teacher = SAMPLERS.ddim.plan(base, ddimSettings(2 * M, teacherPrediction));
+  // The teacher's plan covers its calls only (no prior step: the targets start at t₁ or below).
+  const teacher = SAMPLERS.ddim.plan(
+    base,
+    ddimSettings(2 * M, teacherPrediction, prior ? chainOf(teacherT, base.T, false) : undefined),
+  );
   if (teacher.timesteps.join() !== teacherT.join()) throw new Error("unexpected DDIM timesteps");
-  return { steps: M, student, teacher };
+  return { steps: M, student, chain: chainOf(student, base.T, prior), afterPrior, teacher };
 }
 
 /** α = √ᾱ and σ = √(1−ᾱ) of an original timestep (the data: α = 1, σ = 0). */

@@ -5,6 +5,7 @@ import { Rng } from "../shared/rng.ts";
 import { sample } from "../shared/sample.ts";
 import { denoise, denoisedBuffers, type Prediction } from "../shared/prediction.ts";
 import {
+  afterPriorCalls,
   type BatchModel,
   distillTargets,
   impliedX0,
@@ -138,4 +139,29 @@ Deno.test("a student giving the distilled targets reproduces the teacher's 2M-st
   // (sanity: the denoiser round-trip the plans use)
   const d = denoise("epsilon", viaStudent, new Float32Array(px), 1, 0, true, denoisedBuffers(px));
   assert.equal(d.x0.length, px);
+});
+
+Deno.test("after a prior step to t₁: the M calls are the 2M-call grid's even calls, and the chain ends at T−1", () => {
+  const base = makeSchedule("cosine", 1000);
+  for (const t1 of [934, 500]) {
+    for (let M = 1; 2 * M <= 32; M *= 2) {
+      const a = afterPriorCalls(t1, M), b = afterPriorCalls(t1, 2 * M);
+      assert.equal(a[0], t1);
+      assert.deepEqual([...a], [...b].filter((_, k) => k % 2 === 0), `t1=${t1} M=${M}`);
+      const g = roundGrid(base, M, "epsilon", t1);
+      assert.deepEqual([...g.student], [...a]);
+      assert.deepEqual([...g.chain], [...[...a].reverse(), 999]);
+      // The teacher's DDIM plan covers its 2M calls only (the targets start at t₁).
+      assert.deepEqual([...g.teacher.timesteps], [...b]);
+      assert.equal(g.afterPrior, t1);
+    }
+  }
+  // Power spacing on t₁ + 1 timesteps (ρ = 1.7): 934, 646 for two calls.
+  assert.deepEqual([...afterPriorCalls(934, 2)], [934, 646]);
+  assert.throws(() => roundGrid(base, 2, "epsilon", 999), /below T − 1/);
+  assert.throws(() => afterPriorCalls(100, 32), /do not fit/);
+  // No prior step: the chain is power(M) itself.
+  assert.deepEqual([...roundGrid(base, 4, "epsilon").chain], [
+    ...spacedTimesteps(1000, 4, "power"),
+  ]);
 });

@@ -89,6 +89,7 @@ export function distillCheckpointMeta(
         sampler: "ddim",
         eta: 0,
         spacing: "power",
+        ...(grid.afterPrior > 0 ? { afterPrior: grid.afterPrior } : {}),
         teacher: [...grid.teacher.timesteps],
         student: [...grid.student],
       },

@@ -8,6 +8,7 @@ import type { UNetConfig } from "../shared/model_card.ts";
 import type { Schedule } from "../shared/schedule.ts";
 import type { Prediction } from "../shared/prediction.ts";
 import type { Rng } from "../shared/rng.ts";
+import { guide } from "../shared/step.ts";
 import {
   applyStep,
   droppedLabels,
@@ -38,6 +39,35 @@ export function tfjsBatchModel(params: Record<string, tf.Tensor>, unet: UNetConf
     const v = (await out.data()) as Float32Array;
     out.dispose();
     return v;
+  };
+}
+
+/**
+ * The teacher under classifier-free guidance w (the edge's combination, shared/step.ts `guide`):
+ * ε̂_∅ + w·(ε̂_y − ε̂_∅) for labelled images, from one call on [x; x] with labels [y; null]; images
+ * whose label is the null class (`nullLabel`, dropped labels) get ε̂_∅. w = 1: `model` itself.
+ */
+export function guidedBatchModel(model: BatchModel, w: number, nullLabel: number): BatchModel {
+  if (w === 1) return model;
+  return async (x, t, y) => {
+    if (!y) return await model(x, t, y);
+    const n = t.length, px = x.length / n;
+    const x2 = new Float32Array(2 * x.length);
+    x2.set(x);
+    x2.set(x, x.length);
+    const t2 = new Float32Array(2 * n);
+    t2.set(t);
+    t2.set(t, n);
+    const y2 = new Int32Array(2 * n).fill(nullLabel);
+    y2.set(y);
+    const got = await model(x2, t2, y2);
+    const e = got instanceof Float32Array ? got : Float32Array.from(got);
+    const out = new Float32Array(x.length);
+    guide(e.subarray(n * px), e.subarray(0, n * px), w, out);
+    for (let i = 0; i < n; i++) {
+      if (y[i] === nullLabel) out.set(e.subarray((n + i) * px, (n + i + 1) * px), i * px);
+    }
+    return out;
   };
 }
 

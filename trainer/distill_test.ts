@@ -12,6 +12,9 @@ import { SAMPLERS } from "../shared/samplers/mod.ts";
 import { initBackend } from "./backend.ts";
 import { BatchSampler, type Dataset } from "./data.ts";
 import { disposeState, freshState, saveState, trainStep } from "./loop.ts";
+import { cardChain, generate } from "../edge/sampler.ts";
+import type { Engine } from "../edge/engine.ts";
+import type { Spacing } from "../shared/schedule.ts";
 import { tinyUNet } from "./test_models.ts";
 import {
   DISTILL_CLI,
@@ -22,7 +25,13 @@ import {
 } from "./cli_testing.ts";
 import { CHECKPOINT_FILES, readCheckpoint } from "./checkpoint.ts";
 import { ddimSettings, distillTargets, roundGrid } from "./distill_math.ts";
-import { distillStep, drawDistillBatch, studentFrom, tfjsBatchModel } from "./distill_step.ts";
+import {
+  distillStep,
+  drawDistillBatch,
+  guidedBatchModel,
+  studentFrom,
+  tfjsBatchModel,
+} from "./distill_step.ts";
 import { loadModel, sha256Hex } from "../edge/model.ts";
 import { createEngine } from "../edge/engine.ts";
 import { createApp } from "../edge/app.ts";
@@ -276,6 +285,135 @@ Deno.test("CLI: distill 2 rounds straight == --stop-at 2, resume --stop-at 3 (a 
     ]);
     assert.equal(ex0.code, 0, ex0.out);
     assert.equal((await loadModel(join(dir, "model0", "model.json"))).card.sampling.steps, 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a guided teacher: ε̂_∅ + w·(ε̂_y − ε̂_∅) per labelled image, ε̂_∅ for dropped labels", async () => {
+  const unet = tinyUNet({ numClasses: 3 }), px = 64, n = 3;
+  const st = freshState(unet, 4, 8);
+  const vars = st.params;
+  const model = tfjsBatchModel(vars, unet);
+  const x = new Rng(5).fillNormal(new Float32Array(n * px));
+  const t = Float32Array.of(900, 400, 50), y = Int32Array.of(0, 3, 2);
+  const got = await guidedBatchModel(model, 1.5, 3)(x, t, y);
+  const one = async (i: number, label: number) =>
+    await model(x.slice(i * px, (i + 1) * px), t.slice(i, i + 1), Int32Array.of(label));
+  for (let i = 0; i < n; i++) {
+    const u = await one(i, 3), c = await one(i, y[i]);
+    for (let j = 0; j < px; j++) {
+      const want = y[i] === 3 ? u[j] : u[j] + 1.5 * (c[j] - u[j]);
+      assert.ok(Math.abs(got[i * px + j] - want) < 1e-4, `image ${i} value ${j}`);
+    }
+  }
+  assert.equal(guidedBatchModel(model, 1, 3), model);
+  disposeState(st);
+});
+
+Deno.test("CLI: --after-prior and --teacher-guidance: the card's chain is the student's calls then T−1, served with the prior step", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "distill-prior-test-" });
+  try {
+    const teacher = join(dir, "teacher");
+    const tiny = [...TINY_MNIST_FLAGS, ...WASM_ONE_THREAD, "--conditional", "--sample-every", "0"];
+    const t = await run(TRAIN_CLI, [
+      ...tiny,
+      "--schedule",
+      "cosine",
+      "--steps",
+      "3",
+      "--out",
+      teacher,
+    ]);
+    assert.equal(t.code, 0, t.out);
+    const common = ["--teacher", teacher, "--start-steps", "4", "--rounds", "1"];
+    const bad = await run(DISTILL_CLI, [
+      ...common,
+      "--out",
+      join(dir, "x"),
+      "--after-prior",
+      "999",
+    ]);
+    assert.equal(bad.code, 2, bad.out);
+    assert.match(bad.out, /--after-prior must be below T − 1 = 999, got 999/);
+    // A linear schedule's t = T − 1 (√ᾱ 6.4e-3) is not the prior step's.
+    const linear = join(dir, "linear");
+    assert.equal((await run(TRAIN_CLI, [...tiny, "--steps", "1", "--out", linear])).code, 0);
+    const lin = await run(DISTILL_CLI, [
+      ...["--teacher", linear, "--out", join(dir, "y"), "--after-prior", "900"],
+    ]);
+    assert.equal(lin.code, 2, lin.out);
+    assert.match(lin.out, /linear schedule has 0\.0063\d there/);
+    const a = join(dir, "a");
+    const r = await run(DISTILL_CLI, [
+      ...common,
+      "--steps-per-round",
+      "2",
+      "--batch",
+      "4",
+      "--limit",
+      "32",
+      "--sample-count",
+      "4",
+      "--after-prior",
+      "900",
+      "--teacher-guidance",
+      "1.5",
+      "--out",
+      a,
+    ]);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /calls after a prior step to t=900, teacher guidance 1\.5/);
+    const dm = (await readCheckpoint(a)).meta.distill as { grid: Record<string, unknown> };
+    assert.deepEqual(dm.grid.student, [900, 623]);
+    assert.equal(dm.grid.afterPrior, 900);
+    const model = join(dir, "model");
+    const noPrior = await run(new URL("./export.ts", import.meta.url).pathname, [
+      ...["--run", a, "--out", join(dir, "np"), "--analytic-samples", "0", "--prior", "off"],
+    ]);
+    assert.notEqual(noPrior.code, 0);
+    assert.match(noPrior.out, /needs it \(--prior on\)/);
+    const ex = await run(new URL("./export.ts", import.meta.url).pathname, [
+      ...["--run", a, "--out", model, "--analytic-samples", "0"],
+    ]);
+    assert.equal(ex.code, 0, ex.out);
+    const m = await loadModel(join(model, "model.json"));
+    const s = m.card.sampling;
+    assert.deepEqual(
+      { steps: s.steps, timesteps: s.timesteps, guidance: s.guidance, sampler: s.sampler },
+      { steps: 3, timesteps: [623, 900, 999], guidance: 1, sampler: "ddim" },
+    );
+    assert.ok(s.prior, "the card carries the prior step's statistics");
+    assert.equal(m.card.training.distillation!.afterPrior, 900);
+    assert.equal(m.card.training.distillation!.teacherGuidance, 1.5);
+    assert.deepEqual(cardChain(m.card, 3, "power"), [623, 900, 999]);
+    assert.equal(cardChain(m.card, 3, "trailing"), undefined);
+    assert.equal(cardChain(m.card, 4, "power"), undefined);
+    const engine = await createEngine(m, { backend: "wasm", threads: 1 });
+    const app = createApp({ load: () => Promise.resolve(engine) });
+    const png = async (q: string) => {
+      const res = await app.request(`/generate?seed=3&label=1${q}`);
+      assert.equal(res.status, 200, q);
+      return new Uint8Array(await res.arrayBuffer());
+    };
+    assert.ok((await png("")).length > 0);
+    // The timesteps the UNet is called at: the card's chain below T−1 (T−1 is the prior's).
+    const seen: number[] = [];
+    const spy: Engine = {
+      ...engine,
+      epsModel: (...a: Parameters<Engine["epsModel"]>) => {
+        const f = engine.epsModel(...a);
+        return (x, t) => (seen.push(t), f(x, t));
+      },
+    };
+    const calls = async (spacing?: Spacing) => {
+      seen.length = 0;
+      await generate(spy, { seed: 3, steps: 3, eta: 0, n: 1, label: 1, spacing });
+      return [...seen];
+    };
+    assert.deepEqual(await calls(), [900, 623]);
+    assert.deepEqual(await calls("power"), [900, 623]);
+    assert.deepEqual(await calls("trailing"), [666, 332]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -125,6 +125,9 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
       spacing: o.card.sampling?.spacing,
       ...(o.card.sampling?.unlabeled ? { unlabeled: o.card.sampling.unlabeled } : {}),
       ...(o.card.sampling?.sampler ? { sampler: o.card.sampling.sampler } : {}),
+      ...(o.card.sampling?.timesteps && o.card.sampling.timesteps.length === steps
+        ? { timesteps: o.card.sampling.timesteps }
+        : {}),
       ...(o.card.sampling?.analytic ? { analytic: o.card.sampling.analytic } : {}),
     },
     onnx: {
@@ -252,18 +255,30 @@ const USAGE = "usage: deno task export --run <run dir> --out <model dir> " +
 
 /**
  * The card's `training.distillation` and default sampling of a distillation checkpoint
- * (`meta.distill`, trainer/distill.ts): DDIM η = 0 on `power` with the student's steps; null for
- * an ordinary run.
+ * (`meta.distill`, trainer/distill.ts): DDIM η = 0 on `power` with the student's steps, or for a
+ * student distilled after the prior step (`--after-prior`) its M calls plus the prior step at T−1
+ * as the card's own chain (`sampling.timesteps`, M + 1 steps); null for an ordinary run.
  */
 export function distillationOf(m: CheckpointMeta): {
   card: Distillation;
-  sampling: { sampler: "ddim"; eta: number; spacing: "power"; steps: number };
+  sampling: {
+    sampler: "ddim";
+    eta: number;
+    spacing: "power";
+    steps: number;
+    timesteps?: number[];
+    guidance?: number;
+  };
 } | null {
   const d = m.distill as Record<string, unknown> | undefined;
   if (!d) return null;
   const t = d.teacher as Record<string, unknown>;
+  const after = (d.grid as { afterPrior?: number } | undefined)?.afterPrior ?? 0;
+  const guided = (m.config as { teacherGuidance?: number }).teacherGuidance ?? 1;
   const card = DistillationSchema.parse({
     ...d,
+    ...(after > 0 ? { afterPrior: after } : {}),
+    ...(guided !== 1 ? { teacherGuidance: guided } : {}),
     teacher: {
       run: t.run,
       step: t.step,
@@ -272,9 +287,20 @@ export function distillationOf(m: CheckpointMeta): {
       command: t.command,
     },
   });
+  const T = m.schedule.T;
+  const calls = ((d.grid as { student?: number[] } | undefined)?.student ?? []).slice().reverse();
   return {
     card,
-    sampling: { sampler: "ddim", eta: 0, spacing: "power", steps: card.studentSteps },
+    sampling: {
+      sampler: "ddim",
+      eta: 0,
+      spacing: "power",
+      ...(after > 0
+        ? { steps: card.studentSteps + 1, timesteps: [...calls, T - 1] }
+        : { steps: card.studentSteps }),
+      // A guided teacher's student has the guidance in its weights.
+      ...(card.teacherGuidance !== undefined && card.teacherGuidance !== 1 ? { guidance: 1 } : {}),
+    },
   };
 }
 
@@ -342,6 +368,11 @@ export async function main(
   const m = ckpt.meta;
   // A distilled student (trainer/distill.ts) samples with its own chain by default.
   const dist = distillationOf(m);
+  if (dist?.card.afterPrior && !withPriorStep) {
+    throw new Error(
+      "--prior off: this student was distilled after the prior step and needs it (--prior on)",
+    );
+  }
   const result = await exportModel({
     cfg: m.unet,
     weights: ckpt.ema,
@@ -368,9 +399,9 @@ export async function main(
       },
       sampling: {
         ...dist?.sampling,
+        guidance: numberArg(values.guidance, "guidance") ?? dist?.sampling.guidance,
         steps: numberArg(values.steps, "steps") ?? dist?.sampling.steps,
         eta: numberArg(values.eta, "eta") ?? dist?.sampling.eta,
-        guidance: numberArg(values.guidance, "guidance"),
         spacing: values.spacing === undefined
           ? dist?.sampling.spacing
           : oneOf(SPACINGS, values.spacing, "--spacing"),

@@ -65,7 +65,7 @@ function plan(base: Schedule, s: SamplerSettings): Plan {
   if (s.analytic.gamma.length !== base.T) {
     throw new RangeError(`Γ has ${s.analytic.gamma.length} values, the schedule ${base.T}`);
   }
-  const chain = respace(base, s.steps, s.spacing);
+  const chain = respace(base, s.steps, s.spacing, s.timesteps);
   const S = chain.T;
   const v = analyticVariances(chain, s.analytic.gamma, s.eta);
   const std = v.sigma2.map(Math.sqrt);

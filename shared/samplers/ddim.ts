@@ -11,7 +11,7 @@ import type { Schedule } from "../schedule.ts";
 
 /** The η-step plan shared by `ddim` and `ddpm` (which fixes η = 1 and picks the variance). */
 export function etaPlan(base: Schedule, s: SamplerSettings, o: StepOptions): Plan {
-  const chain = respace(base, s.steps, s.spacing);
+  const chain = respace(base, s.steps, s.spacing, s.timesteps);
   const S = chain.T;
   const coef = Array.from({ length: S }, (_, i) => stepCoefficients(chain, i, o));
   const at = (k: number) => coef[S - 1 - k];

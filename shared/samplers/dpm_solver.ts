@@ -17,7 +17,7 @@ export interface LogSnrChain {
 }
 
 export function logSnrChain(base: Schedule, s: SamplerSettings): LogSnrChain {
-  const chain = respace(base, s.steps, s.spacing);
+  const chain = respace(base, s.steps, s.spacing, s.timesteps);
   const S = chain.T;
   const alpha = chain.sqrtAlphasCumprod.slice();
   const sigma = chain.sqrtOneMinusAlphasCumprod.slice();

@@ -20,6 +20,8 @@ export interface SamplerSettings {
   /** Model calls' chain length: S timesteps picked out of T. */
   steps: number;
   spacing: Spacing;
+  /** An explicit chain instead of the spacing's: `steps` original timesteps, ascending. */
+  timesteps?: ArrayLike<number>;
   /** DDIM-family noise scale (ddim, analytic): 1 = ancestral, 0 = deterministic. */
   eta: number;
   /** σ² = β̃ ("small") or β ("large") for ddpm. */
