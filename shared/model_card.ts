@@ -191,6 +191,15 @@ export const ModelCardSchema = z.object({
     loss: z.enum(["l2", "l1"]).optional(),
     /** Label dropout to the null class (conditional models). */
     condDrop: z.number().min(0).max(1).optional(),
+    /**
+     * Guidance distillation (`--guide-teacher`): the run whose guided output (weight `weight`)
+     * the latest steps were trained on, and the sha256 of its EMA weights.
+     */
+    guideTeacher: z.object({
+      run: z.string(),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/),
+      weight: z.number().min(0),
+    }).optional(),
     /** Learning-rate schedule: warm-up, then constant or decay to `min` at `decaySteps`. */
     lrSchedule: z.object({
       kind: z.enum(["constant", "cosine", "linear"]),

@@ -68,6 +68,15 @@ export const TrainConfigSchema = z.object({
   sampleCount: z.number().int().min(1).max(400),
   /** Classifier-free guidance weight of conditional grids (1 = plain conditional, one pass). */
   sampleGuidance: z.number().min(0).max(20).default(1),
+  /**
+   * Guidance distillation (trainer/guide_teacher.ts): a run directory whose EMA weights' guided
+   * output is every batch's target instead of the data's ε (absent: the data's).
+   */
+  guideTeacher: z.string().min(1).optional(),
+  /** The teacher's classifier-free guidance weight w. */
+  guideWeight: z.number().min(0).max(20).default(1),
+  /** sha256 of the teacher's ema.bin, recorded when the run first used it. */
+  guideTeacherSha256: z.string().optional(),
 }).superRefine((c, ctx) => {
   const levels = c.arch.channelMult.length, div = 2 ** (levels - 1);
   if (c.arch.imageSize % div !== 0) {
@@ -261,6 +270,19 @@ export const FLAGS: Record<string, FlagSpec> = {
     key: "logEvery",
     resumable: true,
     help: "log metrics every N steps [10]",
+  },
+  "guide-teacher": {
+    kind: "string",
+    key: "guideTeacher",
+    resumable: true,
+    help:
+      "guidance distillation: targets from this run's guided EMA output; none = the data's ε [none]",
+  },
+  "guide-weight": {
+    kind: "float",
+    key: "guideWeight",
+    resumable: true,
+    help: "the guide teacher's classifier-free guidance weight w [1]",
   },
 };
 

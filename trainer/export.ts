@@ -304,6 +304,24 @@ export function distillationOf(m: CheckpointMeta): {
   };
 }
 
+/** The card's `training.guideTeacher` of a guidance-distilled run (trainer/guide_teacher.ts). */
+function guideTeacherOf(m: CheckpointMeta) {
+  const c = m.config as {
+    guideTeacher?: string;
+    guideTeacherSha256?: string;
+    guideWeight?: number;
+  };
+  return c.guideTeacher && c.guideTeacher !== "none" && c.guideTeacherSha256
+    ? {
+      guideTeacher: {
+        run: c.guideTeacher,
+        sha256: c.guideTeacherSha256,
+        weight: c.guideWeight ?? 1,
+      },
+    }
+    : {};
+}
+
 /** Default Monte Carlo images per timestep for the Γ statistics. */
 export const DEFAULT_ANALYTIC_SAMPLES = 32;
 
@@ -395,6 +413,7 @@ export async function main(
         ...(m.loss ? { loss: m.loss } : {}),
         ...(m.condDrop !== undefined && m.unet.numClasses > 0 ? { condDrop: m.condDrop } : {}),
         ...(m.lrSchedule ? { lrSchedule: m.lrSchedule } : {}),
+        ...guideTeacherOf(m),
         ...(dist ? { distillation: dist.card } : {}),
       },
       sampling: {

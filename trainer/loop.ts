@@ -17,6 +17,7 @@ import { forward, initParams } from "./tfjs_ops.ts";
 import { BatchSampler, DataError, type Dataset, imageValues, type SamplerState } from "./data.ts";
 import { type Prediction, target } from "../shared/prediction.ts";
 import { type LrScheduleKind, scheduledLr } from "./lr_schedule.ts";
+import type { BatchModel } from "./distill_math.ts";
 
 export interface OptimConfig {
   lr: number;
@@ -271,8 +272,11 @@ export async function trainStep(
   unet: UNetConfig,
   batch: number,
   opt: OptimConfig,
+  /** Guidance distillation (trainer/guide_teacher.ts): targets from this model at the batch. */
+  teacher?: BatchModel,
 ): Promise<StepResult> {
   const b = drawBatch(st, data, sched, batch, unet, opt.condDrop, opt.prediction);
+  if (teacher) b.target = Float32Array.from(await teacher(b.xt, b.t, b.y));
   return await applyStep(st, b, unet, batch, opt);
 }
 

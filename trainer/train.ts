@@ -51,6 +51,7 @@ import { createProgress, formatDuration, Throughput } from "./progress.ts";
 import { listenForStop, stopExitCode } from "./stop_signals.ts";
 import { sampleGrid, writeSampleGrid } from "./sample_grid.ts";
 import { forwardFlops } from "./unet.ts";
+import { type GuideTeacher, GuideTeacherError, loadGuideTeacher } from "./guide_teacher.ts";
 
 /** Quote an argument for a POSIX shell when needed. */
 export function shellQuote(a: string): string {
@@ -247,6 +248,27 @@ export async function main(argv: string[]): Promise<number> {
       `batch ${cfg.batch}, ${cfg.schedule.kind} schedule T=${cfg.schedule.T}`,
   );
 
+  let guide: GuideTeacher | null;
+  try {
+    // A resume keeps the recorded sha256 while the teacher's path is the one it recorded.
+    const stored = ck ? (ck.meta.config as Partial<TrainConfig>) : undefined;
+    const recorded = stored?.guideTeacher === cfg.guideTeacher
+      ? stored?.guideTeacherSha256
+      : undefined;
+    guide = await loadGuideTeacher(cfg, unet, recorded);
+  } catch (e) {
+    if (!(e instanceof GuideTeacherError || e instanceof CheckpointError)) throw e;
+    console.error(`error: ${e.message}`);
+    return 2;
+  }
+  if (guide) {
+    cfg = { ...cfg, guideTeacherSha256: guide.sha256 };
+    console.log(
+      `guidance distillation: targets = ${cfg.guideTeacher} (step ${guide.step}, ema sha256 ` +
+        `${guide.sha256.slice(0, 12)}…) at guidance ${cfg.guideWeight}`,
+    );
+  } else if (cfg.guideTeacherSha256) cfg = { ...cfg, guideTeacherSha256: undefined };
+
   const sched = makeSchedule(cfg.schedule.kind, cfg.schedule.T);
   const st = ck
     ? restoreState(unet, {
@@ -336,7 +358,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     while (st.step < cfg.steps && stop.received === null) {
       const t = performance.now();
-      const r = await trainStep(st, train, sched, unet, cfg.batch, cfg);
+      const r = await trainStep(st, train, sched, unet, cfg.batch, cfg, guide?.model);
       const sec = (performance.now() - t) / 1000;
       recent.push(r.loss);
       if (recent.length > 50) recent.shift();
@@ -415,6 +437,7 @@ export async function main(argv: string[]): Promise<number> {
     metrics.close();
     stop.dispose();
     disposeState(st);
+    guide?.dispose();
   }
   return exitCode;
 }
