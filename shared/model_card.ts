@@ -199,6 +199,8 @@ export const ModelCardSchema = z.object({
       run: z.string(),
       sha256: z.string().regex(/^[0-9a-f]{64}$/),
       weight: z.number().min(0),
+      /** What dropped labels learned: the teacher's null class (absent) or its own-label output. */
+      nullTarget: z.enum(["null", "class"]).optional(),
     }).optional(),
     /** Learning-rate schedule: warm-up, then constant or decay to `min` at `decaySteps`. */
     lrSchedule: z.object({

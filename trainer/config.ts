@@ -75,6 +75,8 @@ export const TrainConfigSchema = z.object({
   guideTeacher: z.string().min(1).optional(),
   /** The teacher's classifier-free guidance weight w. */
   guideWeight: z.number().min(0).max(20).default(1),
+  /** What images whose label was dropped learn (trainer/guide_teacher.ts GUIDE_NULL_TARGETS). */
+  guideNull: z.enum(["null", "class"]).default("null"),
   /** sha256 of the teacher's ema.bin, recorded when the run first used it. */
   guideTeacherSha256: z.string().optional(),
 }).superRefine((c, ctx) => {
@@ -283,6 +285,13 @@ export const FLAGS: Record<string, FlagSpec> = {
     key: "guideWeight",
     resumable: true,
     help: "the guide teacher's classifier-free guidance weight w [1]",
+  },
+  "guide-null": {
+    kind: "string",
+    key: "guideNull",
+    resumable: true,
+    help:
+      "what dropped labels learn: null (the teacher's null class) | class (its own label) [null]",
   },
 };
 

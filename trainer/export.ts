@@ -310,6 +310,7 @@ function guideTeacherOf(m: CheckpointMeta) {
     guideTeacher?: string;
     guideTeacherSha256?: string;
     guideWeight?: number;
+    guideNull?: "null" | "class";
   };
   return c.guideTeacher && c.guideTeacher !== "none" && c.guideTeacherSha256
     ? {
@@ -317,6 +318,7 @@ function guideTeacherOf(m: CheckpointMeta) {
         run: c.guideTeacher,
         sha256: c.guideTeacherSha256,
         weight: c.guideWeight ?? 1,
+        ...(c.guideNull === "class" ? { nullTarget: "class" as const } : {}),
       },
     }
     : {};

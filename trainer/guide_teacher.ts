@@ -2,8 +2,8 @@
  * Guidance distillation (Meng et al. 2023, stage one) in the trainer: with `--guide-teacher <run>
  * --guide-weight w` every batch's target is the teacher's classifier-free guided output
  * ε̂_∅ + w·(ε̂_y − ε̂_∅) at the batch's own (x_t, t, y) instead of the data's ε (images whose label
- * was dropped get the teacher's ε̂_∅), so the student draws the guided model's images at one call
- * per step. The teacher is the run's EMA weights, frozen; its sha256 is kept in the run's config,
+ * was dropped get the teacher's ε̂_∅, or with `--guide-null class` its output at their own label),
+ * so the student draws the guided model's images at one call per step. The teacher is the run's EMA weights, frozen; its sha256 is kept in the run's config,
  * and a resume that finds other weights under the same path stops.
  */
 import * as tf from "@tensorflow/tfjs";
@@ -11,12 +11,59 @@ import type { UNetConfig } from "../shared/model_card.ts";
 import { sha256Hex } from "../edge/model.ts";
 import { hasCheckpoint, packTensors, readCheckpoint } from "./checkpoint.ts";
 import type { TrainConfig } from "./config.ts";
+import type { Batch } from "./loop.ts";
 import type { BatchModel } from "./distill_math.ts";
 import { guidedBatchModel, tfjsBatchModel } from "./distill_step.ts";
 import { paramSpecs } from "./unet.ts";
 
+/** What images whose label was dropped learn: the teacher's null class, or its own-label output. */
+export const GUIDE_NULL_TARGETS = ["null", "class"] as const;
+export type GuideNullTarget = typeof GUIDE_NULL_TARGETS[number];
+
+/**
+ * A batch's targets from `model` under guidance w: ε̂_∅ + w·(ε̂_y − ε̂_∅) where the label was
+ * kept; where it was dropped, ε̂_∅ (`null`) or ε̂ at the image's own label (`class`: averaged over
+ * the data at x_t, the conditional outputs at the images' labels are the teacher's unconditional
+ * ε — the mixture of its class models — with less variance than the data's ε). One call on
+ * [x; x] with labels [own; null].
+ */
+export function guideTargets(
+  model: BatchModel,
+  w: number,
+  nullLabel: number,
+  nullTarget: GuideNullTarget,
+): (b: Pick<Batch, "xt" | "t" | "y" | "labels">) => Promise<Float32Array> {
+  if (nullTarget === "null") {
+    const guided = guidedBatchModel(model, w, nullLabel);
+    return async (b) => Float32Array.from(await guided(b.xt, b.t, b.y));
+  }
+  return async ({ xt, t, y, labels }) => {
+    if (!y || !labels) throw new GuideTeacherError("a guided target needs labels");
+    const n = t.length, px = xt.length / n;
+    const x2 = new Float32Array(2 * xt.length);
+    x2.set(xt);
+    x2.set(xt, xt.length);
+    const t2 = new Float32Array(2 * n);
+    t2.set(t);
+    t2.set(t, n);
+    const y2 = new Int32Array(2 * n).fill(nullLabel);
+    y2.set(labels);
+    const got = await model(x2, t2, y2);
+    const out = new Float32Array(xt.length);
+    for (let i = 0; i < n; i++) {
+      const dropped = y[i] === nullLabel;
+      for (let j = i * px; j < (i + 1) * px; j++) {
+        const c = got[j], u = got[n * px + j];
+        out[j] = dropped ? c : u + w * (c - u);
+      }
+    }
+    return out;
+  };
+}
+
 export interface GuideTeacher {
-  model: BatchModel;
+  /** The targets of a batch. */
+  targets: (b: Batch) => Promise<Float32Array>;
   /** sha256 of the teacher checkpoint's ema.bin. */
   sha256: string;
   step: number;
@@ -71,7 +118,7 @@ export async function loadGuideTeacher(
   const vars: Record<string, tf.Tensor> = {};
   for (const spec of paramSpecs(u)) vars[spec.name] = tf.tensor(ck.ema.get(spec.name)!, spec.shape);
   return {
-    model: guidedBatchModel(tfjsBatchModel(vars, u), cfg.guideWeight, unet.numClasses),
+    targets: guideTargets(tfjsBatchModel(vars, u), cfg.guideWeight, unet.numClasses, cfg.guideNull),
     sha256,
     step: m.step,
     dispose: () => Object.values(vars).forEach((v) => v.dispose()),

@@ -13,7 +13,8 @@ import { initBackend } from "./backend.ts";
 import type { Dataset } from "./data.ts";
 import { disposeState, freshState, saveState, trainStep } from "./loop.ts";
 import { tinyUNet } from "./test_models.ts";
-import { guidedBatchModel, tfjsBatchModel } from "./distill_step.ts";
+import { tfjsBatchModel } from "./distill_step.ts";
+import { guideTargets } from "./guide_teacher.ts";
 import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI, WASM_ONE_THREAD } from "./cli_testing.ts";
 import { readCheckpoint } from "./checkpoint.ts";
 import { loadModel } from "../edge/model.ts";
@@ -45,13 +46,43 @@ Deno.test("a student that is its own unguided teacher has loss 0; a guided teach
     for (let i = 0; i < 30; i++) await trainStep(st, data, base, unet, 8, { ...opt, lr: 3e-3 });
     const frozen: Record<string, tf.Tensor> = {};
     for (const [k, v] of (await saveState(st)).params) frozen[k] = tf.tensor(v, st.params[k].shape);
-    const teacher = guidedBatchModel(tfjsBatchModel(frozen, unet), w, 3);
+    const teacher = guideTargets(tfjsBatchModel(frozen, unet), w, 3, "null");
     const r = await trainStep(st, data, base, unet, 8, opt, teacher);
     if (zero) assert.ok(r.loss < 1e-10, `w = 1: loss ${r.loss}`);
     else assert.ok(r.loss > 1e-6, `w = 2: loss ${r.loss}`);
     Object.values(frozen).forEach((v) => v.dispose());
     disposeState(st);
   }
+});
+
+Deno.test("guideTargets: kept labels get the guided output, dropped ones the null class or their own label", async () => {
+  const unet = tinyUNet({ numClasses: 3 }), base = makeSchedule("cosine", 1000);
+  const data = labelled(16);
+  const st = freshState(unet, 5, data.count);
+  const opt = { lr: 3e-3, warmup: 0, ema: 0, gradClip: 1, condDrop: 0.3 };
+  for (let i = 0; i < 30; i++) await trainStep(st, data, base, unet, 8, opt);
+  const model = tfjsBatchModel(st.params, unet), px = 64;
+  const xt = new Rng(9).fillNormal(new Float32Array(3 * px));
+  const b = {
+    xt,
+    t: Float32Array.of(800, 300, 20),
+    y: Int32Array.of(1, 3, 3),
+    labels: Int32Array.of(1, 2, 0),
+  };
+  const one = async (i: number, label: number) =>
+    await model(xt.slice(i * px, (i + 1) * px), b.t.slice(i, i + 1), Int32Array.of(label));
+  const w = 1.5;
+  for (const mode of ["null", "class"] as const) {
+    const got = await guideTargets(model, w, 3, mode)(b);
+    for (let i = 0; i < 3; i++) {
+      const u = await one(i, 3), c = await one(i, b.labels[i]);
+      for (let j = 0; j < px; j++) {
+        const want = b.y[i] !== 3 ? u[j] + w * (c[j] - u[j]) : mode === "null" ? u[j] : c[j];
+        assert.ok(Math.abs(got[i * px + j] - want) < 1e-4, `${mode}: image ${i} value ${j}`);
+      }
+    }
+  }
+  disposeState(st);
 });
 
 Deno.test("CLI: a fork resumes with --guide-teacher, records its sha256, refuses a changed teacher; the card names it", async () => {
@@ -80,7 +111,7 @@ Deno.test("CLI: a fork resumes with --guide-teacher, records its sha256, refuses
     await Deno.symlink("ck", join(fork, "checkpoint"));
     r = await runCli(TRAIN_CLI, [
       ...["--resume", "--out", fork, "--steps", "5"],
-      ...["--guide-teacher", base, "--guide-weight", "1.5"],
+      ...["--guide-teacher", base, "--guide-weight", "1.5", "--guide-null", "class"],
     ]);
     assert.equal(r.code, 0, r.err);
     assert.match(
@@ -102,6 +133,7 @@ Deno.test("CLI: a fork resumes with --guide-teacher, records its sha256, refuses
       run: base,
       sha256: cfg.guideTeacherSha256,
       weight: 1.5,
+      nullTarget: "class",
     });
     // The teacher trains on: its weights change, and the fork refuses to resume against them.
     r = await runCli(TRAIN_CLI, ["--resume", "--out", base, "--steps", "4"]);

@@ -17,7 +17,6 @@ import { forward, initParams } from "./tfjs_ops.ts";
 import { BatchSampler, DataError, type Dataset, imageValues, type SamplerState } from "./data.ts";
 import { type Prediction, target } from "../shared/prediction.ts";
 import { type LrScheduleKind, scheduledLr } from "./lr_schedule.ts";
-import type { BatchModel } from "./distill_math.ts";
 
 export interface OptimConfig {
   lr: number;
@@ -185,6 +184,8 @@ export interface Batch {
   target: Float32Array;
   t: Float32Array;
   y: Int32Array | null;
+  /** The drawn images' own labels, before label dropout (null: unconditional). */
+  labels: Int32Array | null;
 }
 
 /**
@@ -218,7 +219,9 @@ export function drawBatch(
       }
     }
   }
-  return { xt, eps, target: tgt, t, y: droppedLabels(st.noise, data, idx, unet, condDrop) };
+  const y = droppedLabels(st.noise, data, idx, unet, condDrop);
+  const labels = y && data.labels ? Int32Array.from(idx, (j) => data.labels![j]) : null;
+  return { xt, eps, target: tgt, t, y, labels };
 }
 
 /** x_t = q(x_t | x₀) of the drawn images `idx` at their timesteps `t`, with noise `eps`. */
@@ -272,11 +275,11 @@ export async function trainStep(
   unet: UNetConfig,
   batch: number,
   opt: OptimConfig,
-  /** Guidance distillation (trainer/guide_teacher.ts): targets from this model at the batch. */
-  teacher?: BatchModel,
+  /** Guidance distillation (trainer/guide_teacher.ts): the batch's targets from a teacher. */
+  teacher?: (b: Batch) => Promise<Float32Array>,
 ): Promise<StepResult> {
   const b = drawBatch(st, data, sched, batch, unet, opt.condDrop, opt.prediction);
-  if (teacher) b.target = Float32Array.from(await teacher(b.xt, b.t, b.y));
+  if (teacher) b.target = await teacher(b);
   return await applyStep(st, b, unet, batch, opt);
 }
 

@@ -265,7 +265,8 @@ export async function main(argv: string[]): Promise<number> {
     cfg = { ...cfg, guideTeacherSha256: guide.sha256 };
     console.log(
       `guidance distillation: targets = ${cfg.guideTeacher} (step ${guide.step}, ema sha256 ` +
-        `${guide.sha256.slice(0, 12)}…) at guidance ${cfg.guideWeight}`,
+        `${guide.sha256.slice(0, 12)}…) at guidance ${cfg.guideWeight}; dropped labels learn ` +
+        (cfg.guideNull === "class" ? "its output at their own label" : "its null class"),
     );
   } else if (cfg.guideTeacherSha256) cfg = { ...cfg, guideTeacherSha256: undefined };
 
@@ -358,7 +359,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     while (st.step < cfg.steps && stop.received === null) {
       const t = performance.now();
-      const r = await trainStep(st, train, sched, unet, cfg.batch, cfg, guide?.model);
+      const r = await trainStep(st, train, sched, unet, cfg.batch, cfg, guide?.targets);
       const sec = (performance.now() - t) / 1000;
       recent.push(r.loss);
       if (recent.length > 50) recent.shift();
