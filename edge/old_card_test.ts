@@ -4,7 +4,8 @@
  * existed; committed in fixtures/models/mnist-2026-11-30/) still loads and draws byte-identical
  * PNGs for the same queries. The hashes were taken with the server of commit 1036671. So does the
  * 2026-12-01 card (few-step sampler and Γ statistics, written before the data prior existed;
- * fixtures/models/mnist-2026-12-01/, the same ONNX file).
+ * fixtures/models/mnist-2026-12-01/, the same ONNX file), and the model v2 card (the data prior,
+ * written before cards carried their own chain; fixtures/models/mnist-v2-2026-12-01/).
  */
 import assert from "node:assert/strict";
 import { createApp } from "./app.ts";
@@ -73,4 +74,28 @@ Deno.test("the 2026-12-01 card (sampler and Γ, no data prior) draws the same PN
   assert.equal(model.card.sampling.sampler, "dpm++2m-sde");
   assert.equal(model.card.sampling.prior, undefined);
   await appMatchingGoldens(model, GOLDEN_2026_12_01);
+});
+
+const CARD_V2 = new URL("../fixtures/models/mnist-v2-2026-12-01/model.json", import.meta.url);
+
+/** Taken with the server of commit 374738c, where this card (model v2) was the shipped default. */
+const GOLDEN_V2: Record<string, string> = {
+  "seed=42": "c4d21f5670d2818256f85cabdc1b642000839579b90d555e321e2a1187d7aa7e",
+  "seed=7&label=3&n=4": "4e1e4bd79cad270009fe3689ed0aeadeafb0413d39a0b0e30824fecf2466aa10",
+  "seed=1&sampler=ddim&eta=0&steps=9":
+    "ed469fc3667d7cd6f934f7f2d8fd03ccf4a130b630501b86c129f6b6a36153c1",
+  "seed=9&guidance=2&label=5&steps=4&n=2":
+    "d43a42b7ca82c65f468cf0646715abf622f2ebee42e28fec863a2ab706a7c5ef",
+  "seed=5&guidance=0&n=2": "6e1c1605ae024d04e81a2ebe621ec405755147b4b72e9f5bac49980f339e283c",
+  "seed=3&sampler=analytic&steps=6":
+    "180c5a773d8c1f18dadbaf6d78237243a9afa4a81d1d1b3b7125b8a51fb9141a",
+  "seed=11&label=8&steps=3&spacing=trailing":
+    "7f53e434180d51d1a544399def87af7d6b2396a3c847ce422089fdcb0be43c97",
+};
+
+Deno.test("the model v2 card (data prior, no card chain) draws the same PNGs as before", async () => {
+  const model = await loadModel(CARD_V2);
+  assert.ok(model.card.sampling.prior);
+  assert.equal(model.card.sampling.timesteps, undefined);
+  await appMatchingGoldens(model, GOLDEN_V2);
 });

@@ -22,7 +22,7 @@ import { cardSampler } from "../shared/samplers/mod.ts";
 export interface ModelResult {
   model: string;
   /** `prior`: the card answers the t = T − 1 call from its data prior (steps − 1 UNet calls). */
-  card: { steps: number; sampler: string; spacing: string; prior: boolean };
+  card: { steps: number; sampler: string; spacing: string; prior: boolean; timesteps?: number[] };
   /** CPU ms per request of each round. */
   cpuMs: number[];
   wallMs: number[];
@@ -106,6 +106,7 @@ export async function benchModels(o: {
           sampler: cardSampler(card.sampling),
           spacing: card.sampling.spacing,
           prior: card.sampling.prior !== undefined,
+          timesteps: card.sampling.timesteps,
         },
         cpuMs: [],
         wallMs: [],
@@ -142,7 +143,8 @@ export function markdown(
     "| model | card default | server CPU ms / request | wall ms / request | CPU × first | warm-up CPU ms / request |",
     "|---|---|---|---|---|---|",
     ...rs.map((r) =>
-      `| ${r.model} | ${r.card.sampler}, ${r.card.steps} steps, ${r.card.spacing}` +
+      `| ${r.model} | ${r.card.sampler}, ${r.card.steps} steps, ` +
+      (r.card.timesteps ? `t = ${r.card.timesteps.join(", ")}` : r.card.spacing) +
       `${r.card.prior ? ` + prior (${r.card.steps - 1} UNet calls)` : ""} | ` +
       `${median(r.cpuMs).toFixed(1)} | ${median(r.wallMs).toFixed(1)} | ` +
       `${(median(r.cpuMs) / base).toFixed(2)} | ${r.warmupCpuMs.toFixed(1)} |`
