@@ -129,6 +129,8 @@ export async function benchModels(o: {
   }
 }
 
+const unetCalls = (n: number) => `${n} UNet call${n === 1 ? "" : "s"}`;
+
 export function markdown(
   machine: string,
   rs: ModelResult[],
@@ -145,7 +147,7 @@ export function markdown(
     ...rs.map((r) =>
       `| ${r.model} | ${r.card.sampler}, ${r.card.steps} steps, ` +
       (r.card.timesteps ? `t = ${r.card.timesteps.join(", ")}` : r.card.spacing) +
-      `${r.card.prior ? ` + prior (${r.card.steps - 1} UNet calls)` : ""} | ` +
+      `${r.card.prior ? ` + prior (${unetCalls(r.card.steps - 1)})` : ""} | ` +
       `${median(r.cpuMs).toFixed(1)} | ${median(r.wallMs).toFixed(1)} | ` +
       `${(median(r.cpuMs) / base).toFixed(2)} | ${r.warmupCpuMs.toFixed(1)} |`
     ),

@@ -179,6 +179,32 @@ Deno.test("the shipped default model, at its card's defaults, draws recognisable
   assert.ok(m.nnMean >= 0.8 * real.nnMean, `NN ${m.nnMean} vs real ${real.nnMean}`);
 });
 
+Deno.test("the shipped 2-call model (mnist-fast), at its card's own chain, draws recognisable digits in 2 UNet calls", async () => {
+  const model = await loadModel(
+    new URL("../fixtures/models/mnist-fast/model.json", import.meta.url),
+  );
+  const s = model.card.sampling;
+  assert.deepEqual(s.timesteps, [646, 934, 999]);
+  assert.ok(s.prior, "the t = 999 step comes from the data prior");
+  const engine = await createEngine(model, { backend: "wasm", threads: 1 });
+  const runs = engine.runs;
+  const row = await evalConfig(ctx, engine, {
+    n: 100,
+    steps: s.steps,
+    eta: s.eta,
+    guidance: s.guidance,
+    seed: 2026,
+    batch: 50,
+  }, null);
+  assert.equal(engine.runs - runs, 2 * 2, "two batches of 50, two UNet calls each");
+  const m = row.metrics, real = realCeiling(ctx, 100);
+  assert.ok(m.confidence >= 0.9 * real.confidence, `confidence ${m.confidence}`);
+  assert.ok(m.coverage >= 0.95, `coverage ${m.coverage}`);
+  assert.ok(m.accuracy! >= 0.8, `label accuracy ${m.accuracy}`);
+  assert.ok(m.fid <= 2 * real.fid, `FID ${m.fid} vs real ${real.fid}`);
+  assert.ok(m.nnMean >= 0.8 * real.nnMean, `NN ${m.nnMean} vs real ${real.nnMean}`);
+});
+
 Deno.test("eval --variance large samples with σ² = β: named rows and grids, other scores", async () => {
   const flags = { "sweep-steps": "3", "sweep-eta": "1", "sweep-guidance": "1" };
   const small = await sweep(flags), large = await sweep({ ...flags, variance: "large" });

@@ -7,7 +7,7 @@
  *     [--steps-per-round 2000] [--batch 64] [--lr 1e-4] [--warmup 50] [--lr-schedule linear]
  *     [--ema 0.999] [--grad-clip 1] [--seed 0] [--threads 1] [--backend wasm]
  *     [--checkpoint-every 200] [--log-every 20] [--sample-every 0] [--sample-count 64]
- *     [--data SPEC] [--limit N] [--resume]
+ *     [--data SPEC] [--limit N] [--after-prior T1] [--teacher-guidance G] [--resume]
  *
  * Round r (0-based) distils a teacher DDIM chain (η = 0, clipped x̂₀) of S_r = start/2^r steps on
  * power(S_r) into a student of M_r = S_r/2 steps on power(M_r). Round 0's teacher is the
@@ -17,6 +17,13 @@
  * prediction space against the distilled target — for an ε-student that is ε-space MSE, i.e.
  * x₀-space MSE weighted by SNR (Salimans & Ho's "SNR" weighting; stable for ≥ 2 student steps,
  * but it does not train the x̂₀ of a 1-step student at t = T−1, where SNR ≈ 0).
+ *
+ * With `--after-prior T1` every chain starts with the data prior's step at T−1 (no model call),
+ * which lands on T1 for teacher and student alike; the rounds halve only the calls from T1 down
+ * (afterPriorCalls: S_r calls on a power grid from T1), and the exported card carries the
+ * student's chain as `sampling.timesteps`. `--teacher-guidance G` makes every teacher step the
+ * classifier-free guided one (distill_step.ts guidedBatchModel), so the student draws guided
+ * digits at one call per step.
  *
  * Writes, like the trainer (trainer/train.ts):
  *   <out>/checkpoint/            the latest checkpoint (trainer/checkpoint.ts; `meta.distill`
