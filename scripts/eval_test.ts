@@ -159,8 +159,13 @@ Deno.test("eval rejects a model whose images the classifier cannot score", async
 Deno.test("the shipped default model, at its card's defaults, draws recognisable digits of the asked class", async () => {
   const model = await loadModel(DEFAULT_MODEL_CARD);
   const engine = await createEngine(model, { backend: "wasm", threads: 1 });
-  const s = model.card.sampling;
-  const row = await evalConfig(ctx, engine, {
+  assertRecognisable((await atCardDefaults(engine)).metrics);
+});
+
+/** 100 images (labels i mod 10, seeds 2026…) at the card's defaults, scored. */
+async function atCardDefaults(engine: Awaited<ReturnType<typeof createEngine>>) {
+  const s = engine.model.card.sampling;
+  return await evalConfig(ctx, engine, {
     n: 100,
     steps: s.steps,
     eta: s.eta,
@@ -168,16 +173,21 @@ Deno.test("the shipped default model, at its card's defaults, draws recognisable
     seed: 2026,
     batch: 50,
   }, null);
-  const m = row.metrics, real = realCeiling(ctx, 100);
-  // Floors a little under what QUALITY.md reports for this model (n = 100), so a worse model,
-  // a broken sampler or a broken export fails here.
+}
+
+/**
+ * Floors a little under what QUALITY.md reports for the shipped models (n = 100), so a worse
+ * model, a broken sampler or a broken export fails here.
+ */
+function assertRecognisable(m: Awaited<ReturnType<typeof evalConfig>>["metrics"]) {
+  const real = realCeiling(ctx, 100);
   assert.ok(m.confidence >= 0.9 * real.confidence, `confidence ${m.confidence}`);
   assert.ok(m.coverage >= 0.95, `coverage ${m.coverage}`);
   assert.ok(m.accuracy! >= 0.8, `label accuracy ${m.accuracy}`);
   assert.ok(m.fid <= 2 * real.fid, `FID ${m.fid} vs real ${real.fid}`);
   // Not copies of training digits: as far from the training set as real held-out digits are.
   assert.ok(m.nnMean >= 0.8 * real.nnMean, `NN ${m.nnMean} vs real ${real.nnMean}`);
-});
+}
 
 Deno.test("the shipped 2-call model (mnist-fast), at its card's own chain, draws recognisable digits in 2 UNet calls", async () => {
   const model = await loadModel(
@@ -188,21 +198,9 @@ Deno.test("the shipped 2-call model (mnist-fast), at its card's own chain, draws
   assert.ok(s.prior, "the t = 999 step comes from the data prior");
   const engine = await createEngine(model, { backend: "wasm", threads: 1 });
   const runs = engine.runs;
-  const row = await evalConfig(ctx, engine, {
-    n: 100,
-    steps: s.steps,
-    eta: s.eta,
-    guidance: s.guidance,
-    seed: 2026,
-    batch: 50,
-  }, null);
+  const row = await atCardDefaults(engine);
   assert.equal(engine.runs - runs, 2 * 2, "two batches of 50, two UNet calls each");
-  const m = row.metrics, real = realCeiling(ctx, 100);
-  assert.ok(m.confidence >= 0.9 * real.confidence, `confidence ${m.confidence}`);
-  assert.ok(m.coverage >= 0.95, `coverage ${m.coverage}`);
-  assert.ok(m.accuracy! >= 0.8, `label accuracy ${m.accuracy}`);
-  assert.ok(m.fid <= 2 * real.fid, `FID ${m.fid} vs real ${real.fid}`);
-  assert.ok(m.nnMean >= 0.8 * real.nnMean, `NN ${m.nnMean} vs real ${real.nnMean}`);
+  assertRecognisable(row.metrics);
 });
 
 Deno.test("eval --variance large samples with σ² = β: named rows and grids, other scores", async () => {

@@ -43,6 +43,31 @@ export function tfjsBatchModel(params: Record<string, tf.Tensor>, unet: UNetConf
 }
 
 /**
+ * `model`'s outputs at labels `y` (cond) and at the null class (uncond) for the same x and t,
+ * from one call on [x; x] with labels [y; null].
+ */
+export async function withNullClass(
+  model: BatchModel,
+  x: Float32Array,
+  t: Float32Array,
+  y: Int32Array,
+  nullLabel: number,
+): Promise<{ cond: Float32Array; uncond: Float32Array }> {
+  const n = t.length;
+  const x2 = new Float32Array(2 * x.length);
+  x2.set(x);
+  x2.set(x, x.length);
+  const t2 = new Float32Array(2 * n);
+  t2.set(t);
+  t2.set(t, n);
+  const y2 = new Int32Array(2 * n).fill(nullLabel);
+  y2.set(y);
+  const got = await model(x2, t2, y2);
+  const e = got instanceof Float32Array ? got : Float32Array.from(got);
+  return { cond: e.subarray(0, x.length), uncond: e.subarray(x.length) };
+}
+
+/**
  * The teacher under classifier-free guidance w (the edge's combination, shared/step.ts `guide`):
  * ε̂_∅ + w·(ε̂_y − ε̂_∅) for labelled images, from one call on [x; x] with labels [y; null]; images
  * whose label is the null class (`nullLabel`, dropped labels) get ε̂_∅. w = 1: `model` itself.
@@ -51,24 +76,22 @@ export function guidedBatchModel(model: BatchModel, w: number, nullLabel: number
   if (w === 1) return model;
   return async (x, t, y) => {
     if (!y) return await model(x, t, y);
-    const n = t.length, px = x.length / n;
-    const x2 = new Float32Array(2 * x.length);
-    x2.set(x);
-    x2.set(x, x.length);
-    const t2 = new Float32Array(2 * n);
-    t2.set(t);
-    t2.set(t, n);
-    const y2 = new Int32Array(2 * n).fill(nullLabel);
-    y2.set(y);
-    const got = await model(x2, t2, y2);
-    const e = got instanceof Float32Array ? got : Float32Array.from(got);
-    const out = new Float32Array(x.length);
-    guide(e.subarray(n * px), e.subarray(0, n * px), w, out);
-    for (let i = 0; i < n; i++) {
-      if (y[i] === nullLabel) out.set(e.subarray((n + i) * px, (n + i + 1) * px), i * px);
-    }
-    return out;
+    const { cond, uncond } = await withNullClass(model, x, t, y, nullLabel);
+    const out = guide(uncond, cond, w, new Float32Array(x.length));
+    return withRows(out, uncond, y.length, (i) => y[i] === nullLabel);
   };
+}
+
+/** `out` (n images) with image i's values replaced by `from`'s wherever `pick(i)`. */
+export function withRows(
+  out: Float32Array,
+  from: Float32Array,
+  n: number,
+  pick: (i: number) => boolean,
+): Float32Array {
+  const px = out.length / n;
+  for (let i = 0; i < n; i++) if (pick(i)) out.set(from.subarray(i * px, (i + 1) * px), i * px);
+  return out;
 }
 
 /** The host inputs of a distillation step before the teacher runs. */

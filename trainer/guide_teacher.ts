@@ -13,7 +13,8 @@ import { hasCheckpoint, packTensors, readCheckpoint } from "./checkpoint.ts";
 import type { TrainConfig } from "./config.ts";
 import type { Batch } from "./loop.ts";
 import type { BatchModel } from "./distill_math.ts";
-import { guidedBatchModel, tfjsBatchModel } from "./distill_step.ts";
+import { guidedBatchModel, tfjsBatchModel, withNullClass, withRows } from "./distill_step.ts";
+import { guide } from "../shared/step.ts";
 import { paramSpecs } from "./unet.ts";
 
 /** What images whose label was dropped learn: the teacher's null class, or its own-label output. */
@@ -39,25 +40,10 @@ export function guideTargets(
   }
   return async ({ xt, t, y, labels }) => {
     if (!y || !labels) throw new GuideTeacherError("a guided target needs labels");
-    const n = t.length, px = xt.length / n;
-    const x2 = new Float32Array(2 * xt.length);
-    x2.set(xt);
-    x2.set(xt, xt.length);
-    const t2 = new Float32Array(2 * n);
-    t2.set(t);
-    t2.set(t, n);
-    const y2 = new Int32Array(2 * n).fill(nullLabel);
-    y2.set(labels);
-    const got = await model(x2, t2, y2);
-    const out = new Float32Array(xt.length);
-    for (let i = 0; i < n; i++) {
-      const dropped = y[i] === nullLabel;
-      for (let j = i * px; j < (i + 1) * px; j++) {
-        const c = got[j], u = got[n * px + j];
-        out[j] = dropped ? c : u + w * (c - u);
-      }
-    }
-    return out;
+    const { cond, uncond } = await withNullClass(model, xt, t, labels, nullLabel);
+    const out = guide(uncond, cond, w, new Float32Array(xt.length));
+    // Dropped labels (y is the null class) learn the output at the image's own label.
+    return withRows(out, cond, y.length, (i) => y[i] === nullLabel);
   };
 }
 
