@@ -4,6 +4,7 @@ import { decode } from "fast-png";
 import { tinyUNet, untrained, writeRandomModel } from "../trainer/test_models.ts";
 import { DEFAULT_MODEL_CARD, loadModel } from "../edge/model.ts";
 import { createEngine } from "../edge/engine.ts";
+import { generate } from "../edge/sampler.ts";
 import {
   evalConfig,
   evaluateImages,
@@ -201,6 +202,9 @@ Deno.test("the shipped 2-call model (mnist-fast), at its card's own chain, draws
   const row = await atCardDefaults(engine);
   assert.equal(engine.runs - runs, 2 * 2, "two batches of 50, two UNet calls each");
   assertRecognisable(row.metrics);
+  // A seed gives one image (two separate draws on its chain, not a cache).
+  const draw = () => generate(engine, { seed: 42, steps: s.steps, eta: s.eta, n: 2, label: 7 });
+  assert.deepEqual(await draw(), await draw());
 });
 
 Deno.test("eval --variance large samples with σ² = β: named rows and grids, other scores", async () => {
