@@ -87,6 +87,13 @@ export const PriorSchema = z.object({
   data: z.string(),
 });
 
+/**
+ * What images whose label was dropped learn in guidance distillation (trainer/guide_teacher.ts):
+ * the teacher's null class, or its output at the image's own label.
+ */
+export const GUIDE_NULL_TARGETS = ["null", "class"] as const;
+export type GuideNullTarget = typeof GUIDE_NULL_TARGETS[number];
+
 /** `training.distillation`: how a progressive-distillation student was made. */
 export const DistillationSchema = z.object({
   method: z.literal("progressive"),
@@ -200,7 +207,7 @@ export const ModelCardSchema = z.object({
       sha256: z.string().regex(/^[0-9a-f]{64}$/),
       weight: z.number().min(0),
       /** What dropped labels learned: the teacher's null class (absent) or its own-label output. */
-      nullTarget: z.enum(["null", "class"]).optional(),
+      nullTarget: z.enum(GUIDE_NULL_TARGETS).optional(),
     }).optional(),
     /** Learning-rate schedule: warm-up, then constant or decay to `min` at `decaySteps`. */
     lrSchedule: z.object({

@@ -9,7 +9,7 @@
  */
 import { parseArgs } from "node:util";
 import { z } from "zod";
-import { UNetConfigSchema } from "../shared/model_card.ts";
+import { GUIDE_NULL_TARGETS, UNetConfigSchema } from "../shared/model_card.ts";
 import type { UNetConfig } from "../shared/model_card.ts";
 import { PREDICTIONS } from "../shared/prediction.ts";
 import { LR_SCHEDULES } from "./lr_schedule.ts";
@@ -75,8 +75,8 @@ export const TrainConfigSchema = z.object({
   guideTeacher: z.string().min(1).optional(),
   /** The teacher's classifier-free guidance weight w. */
   guideWeight: z.number().min(0).max(20).default(1),
-  /** What images whose label was dropped learn (trainer/guide_teacher.ts GUIDE_NULL_TARGETS). */
-  guideNull: z.enum(["null", "class"]).default("null"),
+  /** What images whose label was dropped learn (shared/model_card.ts GUIDE_NULL_TARGETS). */
+  guideNull: z.enum(GUIDE_NULL_TARGETS).default("null"),
   /** sha256 of the teacher's ema.bin, recorded when the run first used it. */
   guideTeacherSha256: z.string().optional(),
 }).superRefine((c, ctx) => {

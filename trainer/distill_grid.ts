@@ -1,8 +1,9 @@
 /**
  * The sample grids of a distillation run: the EMA student's own chain (DDIM η = 0 on the round's
- * grid, through shared/sample.ts; with the data prior's step at T−1 where the run has one), tiled as a PNG (conditional students: one row per class, up
- * to 10 classes, 10 images per row). The CLI writes it as
- * `<out>/samples/round-R-Msteps-step-NNNNNN<label>.png` with `writeSampleGrid` (sample_grid.ts).
+ * grid, through shared/sample.ts; with the data prior's step at T−1 where the run has one),
+ * tiled as a PNG (conditional students: one row per class, up to 10 classes, 10 images per row).
+ * The CLI writes it as `<out>/samples/round-R-Msteps-step-NNNNNN<label>.png` with
+ * `writeSampleGrid` (sample_grid.ts).
  */
 import * as tf from "@tensorflow/tfjs";
 import type { UNetConfig } from "../shared/model_card.ts";
@@ -44,7 +45,7 @@ export async function studentGrid(
     size: unet.inChannels * unet.imageSize ** 2,
     seed,
     sampler: "ddim",
-    ...ddimSettings(grid.chain.length, prediction, grid.afterPrior > 0 ? grid.chain : undefined),
+    ...ddimSettings(grid.chain.length, prediction, grid.chain),
     signal,
   });
   return encodePng(tileImages(images, n, unet.inChannels, unet.imageSize, 2, cols));

@@ -25,6 +25,7 @@ import { basename, join, resolve } from "node:path";
 import {
   type Distillation,
   DistillationSchema,
+  type GuideNullTarget,
   type ModelCard,
   ModelCardSchema,
   type UNetConfig,
@@ -310,7 +311,7 @@ function guideTeacherOf(m: CheckpointMeta) {
     guideTeacher?: string;
     guideTeacherSha256?: string;
     guideWeight?: number;
-    guideNull?: "null" | "class";
+    guideNull?: GuideNullTarget;
   };
   return c.guideTeacher && c.guideTeacher !== "none" && c.guideTeacherSha256
     ? {

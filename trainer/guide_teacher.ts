@@ -7,7 +7,7 @@
  * and a resume that finds other weights under the same path stops.
  */
 import * as tf from "@tensorflow/tfjs";
-import type { UNetConfig } from "../shared/model_card.ts";
+import type { GuideNullTarget, UNetConfig } from "../shared/model_card.ts";
 import { sha256Hex } from "../edge/model.ts";
 import { hasCheckpoint, packTensors, readCheckpoint } from "./checkpoint.ts";
 import type { TrainConfig } from "./config.ts";
@@ -16,10 +16,6 @@ import type { BatchModel } from "./distill_math.ts";
 import { guidedBatchModel, tfjsBatchModel, withNullClass, withRows } from "./distill_step.ts";
 import { guide } from "../shared/step.ts";
 import { paramSpecs } from "./unet.ts";
-
-/** What images whose label was dropped learn: the teacher's null class, or its own-label output. */
-export const GUIDE_NULL_TARGETS = ["null", "class"] as const;
-export type GuideNullTarget = typeof GUIDE_NULL_TARGETS[number];
 
 /**
  * A batch's targets from `model` under guidance w: ε̂_∅ + w·(ε̂_y − ε̂_∅) where the label was
