@@ -64,19 +64,15 @@ export function powerCallOrder(T: number, S: number): Int32Array {
 }
 
 /**
- * The M calls after a prior step that lands on t₁, in call order: power spacing on t₁ + 1
- * timesteps, t_j = (t₁ + 1)·(1 − (j/M)^ρ) − 1 rounded (j = 0 is t₁ itself). As with power(S), the
- * 2M-call grid's even calls are the same real numbers as the M-call grid's, so the two nest.
+ * The M calls after a prior step that lands on t₁, in call order: power(M) on t₁ + 1 timesteps,
+ * t_j = (t₁ + 1)·(1 − (j/M)^ρ) − 1 rounded (j = 0 is t₁ itself). As with power(S), the 2M-call
+ * grid's even calls are the same real numbers as the M-call grid's, so the two nest. Throws where
+ * rounding merges calls (the spacing's fix-up would move them off the nested grid).
  */
 export function afterPriorCalls(t1: number, M: number): Int32Array {
-  const t = Int32Array.from(
-    { length: M },
-    (_, j) => Math.round((t1 + 1) * (1 - (j / M) ** POWER_SPACING_RHO)) - 1,
-  );
-  for (let j = 1; j < M; j++) {
-    if (t[j] >= t[j - 1] || t[j] < 0) {
-      throw new RangeError(`${M} calls do not fit below t = ${t1} (timesteps ${t.join(", ")})`);
-    }
+  const t = powerCallOrder(t1 + 1, M), real = powerRealTimesteps(t1 + 1, M);
+  if (t.some((v, j) => v !== Math.round(real[j]))) {
+    throw new RangeError(`${M} calls do not fit below t = ${t1} (timesteps ${t.join(", ")})`);
   }
   return t;
 }
