@@ -209,6 +209,15 @@ export const ModelCardSchema = z.object({
       /** What dropped labels learned: the teacher's null class (absent) or its own-label output. */
       nullTarget: z.enum(GUIDE_NULL_TARGETS).optional(),
     }).optional(),
+    /**
+     * Null-class autoguidance (`--autoguide-good/-bad/-weight`): dropped labels learnt
+     * ε_bad + weight·(ε_good − ε_bad) of these two runs' EMA null classes (sha256 of each EMA).
+     */
+    autoguide: z.object({
+      good: z.object({ run: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) }),
+      bad: z.object({ run: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) }),
+      weight: z.number().min(0),
+    }).optional(),
     /** Learning-rate schedule: warm-up, then constant or decay to `min` at `decaySteps`. */
     lrSchedule: z.object({
       kind: z.enum(["constant", "cosine", "linear"]),

@@ -79,7 +79,25 @@ export const TrainConfigSchema = z.object({
   guideNull: z.enum(GUIDE_NULL_TARGETS).default("null"),
   /** sha256 of the teacher's ema.bin, recorded when the run first used it. */
   guideTeacherSha256: z.string().optional(),
+  /**
+   * Autoguidance of the null class (trainer/autoguide.ts): the good and the bad run whose
+   * extrapolated null-class output dropped labels learn (absent or "none": off), and the weight.
+   */
+  autoguideGood: z.string().min(1).optional(),
+  autoguideBad: z.string().min(1).optional(),
+  autoguideWeight: z.number().min(0).max(20).default(2),
+  /** sha256s of their ema.bin, recorded when the run first used them. */
+  autoguideGoodSha256: z.string().optional(),
+  autoguideBadSha256: z.string().optional(),
 }).superRefine((c, ctx) => {
+  const on = (p?: string) => p !== undefined && p !== "none";
+  if (on(c.autoguideGood) !== on(c.autoguideBad)) {
+    ctx.addIssue({
+      code: "custom",
+      path: [on(c.autoguideGood) ? "autoguideBad" : "autoguideGood"],
+      message: "autoguidance needs both --autoguide-good and --autoguide-bad (or neither)",
+    });
+  }
   const levels = c.arch.channelMult.length, div = 2 ** (levels - 1);
   if (c.arch.imageSize % div !== 0) {
     ctx.addIssue({
@@ -292,6 +310,24 @@ export const FLAGS: Record<string, FlagSpec> = {
     resumable: true,
     help:
       "what dropped labels learn: null (the teacher's null class) | class (its own label) [null]",
+  },
+  "autoguide-good": {
+    kind: "string",
+    key: "autoguideGood",
+    resumable: true,
+    help: "null-class autoguidance: dropped labels learn this run's EMA null class, … [none]",
+  },
+  "autoguide-bad": {
+    kind: "string",
+    key: "autoguideBad",
+    resumable: true,
+    help: "… extrapolated away from this (smaller, shorter-trained) run's [none]",
+  },
+  "autoguide-weight": {
+    kind: "float",
+    key: "autoguideWeight",
+    resumable: true,
+    help: "autoguidance weight w: ε_bad + w·(ε_good − ε_bad) [2]",
   },
 };
 

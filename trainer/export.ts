@@ -325,6 +325,26 @@ function guideTeacherOf(m: CheckpointMeta) {
     : {};
 }
 
+/** The card's `training.autoguide` of a run that learnt an autoguided null class (trainer/autoguide.ts). */
+function autoguideOf(m: CheckpointMeta) {
+  const c = m.config as {
+    autoguideGood?: string;
+    autoguideBad?: string;
+    autoguideWeight?: number;
+    autoguideGoodSha256?: string;
+    autoguideBadSha256?: string;
+  };
+  return c.autoguideGood && c.autoguideBad && c.autoguideGoodSha256 && c.autoguideBadSha256
+    ? {
+      autoguide: {
+        good: { run: c.autoguideGood, sha256: c.autoguideGoodSha256 },
+        bad: { run: c.autoguideBad, sha256: c.autoguideBadSha256 },
+        weight: c.autoguideWeight ?? 2,
+      },
+    }
+    : {};
+}
+
 /** Default Monte Carlo images per timestep for the Γ statistics. */
 export const DEFAULT_ANALYTIC_SAMPLES = 32;
 
@@ -417,6 +437,7 @@ export async function main(
         ...(m.condDrop !== undefined && m.unet.numClasses > 0 ? { condDrop: m.condDrop } : {}),
         ...(m.lrSchedule ? { lrSchedule: m.lrSchedule } : {}),
         ...guideTeacherOf(m),
+        ...autoguideOf(m),
         ...(dist ? { distillation: dist.card } : {}),
       },
       sampling: {

@@ -51,7 +51,9 @@ import { createProgress, formatDuration, Throughput } from "./progress.ts";
 import { listenForStop, stopExitCode } from "./stop_signals.ts";
 import { sampleGrid, writeSampleGrid } from "./sample_grid.ts";
 import { forwardFlops } from "./unet.ts";
-import { type GuideTeacher, GuideTeacherError, loadGuideTeacher } from "./guide_teacher.ts";
+import { GuideTeacherError } from "./guide_teacher.ts";
+import { FrozenRunError } from "./frozen_run.ts";
+import { type BatchTargets, loadBatchTargets } from "./batch_targets.ts";
 
 /** Quote an argument for a POSIX shell when needed. */
 export function shellQuote(a: string): string {
@@ -248,27 +250,22 @@ export async function main(argv: string[]): Promise<number> {
       `batch ${cfg.batch}, ${cfg.schedule.kind} schedule T=${cfg.schedule.T}`,
   );
 
-  let guide: GuideTeacher | null;
+  let extra: BatchTargets;
   try {
-    // A resume keeps the recorded sha256 while the teacher's path is the one it recorded.
-    const stored = ck ? (ck.meta.config as Partial<TrainConfig>) : undefined;
-    const recorded = stored?.guideTeacher === cfg.guideTeacher
-      ? stored?.guideTeacherSha256
-      : undefined;
-    guide = await loadGuideTeacher(cfg, unet, recorded);
+    extra = await loadBatchTargets(
+      cfg,
+      unet,
+      ck ? (ck.meta.config as Partial<TrainConfig>) : undefined,
+    );
   } catch (e) {
-    if (!(e instanceof GuideTeacherError || e instanceof CheckpointError)) throw e;
+    const known = e instanceof GuideTeacherError || e instanceof FrozenRunError ||
+      e instanceof CheckpointError;
+    if (!known) throw e;
     console.error(`error: ${e.message}`);
     return 2;
   }
-  if (guide) {
-    cfg = { ...cfg, guideTeacherSha256: guide.sha256 };
-    console.log(
-      `guidance distillation: targets = ${cfg.guideTeacher} (step ${guide.step}, ema sha256 ` +
-        `${guide.sha256.slice(0, 12)}…) at guidance ${cfg.guideWeight}; dropped labels learn ` +
-        (cfg.guideNull === "class" ? "its output at their own label" : "its null class"),
-    );
-  } else if (cfg.guideTeacherSha256) cfg = { ...cfg, guideTeacherSha256: undefined };
+  cfg = extra.cfg;
+  extra.describe.forEach((l) => console.log(l));
 
   const sched = makeSchedule(cfg.schedule.kind, cfg.schedule.T);
   const st = ck
@@ -359,7 +356,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     while (st.step < cfg.steps && stop.received === null) {
       const t = performance.now();
-      const r = await trainStep(st, train, sched, unet, cfg.batch, cfg, guide?.targets);
+      const r = await trainStep(st, train, sched, unet, cfg.batch, cfg, extra.targets);
       const sec = (performance.now() - t) / 1000;
       recent.push(r.loss);
       if (recent.length > 50) recent.shift();
@@ -438,7 +435,7 @@ export async function main(argv: string[]): Promise<number> {
     metrics.close();
     stop.dispose();
     disposeState(st);
-    guide?.dispose();
+    extra.dispose();
   }
   return exitCode;
 }
