@@ -5,7 +5,8 @@
  * PNGs for the same queries. The hashes were taken with the server of commit 1036671. So does the
  * 2026-12-01 card (few-step sampler and Γ statistics, written before the data prior existed;
  * fixtures/models/mnist-2026-12-01/, the same ONNX file), and the model v2 card (the data prior,
- * written before cards carried their own chain; fixtures/models/mnist-v2-2026-12-01/).
+ * written before cards carried their own chain; fixtures/models/mnist-v2-2026-12-01/), and v2
+ * guidance-distilled (the default of session 6, fixtures/models/mnist-v2-guided-2026-12-01/).
  */
 import assert from "node:assert/strict";
 import { createApp } from "./app.ts";
@@ -98,4 +99,29 @@ Deno.test("the model v2 card (data prior, no card chain) draws the same PNGs as 
   assert.ok(model.card.sampling.prior);
   assert.equal(model.card.sampling.timesteps, undefined);
   await appMatchingGoldens(model, GOLDEN_V2);
+});
+
+const CARD_V2_GUIDED = new URL(
+  "../fixtures/models/mnist-v2-guided-2026-12-01/model.json",
+  import.meta.url,
+);
+
+/** Taken with the server of commit 662bfa0, where this card was the shipped default. */
+const GOLDEN_V2_GUIDED: Record<string, string> = {
+  "seed=42": "809bcae7d68db82f2d0e226427297af2fd372a0a51c767c490835d1b0f5894e8",
+  "seed=7&label=3&n=4": "e4ace36abd60707fe0b588135c43a58eb13c60ad96d026c3f55e0f84c333b236",
+  "seed=5&guidance=0&n=2": "95da5681c9d50138821fe615185470d61ccc28582ad4758eee41b704fc62530e",
+  "seed=3&sampler=analytic&steps=6":
+    "5e044ce3b7fbdd329942bfbc746b4d2605074609172f7fd0fda47fc261f3b725",
+  "seed=9&guidance=2&label=5&steps=4&n=2":
+    "b00a1d5fca9aab4151a7bb7abe7018ffd04fa0fcf923017ec76930fe160597bf",
+  "seed=11&label=8&steps=3&spacing=trailing":
+    "bd6351dfb6be35ab6e8a2ead59b2486945229e42008269a181014be28dc1722e",
+};
+
+Deno.test("the v2 guidance-distilled card (training.guideTeacher) draws the same PNGs as before", async () => {
+  const model = await loadModel(CARD_V2_GUIDED);
+  assert.equal(model.card.training.guideTeacher?.weight, 1.1);
+  assert.equal(model.card.training.autoguide, undefined);
+  await appMatchingGoldens(model, GOLDEN_V2_GUIDED);
 });
