@@ -512,12 +512,17 @@ export function helpText(): string {
   const lines = [
     "deno task train --data mnist|fashion|<folder> --steps N --out <run dir> [options]",
     "",
-    "  --resume                 continue <run dir>/checkpoint up to --steps",
-    "  --help                   this text",
   ];
-  for (const [name, f] of Object.entries(FLAGS)) {
-    const arg = f.kind === "bool" ? "" : ` <${f.kind === "list" ? "a,b,c" : f.kind}>`;
-    lines.push(`  ${`--${name}${arg}`.padEnd(25)}${f.help}`);
-  }
+  const usage = Object.entries(FLAGS).map((
+    [name, f],
+  ) => [
+    `--${name}${f.kind === "bool" ? "" : ` <${f.kind === "list" ? "a,b,c" : f.kind}>`}`,
+    f.help,
+  ]);
+  // The column fits the longest usage (--autoguide-weight <float>), one space after it.
+  const width = Math.max(25, ...usage.map(([u]) => u.length + 1));
+  lines.push(`  ${"--resume".padEnd(width)}continue <run dir>/checkpoint up to --steps`);
+  lines.push(`  ${"--help".padEnd(width)}this text`);
+  for (const [u, help] of usage) lines.push(`  ${u.padEnd(width)}${help}`);
   return lines.join("\n");
 }

@@ -126,9 +126,17 @@ Deno.test("help lists every flag of the CLI contract", () => {
       "--image-size",
       "--grad-clip",
       "--cond-drop",
+      "--guide-teacher",
+      "--autoguide-good",
+      "--autoguide-bad",
+      "--autoguide-weight",
     ]
   ) {
     assert.ok(h.includes(f), f);
+  }
+  // Every usage is followed by at least one space before its help, the longest included.
+  for (const line of h.split("\n").filter((l) => l.startsWith("  --"))) {
+    assert.match(line, /^ {2}--[\w-]+( <[^>]+>)? +[^\s<]/, line);
   }
 });
 
