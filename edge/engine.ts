@@ -80,6 +80,11 @@ export function labelsOf(n: number, label: LabelSpec): Int32Array | null {
     : Int32Array.from(typeof label === "number" ? new Array(n).fill(label) : label);
 }
 
+/** Whether a request samples the null class: no label, or guidance 0 (the unguided null class). */
+export function samplesNullClass(label: LabelSpec, guidance: number): boolean {
+  return label === undefined || guidance === 0;
+}
+
 /** How many forward passes per image per step a request costs (2 with real guidance). */
 export function passes(label: LabelSpec, guidance: number): 1 | 2 {
   return label !== undefined && guidance !== 0 && guidance !== 1 ? 2 : 1;

@@ -10,7 +10,7 @@ import type { VarianceType } from "../shared/step.ts";
 import type { ModelCard } from "../shared/model_card.ts";
 import { cardSampler, type SamplerName } from "../shared/samplers/mod.ts";
 import { type DataPrior, priorFromCard, withPrior } from "../shared/data_prior.ts";
-import { type Engine, labelsOf, type LabelSpec, type Timing } from "./engine.ts";
+import { type Engine, labelsOf, type LabelSpec, samplesNullClass, type Timing } from "./engine.ts";
 import { slicedYield } from "./yield.ts";
 
 export interface GenerateOptions {
@@ -142,6 +142,6 @@ const cut = (a: { gamma: ArrayLike<number> }, T: number) =>
 export function analyticStats(card: ModelCard, label: LabelSpec, guidance: number) {
   const a = card.sampling.analytic;
   if (!a) throw new RangeError("this model's card has no Analytic-DPM statistics");
-  const nullClass = card.architecture.numClasses > 0 && (label === undefined || guidance === 0);
+  const nullClass = card.architecture.numClasses > 0 && samplesNullClass(label, guidance);
   return { gamma: nullClass && a.gammaNull ? a.gammaNull : a.gamma };
 }

@@ -6,14 +6,14 @@
  * autoguidance"); the server does not serve it.
  *
  *   deno task eval:autoguide --model <good model.json> --bad <bad model.json> [--weights 1,2,3]
- *     [--steps S] [--sampler S] [--eta E] [--n 500] [--seed 0] [--min-t 0] [--max-t 999]
+ *     [--steps S] [--sampler S] [--eta E] [--n 500] [--seed 0] [--min-t 0] [--max-t Infinity]
  *
  * `--min-t/--max-t`: guide only the calls at those timesteps (the good model alone elsewhere).
  * The CPU column counts both models.
  */
 import { parseArgs } from "node:util";
 import { loadModel } from "../edge/model.ts";
-import { createEngine, type Engine } from "../edge/engine.ts";
+import { createEngine, type Engine, samplesNullClass } from "../edge/engine.ts";
 import { guide } from "../shared/step.ts";
 import { oneOf } from "../shared/choice.ts";
 import { SAMPLER_NAMES } from "../shared/samplers/mod.ts";
@@ -39,7 +39,7 @@ export function autoguidedEngine(
     forward: good.forward,
     epsModel(n, label, guidance, timing) {
       const own = good.epsModel(n, label, guidance, timing);
-      if (guidance !== 0 && label !== undefined) return own;
+      if (!samplesNullClass(label, guidance)) return own;
       const worse = bad.epsModel(n, label, 0, timing);
       return async (x, t) => {
         const e = await own(x, t);

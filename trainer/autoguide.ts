@@ -11,7 +11,7 @@
  */
 import type { UNetConfig } from "../shared/model_card.ts";
 import { guide } from "../shared/step.ts";
-import type { TrainConfig } from "./config.ts";
+import { runInUse, type TrainConfig } from "./config.ts";
 import type { Batch } from "./loop.ts";
 import type { BatchModel } from "./distill_math.ts";
 import { type FrozenRun, FrozenRunError, loadFrozenRun } from "./frozen_run.ts";
@@ -62,9 +62,8 @@ export async function loadAutoguide(
   unet: UNetConfig,
   stored: { good?: string; bad?: string } = {},
 ): Promise<Autoguide | null> {
-  const on = (p?: string): p is string => p !== undefined && p !== "none";
-  if (!on(cfg.autoguideGood) && !on(cfg.autoguideBad)) return null;
-  if (!on(cfg.autoguideGood) || !on(cfg.autoguideBad)) {
+  if (!runInUse(cfg.autoguideGood) && !runInUse(cfg.autoguideBad)) return null;
+  if (!runInUse(cfg.autoguideGood) || !runInUse(cfg.autoguideBad)) {
     throw new FrozenRunError("autoguidance needs both --autoguide-good and --autoguide-bad");
   }
   const good = await loadFrozenRun("--autoguide-good", cfg.autoguideGood, cfg, unet, stored.good);
@@ -75,9 +74,8 @@ export async function loadAutoguide(
     good.dispose();
     throw e;
   }
-  const f = autoguideTargets(good.model, bad.model, cfg.autoguideWeight, unet.numClasses);
   return {
-    targets: (b, target) => f(b, target),
+    targets: autoguideTargets(good.model, bad.model, cfg.autoguideWeight, unet.numClasses),
     good,
     bad,
     dispose: () => {

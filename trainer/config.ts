@@ -90,11 +90,10 @@ export const TrainConfigSchema = z.object({
   autoguideGoodSha256: z.string().optional(),
   autoguideBadSha256: z.string().optional(),
 }).superRefine((c, ctx) => {
-  const on = (p?: string) => p !== undefined && p !== "none";
-  if (on(c.autoguideGood) !== on(c.autoguideBad)) {
+  if (runInUse(c.autoguideGood) !== runInUse(c.autoguideBad)) {
     ctx.addIssue({
       code: "custom",
-      path: [on(c.autoguideGood) ? "autoguideBad" : "autoguideGood"],
+      path: [runInUse(c.autoguideGood) ? "autoguideBad" : "autoguideGood"],
       message: "autoguidance needs both --autoguide-good and --autoguide-bad (or neither)",
     });
   }
@@ -149,6 +148,11 @@ export const TrainConfigSchema = z.object({
   }
 });
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;
+
+/** Whether a frozen-run flag (`--guide-teacher`, `--autoguide-good/-bad`) names a run: not absent or `none`. */
+export function runInUse(path: string | undefined): path is string {
+  return path !== undefined && path !== "" && path !== "none";
+}
 
 type Kind = "int" | "float" | "string" | "bool" | "list";
 interface FlagSpec {

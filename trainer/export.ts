@@ -44,6 +44,7 @@ import { buildOnnxModel, DEFAULT_OPSET } from "./onnx_ops.ts";
 import { type Quantization, QUANTIZATIONS } from "./quantize.ts";
 import { paramSpecs } from "./unet.ts";
 import { type CheckpointMeta, readCheckpoint } from "./checkpoint.ts";
+import { runInUse } from "./config.ts";
 
 /** Default sampling settings written to the card (the quality work may tune them). */
 export const DEFAULT_STEPS = 14;
@@ -313,7 +314,7 @@ function guideTeacherOf(m: CheckpointMeta) {
     guideWeight?: number;
     guideNull?: GuideNullTarget;
   };
-  return c.guideTeacher && c.guideTeacher !== "none" && c.guideTeacherSha256
+  return runInUse(c.guideTeacher) && c.guideTeacherSha256
     ? {
       guideTeacher: {
         run: c.guideTeacher,

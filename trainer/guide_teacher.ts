@@ -7,7 +7,7 @@
  * and a resume that finds other weights under the same path stops.
  */
 import type { GuideNullTarget, UNetConfig } from "../shared/model_card.ts";
-import type { TrainConfig } from "./config.ts";
+import { runInUse, type TrainConfig } from "./config.ts";
 import type { Batch } from "./loop.ts";
 import type { BatchModel } from "./distill_math.ts";
 import { guidedBatchModel, withNullClass, withRows } from "./distill_step.ts";
@@ -63,7 +63,7 @@ export async function loadGuideTeacher(
   unet: UNetConfig,
   storedSha256?: string,
 ): Promise<GuideTeacher | null> {
-  if (!cfg.guideTeacher || cfg.guideTeacher === "none") return null;
+  if (!runInUse(cfg.guideTeacher)) return null;
   if (unet.numClasses === 0) {
     throw new GuideTeacherError("--guide-teacher needs a conditional run (--conditional)");
   }
