@@ -21,7 +21,7 @@
  * S ≥ 500 run once; shorter ones --reps times (median). CPU ms = process user + system time,
  * all threads. Prints a markdown table with the machine described.
  */
-import { parseArgs } from "node:util";
+import { parseCli, runCli } from "./cli_args.ts";
 import process from "node:process";
 import type * as OrtNode from "onnxruntime-node";
 import { DEFAULT_MODEL_CARD, loadModel, type Model } from "../edge/model.ts";
@@ -317,7 +317,7 @@ export function mergeRounds(rs: WorkerResult[]): WorkerResult {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const { values: a } = parseArgs({
+  const { values: a } = parseCli({
     args: argv,
     options: {
       model: { type: "string", default: DEFAULT_MODEL_CARD.pathname },
@@ -332,6 +332,12 @@ export async function main(argv: string[]): Promise<void> {
       json: { type: "string" },
       "warmup-ms": { type: "string" },
     },
+  }, {
+    name: "bench_edge",
+    summary:
+      "edge latency and CPU ms per sample of one exported model, per runtime and chain length",
+    usage: "deno task bench:edge [options]",
+    help: { worker: "internal: measure one runtime in this process" },
   });
   const steps = a.steps!.split(",").map(Number);
   const common = {
@@ -388,4 +394,4 @@ export async function main(argv: string[]): Promise<void> {
   if (a.json) await Deno.writeTextFile(a.json, JSON.stringify(results, null, 2) + "\n");
 }
 
-if (import.meta.main) await main(Deno.args);
+if (import.meta.main) await runCli(() => main(Deno.args));

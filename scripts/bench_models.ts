@@ -13,7 +13,7 @@
  * (utime + stime from /proc, 10 ms ticks) before and after. Reports per model the median over
  * rounds of CPU ms and wall ms per request, and the CPU ratio to the first model.
  */
-import { parseArgs } from "node:util";
+import { parseCli, runCli } from "./cli_args.ts";
 import { machineDescription } from "./bench_edge.ts";
 import { cpuMsOf } from "./footprint.ts";
 import { serveArgs } from "../edge/serve_args.ts";
@@ -155,20 +155,27 @@ export function markdown(
 }
 
 if (import.meta.main) {
-  const { values: a } = parseArgs({
-    args: Deno.args,
-    options: {
-      models: {
-        type: "string",
-        default: "fixtures/models/mnist-2026-11-30/model.json,fixtures/models/mnist/model.json",
+  const { values: a } = await runCli(() =>
+    parseCli({
+      args: Deno.args,
+      options: {
+        models: {
+          type: "string",
+          default: "fixtures/models/mnist-2026-11-30/model.json,fixtures/models/mnist/model.json",
+        },
+        warmup: { type: "string", default: "60" },
+        requests: { type: "string", default: "20" },
+        rounds: { type: "string", default: "5" },
+        query: { type: "string", default: "" },
+        markdown: { type: "string" },
       },
-      warmup: { type: "string", default: "60" },
-      requests: { type: "string", default: "20" },
-      rounds: { type: "string", default: "5" },
-      query: { type: "string", default: "" },
-      markdown: { type: "string" },
-    },
-  });
+    }, {
+      name: "bench_models",
+      summary:
+        "server CPU and wall ms per sample of models side by side, each at its card's defaults",
+      usage: "deno task bench:models [options]",
+    })
+  );
   const o = {
     models: a.models!.split(","),
     warmup: Number(a.warmup),

@@ -22,7 +22,7 @@
  * This machine's 2 vCPUs are shared and noisy: compare configurations in alternating runs
  * pinned to the same core (`taskset -c 1 …`), and read "img per CPU-s" next to img/s.
  */
-import { parseArgs } from "node:util";
+import { parseCli, runCli } from "./cli_args.ts";
 import process from "node:process";
 import * as tf from "@tensorflow/tfjs";
 import type { UNetConfig } from "../shared/model_card.ts";
@@ -218,7 +218,7 @@ function numbers(s: string, min = 1): number[] {
 }
 
 async function main() {
-  const { values } = parseArgs({
+  const { values } = parseCli({
     args: Deno.args,
     options: {
       c: { type: "string", default: "16,32" },
@@ -232,6 +232,11 @@ async function main() {
       child: { type: "boolean", default: false },
       backend: { type: "string", default: "wasm" },
     },
+  }, {
+    name: "bench_train",
+    summary:
+      "trainer throughput: images per second of one Adam step, per base width and thread count",
+    help: { child: "internal: measure one configuration in this process" },
   });
   const [steps] = numbers(values.steps), [warmup] = numbers(values.warmup, 0);
   const batches = numbers(values.batch);
@@ -289,4 +294,4 @@ async function main() {
   if (values.markdown) Deno.writeTextFileSync(values.markdown, text);
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) await runCli(main);

@@ -17,7 +17,7 @@
  * digits (balanced over classes; the training never saw them) are the ceiling.
  * CPU ms per sample = process CPU time (user + system, all threads) spent in `generate` / n.
  */
-import { parseArgs } from "node:util";
+import { parseCli, runCli } from "./cli_args.ts";
 import process from "node:process";
 import { join, relative } from "node:path";
 import { loadDataset } from "../trainer/data.ts";
@@ -329,7 +329,7 @@ const list = (s: string) => s.split(",").filter((v) => v.trim() !== "").map(Numb
 
 /** The CLI; `context` lets a caller reuse a loaded EvalContext. */
 export async function main(argv: string[], context?: EvalContext): Promise<void> {
-  const { values: a } = parseArgs({
+  const { values: a } = parseCli({
     args: argv,
     options: {
       model: { type: "string", default: DEFAULT_MODEL_CARD.pathname },
@@ -358,6 +358,11 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
       markdown: { type: "string" },
       prior: { type: "string", default: "on" },
     },
+  }, {
+    name: "eval",
+    summary:
+      "sample quality through the real edge sampler, scored with the committed MNIST classifier",
+    usage: "deno task eval [options]",
   });
   const model = await loadModel(a.model!);
   const card = model.card;
@@ -483,4 +488,4 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
   console.log("\n" + table());
 }
 
-if (import.meta.main) await main(Deno.args);
+if (import.meta.main) await runCli(() => main(Deno.args));

@@ -11,7 +11,7 @@
  * `--min-t/--max-t`: guide only the calls at those timesteps (the good model alone elsewhere).
  * The CPU column counts both models.
  */
-import { parseArgs } from "node:util";
+import { type CliInfo, parseCli, runCli, usageError } from "./cli_args.ts";
 import { loadModel } from "../edge/model.ts";
 import { createEngine, type Engine, samplesNullClass } from "../edge/engine.ts";
 import { guide } from "../shared/step.ts";
@@ -50,8 +50,20 @@ export function autoguidedEngine(
   };
 }
 
+const CLI: CliInfo = {
+  name: "eval_autoguide",
+  summary: "the null class of a model autoguided at sampling time by a second, worse model",
+  usage: "deno task eval:autoguide --model <good model.json> --bad <bad model.json> [options]",
+  help: {
+    model: "the good model (required)",
+    bad: "the worse model that guides it (required)",
+    "min-t": "guide only the calls at timesteps from this one",
+    "max-t": "… up to this one (the good model alone elsewhere)",
+  },
+};
+
 export async function main(argv: string[], context?: EvalContext): Promise<string[]> {
-  const { values: a } = parseArgs({
+  const { values: a } = parseCli({
     args: argv,
     options: {
       model: { type: "string" },
@@ -65,8 +77,8 @@ export async function main(argv: string[], context?: EvalContext): Promise<strin
       "min-t": { type: "string", default: "0" },
       "max-t": { type: "string", default: "Infinity" },
     },
-  });
-  if (!a.model || !a.bad) throw new RangeError("--model and --bad are required");
+  }, CLI);
+  if (!a.model || !a.bad) throw usageError(CLI, "--model and --bad are required");
   const good = await createEngine(await loadModel(a.model), { backend: "wasm", threads: 1 });
   const bad = await createEngine(await loadModel(a.bad), { backend: "wasm", threads: 1 });
   if (bad.model.card.image.size !== good.model.card.image.size) {
@@ -94,4 +106,4 @@ export async function main(argv: string[], context?: EvalContext): Promise<strin
   return lines;
 }
 
-if (import.meta.main) await main(Deno.args);
+if (import.meta.main) await runCli(() => main(Deno.args));

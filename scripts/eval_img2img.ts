@@ -11,7 +11,7 @@
  *
  *   deno run -A scripts/eval_img2img.ts [--n 500] [--grids DIR] [--model path/model.json]
  */
-import { parseArgs } from "node:util";
+import { parseCli, runCli } from "./cli_args.ts";
 import { loadModel } from "../edge/model.ts";
 import { createEngine, type Engine } from "../edge/engine.ts";
 import { denoise, inpaint } from "../edge/img2img.ts";
@@ -117,7 +117,7 @@ function writeRows(path: string, rows: Float32Array[], cols: number) {
 }
 
 export async function main(argv: string[]) {
-  const { values } = parseArgs({
+  const { values } = parseCli({
     args: argv,
     options: {
       n: { type: "string", default: "500" },
@@ -126,6 +126,9 @@ export async function main(argv: string[]) {
       batch: { type: "string", default: "50" },
       part: { type: "string", default: "all" },
     },
+  }, {
+    name: "eval_img2img",
+    summary: "image-to-image quality (denoising, inpainting) on real held-out MNIST digits",
   });
   const n = Number(values.n), batch = Number(values.batch);
   const model = await loadModel(values.model!);
@@ -241,4 +244,4 @@ export async function main(argv: string[]) {
   }
 }
 
-if (import.meta.main) await main(Deno.args);
+if (import.meta.main) await runCli(() => main(Deno.args));

@@ -9,7 +9,7 @@
  *   deno run -A scripts/event_loop_probe.ts http://127.0.0.1:8000/healthz [--duration 10]
  *     [--interval 50]
  */
-import { parseArgs } from "node:util";
+import { parseCli, runCli } from "./cli_args.ts";
 
 export interface ProbeResult {
   /** Probes answered (any status). */
@@ -89,11 +89,17 @@ export function startProbe(url: string, intervalMs = 50, timeoutMs = 30_000): Pr
 }
 
 if (import.meta.main) {
-  const { values, positionals } = parseArgs({
-    args: Deno.args,
-    allowPositionals: true,
-    options: { duration: { type: "string", default: "10" }, interval: { type: "string" } },
-  });
+  const { values, positionals } = await runCli(() =>
+    parseCli({
+      args: Deno.args,
+      allowPositionals: true,
+      options: { duration: { type: "string", default: "10" }, interval: { type: "string" } },
+    }, {
+      name: "event_loop_probe",
+      summary: "event-loop stall of a server, measured from outside by probing a cheap endpoint",
+      usage: "deno run -A scripts/event_loop_probe.ts URL [options]",
+    })
+  );
   const url = positionals[0];
   if (!url) {
     console.error("usage: event_loop_probe.ts URL [--duration s] [--interval ms]");

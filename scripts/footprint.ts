@@ -21,7 +21,7 @@
  * Stages mode: the steps edge/main.ts takes, in this process, printing RSS after each one:
  * Deno + imports, model read, backend resolved, session created, first request, 100 requests.
  */
-import { parseArgs } from "node:util";
+import { parseCli, runCli } from "./cli_args.ts";
 import { machineDescription } from "./bench_edge.ts";
 import { parseStatus, processTree } from "./soak.ts";
 
@@ -337,7 +337,7 @@ async function stages(backend: string): Promise<void> {
 }
 
 async function main(argv: string[]) {
-  const { values: a } = parseArgs({
+  const { values: a } = parseCli({
     args: argv,
     options: {
       variants: { type: "string", default: "default,wasm,warmup,native" },
@@ -350,6 +350,9 @@ async function main(argv: string[]) {
       backend: { type: "string", default: "auto" },
       "before-dir": { type: "string" },
     },
+  }, {
+    name: "footprint",
+    summary: "memory and cold start of the real server, or (--stages) RSS after each start-up step",
   });
   if (a.stages) return await stages(a.backend!);
   const o = { requests: Number(a.requests), burst: Number(a.burst), beforeDir: a["before-dir"] };
@@ -371,4 +374,4 @@ async function main(argv: string[]) {
   if (a.json) await Deno.writeTextFile(a.json, JSON.stringify(runs, null, 2) + "\n");
 }
 
-if (import.meta.main) await main(Deno.args);
+if (import.meta.main) await runCli(() => main(Deno.args));

@@ -4,7 +4,7 @@
  *
  *   deno run -A scripts/plot_metrics.ts <run dir>/metrics.jsonl [--out loss.svg] [--smooth 25]
  */
-import { parseArgs } from "node:util";
+import { parseCli, runCli } from "./cli_args.ts";
 
 export interface MetricRow {
   step: number;
@@ -78,11 +78,17 @@ export function lossCurveSvg(rows: MetricRow[], smoothK = 25, title = "training 
 }
 
 if (import.meta.main) {
-  const { values, positionals } = parseArgs({
-    args: Deno.args,
-    allowPositionals: true,
-    options: { out: { type: "string" }, smooth: { type: "string", default: "25" } },
-  });
+  const { values, positionals } = await runCli(() =>
+    parseCli({
+      args: Deno.args,
+      allowPositionals: true,
+      options: { out: { type: "string" }, smooth: { type: "string", default: "25" } },
+    }, {
+      name: "plot_metrics",
+      summary: "the training curve of a run (loss against step) as an SVG",
+      usage: "deno run -A scripts/plot_metrics.ts <run dir>/metrics.jsonl [options]",
+    })
+  );
   if (positionals.length !== 1) {
     console.error("usage: deno run -A scripts/plot_metrics.ts <metrics.jsonl> [--out f.svg]");
     Deno.exit(2);

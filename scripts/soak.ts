@@ -22,7 +22,7 @@
  * connect errors, a failed /healthz probe, RSS over --max-rss-mb, a stall over --max-stall-ms, or
  * a server that is not alive and ready afterwards.
  */
-import { parseArgs } from "node:util";
+import { parseCli, runCli } from "./cli_args.ts";
 import { DEFAULT_MODEL_CARD } from "../edge/model.ts";
 import { serveArgs } from "../edge/serve_args.ts";
 import type { ModelCard } from "../shared/model_card.ts";
@@ -387,7 +387,7 @@ function machine() {
 const loadavg = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
 
 async function main() {
-  const { values } = parseArgs({
+  const { values } = parseCli({
     args: Deno.args,
     options: {
       duration: { type: "string", default: "60" },
@@ -404,6 +404,11 @@ async function main() {
       timeout: { type: "string", default: "120" },
       note: { type: "string" },
     },
+  }, {
+    name: "soak",
+    summary:
+      "soak test of the real server under sustained load (wrk), with memory and stall bounds",
+    usage: "deno task soak [options]",
   });
   const duration = Number(values.duration);
   const connections = Number(values.connections);
@@ -636,7 +641,7 @@ async function main() {
 
 if (import.meta.main) {
   try {
-    Deno.exit(await main());
+    Deno.exit(await runCli(main));
   } catch (e) {
     console.error(`soak: ${(e as Error).message}`);
     Deno.exit(2);
