@@ -19,7 +19,9 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const server = await startServer({ MODEL: await writeTinyModel({ T: 50, steps: 3 }) });
+    const server = await startServer({
+      MODEL: await writeTinyModel({ T: 50, steps: 3, nullClassSteps: 5 }),
+    });
     const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
     // A persistent context on a fresh profile dir is playwright's form of --user-data-dir.
     const browser = await chromium.launchPersistentContext(profile, {
@@ -87,8 +89,11 @@ Deno.test({
       await loadedAfter(old);
       assert.notEqual(await seedOf(), first);
 
-      // Controls: a fixed seed, one image, a label, a spacing; the card's defaults prefilled.
+      // Controls: a fixed seed, one image, a label, a spacing; the card's defaults prefilled,
+      // steps left to the server (its placeholder says the card's, null class included).
       assert.equal(await page.inputValue("#spacing"), "linspace");
+      assert.equal(await page.inputValue("#steps"), "");
+      assert.equal(await page.getAttribute("#steps", "placeholder"), "3 (null class 5)");
       await page.fill("#seed", "42");
       await page.fill("#n", "1");
       await page.selectOption("#label", "two");
@@ -102,7 +107,7 @@ Deno.test({
       const q = generated.at(-1)!.searchParams;
       assert.deepEqual(
         ["seed", "steps", "spacing", "n", "label"].map((k) => q.get(k)),
-        ["42", "3", "trailing", "1", "two"],
+        ["42", null, "trailing", "1", "two"],
       );
 
       // A bad value shows the server's error.

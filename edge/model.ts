@@ -102,6 +102,10 @@ export function parseCard(json: unknown, file: string): ModelCard {
     fail(`sampling.steps ${card.sampling.steps} exceeds schedule.T ${card.schedule.T}`);
   }
   const an = card.sampling.analytic, T = card.schedule.T;
+  const nullSteps = card.sampling.nullClassSteps;
+  if (nullSteps !== undefined && nullSteps > card.schedule.T) {
+    fail(`sampling.nullClassSteps ${nullSteps} exceeds schedule.T ${card.schedule.T}`);
+  }
   if (card.sampling.timesteps) {
     try {
       checkedTimesteps(T, card.sampling.steps, card.sampling.timesteps);

@@ -62,6 +62,16 @@ Deno.test("an invalid card is refused with the failing fields", async () => {
   await rejects(await variant((c) => c.image.size = 16), /model\.json$/, /imageSize/);
   await rejects(await variant((c) => c.sampling.steps = 51), /model\.json$/, /exceeds schedule\.T/);
   await rejects(
+    await variant((c) => c.sampling.nullClassSteps = 51),
+    /model\.json$/,
+    /nullClassSteps 51 exceeds schedule\.T/,
+  );
+  await rejects(
+    await variant((c) => c.sampling.nullClassSteps = 0),
+    /model\.json$/,
+    /nullClassSteps/,
+  );
+  await rejects(
     await variant((c) => Object.assign(c.sampling, { steps: 2, timesteps: [30, 10] })),
     /model\.json$/,
     /sampling\.timesteps: timesteps must be strictly ascending/,

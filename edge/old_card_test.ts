@@ -6,7 +6,9 @@
  * 2026-12-01 card (few-step sampler and Γ statistics, written before the data prior existed;
  * fixtures/models/mnist-2026-12-01/, the same ONNX file), and the model v2 card (the data prior,
  * written before cards carried their own chain; fixtures/models/mnist-v2-2026-12-01/), and v2
- * guidance-distilled (the default of session 6, fixtures/models/mnist-v2-guided-2026-12-01/).
+ * guidance-distilled (the default of session 6, fixtures/models/mnist-v2-guided-2026-12-01/), and
+ * its null-class autoguided successor (the default of session 7, written before cards carried
+ * `sampling.nullClassSteps`; fixtures/models/mnist-autoguided-2026-12-01/).
  */
 import assert from "node:assert/strict";
 import { createApp } from "./app.ts";
@@ -124,4 +126,33 @@ Deno.test("the v2 guidance-distilled card (training.guideTeacher) draws the same
   assert.equal(model.card.training.guideTeacher?.weight, 1.1);
   assert.equal(model.card.training.autoguide, undefined);
   await appMatchingGoldens(model, GOLDEN_V2_GUIDED);
+});
+
+const CARD_AUTOGUIDED = new URL(
+  "../fixtures/models/mnist-autoguided-2026-12-01/model.json",
+  import.meta.url,
+);
+
+/** Taken with the server of commit ad55b90, where this card was the shipped default. */
+const GOLDEN_AUTOGUIDED: Record<string, string> = {
+  "seed=42": "6d9aee4c9abf75aebab06cbe5dd857a6e6febe12c397a50937503849575a6f04",
+  "seed=7&label=3&n=4": "2d157e29bf8dc36192bc08258163cd0fcd1e77542b17aee61e5aebc4a2b0654e",
+  "seed=5&guidance=0&n=2": "2593f45489e4d323791c9df36ad95aaa20d6abb31fb6711702b84e4ad5b93bb8",
+  "seed=9&guidance=2&label=5&n=2":
+    "5a5cf48585ff7c45cfa8b696cbcce316e6b377b5cc8d7cf94bc6bccec6e9047f",
+  "seed=3&n=3&sampler=ddim&eta=0.5&steps=6":
+    "9e9e1c02a0390cb07b36770a465521316b553ba0403d2eb20715f06423d40a85",
+};
+
+Deno.test("the autoguided card (training.autoguide, no nullClassSteps) draws the same PNGs as before", async () => {
+  const model = await loadModel(CARD_AUTOGUIDED);
+  assert.equal(model.card.training.autoguide?.weight, 2);
+  assert.equal(model.card.sampling.nullClassSteps, undefined);
+  // Without the field, the null class keeps the card's 5 steps, as when it was the default.
+  const app = await appMatchingGoldens(model, GOLDEN_AUTOGUIDED);
+  const r = await app.request("/generate?seed=5&guidance=0&n=2&steps=5");
+  assert.equal(
+    await sha256Hex(new Uint8Array(await r.arrayBuffer())),
+    GOLDEN_AUTOGUIDED["seed=5&guidance=0&n=2"],
+  );
 });

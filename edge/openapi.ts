@@ -49,10 +49,15 @@ export function openapi(card: ModelCard, limits: ApiLimits) {
     }),
     param(
       "steps",
-      s.prior
+      (s.prior
         ? "respaced chain length; this model's card has a data prior, so the step at t = T − 1 " +
           "runs no UNet call (steps − 1 calls from noise)"
-        : "respaced chain length (one UNet call per step)",
+        : "respaced chain length (one UNet call per step)") +
+        (s.nullClassSteps !== undefined && s.nullClassSteps !== s.steps
+          ? `; default ${s.nullClassSteps} for a request that samples the null class ` +
+            `(guidance 0${card.sampling.unlabeled === "random-label" ? "" : ", or no label"}), ` +
+            `${s.steps} otherwise`
+          : ""),
       {
         type: "integer",
         minimum: 1,

@@ -270,7 +270,11 @@ async function init() {
   card = await (await fetch("/model")).json();
   $("model").textContent = card.name + " · " + card.dataset + " · " + card.schedule.kind +
     " schedule, T = " + card.schedule.T;
-  $("steps").value = card.sampling.steps;
+  // Empty = the card's default, which the server picks (longer for the null class on some cards).
+  const ns = card.sampling.nullClassSteps;
+  $("steps").placeholder = ns && ns !== card.sampling.steps
+    ? card.sampling.steps + " (null class " + ns + ")"
+    : String(card.sampling.steps);
   $("steps").max = card.schedule.T;
   $("spacing").value = card.sampling.spacing;
   if (card.sampling.unlabeled === "random-label") $("label").options[0].text = "(any)";

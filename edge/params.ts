@@ -170,6 +170,7 @@ export function parseQuery(
     guidance: q.guidance ?? card.sampling.guidance,
     format: q.format ?? "png",
   };
+  if (q.steps === undefined) params.steps = defaultSteps(card, labelsUsed(params, card) === null);
   const p = passes(sampledLabels(params, card), params.guidance);
   const calls = params.steps * def.callsPerStep;
   const work = params.n * calls * p;
@@ -208,6 +209,14 @@ export function labelsUsed(p: GenerateParams, card: ModelCard): number[] | null 
   const l = sampledLabels(p, card);
   if (l === undefined || p.guidance === 0) return null;
   return typeof l === "number" ? new Array(p.n).fill(l) : [...l];
+}
+
+/**
+ * The steps of a request that names none: the card's `sampling.nullClassSteps` where the request
+ * samples the null class (`labelsUsed` is null), else (and for a card without them) its `steps`.
+ */
+export function defaultSteps(card: ModelCard, nullClass: boolean): number {
+  return nullClass ? card.sampling.nullClassSteps ?? card.sampling.steps : card.sampling.steps;
 }
 
 /** The parameters that determine the output, in a fixed order (for ETags and the JSON body). */

@@ -3,6 +3,7 @@ import { loadModel } from "./model.ts";
 import {
   canonical,
   DEFAULT_MAX_WORK,
+  defaultSteps,
   labelsUsed,
   parseQuery,
   resolveLabel,
@@ -163,4 +164,29 @@ Deno.test("no label: null class, or one label per image drawn from the seed (ran
   assert.ok(parse("n=10&steps=10&guidance=3", cond, 100).ok);
   const r = parse("n=10&steps=10&guidance=3", anyLabel, 100);
   assert.ok(!r.ok && /10 × 10 × 2 = 200/.test(r.issues[0].message));
+});
+
+Deno.test("a card's nullClassSteps is the default of requests that sample the null class only", async () => {
+  const longNull = (await loadModel(await writeTinyModel({ T: 50, steps: 4, nullClassSteps: 9 })))
+    .card;
+  assert.equal(longNull.sampling.nullClassSteps, 9);
+  assert.equal(ok("", longNull).steps, 9); // no label on a null-class card
+  assert.equal(ok("guidance=0&label=one", longNull).steps, 9);
+  assert.equal(ok("label=one", longNull).steps, 4);
+  assert.equal(ok("label=one&guidance=2", longNull).steps, 4);
+  assert.equal(ok("guidance=0&steps=3", longNull).steps, 3); // a named step count wins
+  const anyLabelLong = (await loadModel(
+    await writeTinyModel({ T: 50, steps: 4, nullClassSteps: 9, unlabeled: "random-label" }),
+  )).card;
+  assert.equal(ok("", anyLabelLong).steps, 4); // random labels: labelled images
+  assert.equal(ok("guidance=0", anyLabelLong).steps, 9);
+  // The work cap counts the steps the request gets.
+  const r = parse("guidance=0&n=4", longNull, 30);
+  assert.ok(!r.ok && r.issues[0].path === "n", JSON.stringify(r));
+  assert.ok(parse("guidance=0&n=3", longNull, 30).ok);
+  // A card without the field: every request defaults to `steps`, as before the field existed.
+  assert.equal(cond.sampling.nullClassSteps, undefined);
+  assert.equal(ok("guidance=0", cond).steps, 4);
+  assert.equal(defaultSteps(cond, true), 4);
+  assert.equal(defaultSteps(longNull, false), 4);
 });

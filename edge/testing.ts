@@ -18,6 +18,8 @@ export interface TinyModelOptions {
   unlabeled?: "null-class" | "random-label";
   /** The card's sampling.sampler (absent: none, i.e. ddim). */
   sampler?: SamplerName;
+  /** The card's sampling.nullClassSteps (absent: none, i.e. `steps`). */
+  nullClassSteps?: number;
   /** Give the card Analytic-DPM statistics, estimated on the model as the exporter does. */
   analytic?: boolean;
 }
@@ -46,6 +48,7 @@ export function writeTinyModel(o: TinyModelOptions = {}): Promise<string> {
         eta: 1,
         guidance: o.guidance ?? (numClasses > 0 ? 1 : 0),
         ...(o.unlabeled ? { unlabeled: o.unlabeled } : {}),
+        ...(o.nullClassSteps ? { nullClassSteps: o.nullClassSteps } : {}),
         ...(o.sampler ? { sampler: o.sampler } : {}),
       },
     },

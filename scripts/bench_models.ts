@@ -22,7 +22,15 @@ import { cardSampler } from "../shared/samplers/mod.ts";
 export interface ModelResult {
   model: string;
   /** `prior`: the card answers the t = T − 1 call from its data prior (steps − 1 UNet calls). */
-  card: { steps: number; sampler: string; spacing: string; prior: boolean; timesteps?: number[] };
+  card: {
+    steps: number;
+    sampler: string;
+    spacing: string;
+    prior: boolean;
+    timesteps?: number[];
+    /** The card's `sampling.nullClassSteps` (the steps of a null-class request), if any. */
+    nullClassSteps?: number;
+  };
   /** CPU ms per request of each round. */
   cpuMs: number[];
   wallMs: number[];
@@ -107,6 +115,7 @@ export async function benchModels(o: {
           spacing: card.sampling.spacing,
           prior: card.sampling.prior !== undefined,
           timesteps: card.sampling.timesteps,
+          nullClassSteps: card.sampling.nullClassSteps,
         },
         cpuMs: [],
         wallMs: [],
@@ -134,20 +143,22 @@ const unetCalls = (n: number) => `${n} UNet call${n === 1 ? "" : "s"}`;
 export function markdown(
   machine: string,
   rs: ModelResult[],
-  o: { requests: number; rounds: number; warmup: number },
+  o: { requests: number; rounds: number; warmup: number; query?: string },
 ) {
   const base = median(rs[0].cpuMs);
   return [
     `Machine: ${machine}. Each model on its own \`deno serve edge/main.ts\` (wasm, 1 thread), ` +
     `${o.warmup} warm-up requests each, then ${o.rounds} alternating rounds of ${o.requests} ` +
-    "sequential `/generate?seed=i` at the card's defaults; server CPU from /proc (medians over rounds).",
+    `sequential \`/generate?seed=i${o.query ? `&${o.query}` : ""}\` at the card's defaults; ` +
+    "server CPU from /proc (medians over rounds).",
     "",
     "| model | card default | server CPU ms / request | wall ms / request | CPU × first | warm-up CPU ms / request |",
     "|---|---|---|---|---|---|",
     ...rs.map((r) =>
       `| ${r.model} | ${r.card.sampler}, ${r.card.steps} steps, ` +
       (r.card.timesteps ? `t = ${r.card.timesteps.join(", ")}` : r.card.spacing) +
-      `${r.card.prior ? ` + prior (${unetCalls(r.card.steps - 1)})` : ""} | ` +
+      `${r.card.prior ? ` + prior (${unetCalls(r.card.steps - 1)})` : ""}` +
+      `${r.card.nullClassSteps ? `; null class ${r.card.nullClassSteps} steps` : ""} | ` +
       `${median(r.cpuMs).toFixed(1)} | ${median(r.wallMs).toFixed(1)} | ` +
       `${(median(r.cpuMs) / base).toFixed(2)} | ${r.warmupCpuMs.toFixed(1)} |`
     ),

@@ -24,6 +24,7 @@ import { loadDataset } from "../trainer/data.ts";
 import { DEFAULT_MODEL_CARD, loadModel } from "../edge/model.ts";
 import { createEngine, type Engine } from "../edge/engine.ts";
 import { generate } from "../edge/sampler.ts";
+import { defaultSteps } from "../edge/params.ts";
 import { encodePng, tileImages } from "../shared/image.ts";
 import { type Spacing, SPACINGS } from "../shared/schedule.ts";
 import { VARIANCES, type VarianceType } from "../shared/step.ts";
@@ -416,14 +417,16 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
     }
   };
   if (!a.sweep) {
+    const guidance = Number(a.guidance ?? card.sampling.guidance);
     const r: SampleRequest = {
       ...base,
       n: Number(a.n),
-      steps: Number(a.steps ?? card.sampling.steps),
+      // Labelled images unless unconditional or guidance 0 (sampleImages), as the edge's default.
+      steps: Number(a.steps ?? defaultSteps(card, !conditional || guidance === 0)),
       spacing: a.spacing === undefined ? undefined : spacingOf(a.spacing),
       sampler: a.sampler === undefined ? undefined : samplerOf(a.sampler),
       eta: Number(a.eta ?? card.sampling.eta),
-      guidance: Number(a.guidance ?? card.sampling.guidance),
+      guidance,
     };
     rows.push(await evalConfig(ctx, engine, r, a.grid ?? null));
   } else {

@@ -14,6 +14,7 @@
 import { type CliInfo, parseCli, runCli, usageError } from "./cli_args.ts";
 import { loadModel } from "../edge/model.ts";
 import { createEngine, type Engine, samplesNullClass } from "../edge/engine.ts";
+import { defaultSteps } from "../edge/params.ts";
 import { guide } from "../shared/step.ts";
 import { oneOf } from "../shared/choice.ts";
 import { SAMPLER_NAMES } from "../shared/samplers/mod.ts";
@@ -92,7 +93,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<strin
     const engine = autoguidedEngine(good, bad, w, [Number(a["min-t"]), Number(a["max-t"])]);
     const row = await evalConfig(ctx, engine, {
       n: Number(a.n),
-      steps: Number(a.steps ?? card.sampling.steps),
+      steps: Number(a.steps ?? defaultSteps(card, true)),
       sampler: a.sampler === undefined ? undefined : oneOf(SAMPLER_NAMES, a.sampler, "sampler"),
       eta: Number(a.eta ?? card.sampling.eta),
       guidance: 0,

@@ -46,7 +46,11 @@ Deno.test("eval:autoguide prints a table row per weight", async () => {
   ]);
   const rows = lines.filter((l) => l.startsWith("| w = "));
   assert.equal(rows.length, 2);
-  assert.match(rows[0], /^\| w = 1: DPM-Solver\+\+\(2M\) SDE, power \| 5 \| 4 \| – \| 0 \| 20 \|/);
+  // The null class's chain: the card's nullClassSteps (12, 11 calls after the prior step).
+  assert.match(
+    rows[0],
+    /^\| w = 1: DPM-Solver\+\+\(2M\) SDE, power \| 12 \| 11 \| – \| 0 \| 20 \|/,
+  );
   assert.match(rows[1], /^\| w = 2: /);
   await assert.rejects(main(["--model", DEFAULT_MODEL_CARD.pathname]), /--bad are required/);
 });

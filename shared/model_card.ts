@@ -166,6 +166,13 @@ export const ModelCardSchema = z.object({
      */
     unlabeled: z.enum(UNLABELED_MODES).optional(),
     /**
+     * The steps a request gets when it names none and samples the null class (guidance 0, or no
+     * label where `unlabeled` is `null-class`); absent = `steps`, what every earlier card drew
+     * with. A model whose null class needs a longer chain than its labels (QUALITY.md,
+     * "Null-class steps") sets it, so labelled requests keep the short chain.
+     */
+    nullClassSteps: z.number().int().positive().optional(),
+    /**
      * The sampler (shared/samplers/); absent in a file = `ddim` with the card's eta, which is
      * what every card written before samplers existed drew with (η = 1: DDPM ancestral).
      */

@@ -4,7 +4,8 @@
  *
  * CLI: deno task export --run <run dir> --out <model dir> [--quant int8|fp16|fp32] [--opset N]
  *        [--steps S] [--eta E] [--guidance G] [--spacing linspace|trailing|quadratic]
- *        [--unlabeled null-class|random-label] [--sampler NAME] [--analytic-samples M]
+ *        [--unlabeled null-class|random-label] [--null-class-steps S] [--sampler NAME]
+ *        [--analytic-samples M]
  *        [--analytic-seed N] [--prior on|off] [--name NAME]
  *
  * Unless `--analytic-samples 0`, the exporter also estimates Analytic-DPM's Γ statistics on the
@@ -104,6 +105,15 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
       `sampling steps must be an integer in 1…${o.card.schedule.T}, got ${steps}`,
     );
   }
+  const nullClassSteps = o.card.sampling?.nullClassSteps;
+  if (
+    nullClassSteps !== undefined &&
+    (!Number.isInteger(nullClassSteps) || nullClassSteps < 1 || nullClassSteps > o.card.schedule.T)
+  ) {
+    throw new RangeError(
+      `null-class steps must be an integer in 1…${o.card.schedule.T}, got ${nullClassSteps}`,
+    );
+  }
   const onnx = buildOnnxModel(o.cfg, o.weights, {
     quant: o.quant,
     opset,
@@ -126,6 +136,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
       guidance: o.card.sampling?.guidance ?? defaultGuidance(o.cfg),
       spacing: o.card.sampling?.spacing,
       ...(o.card.sampling?.unlabeled ? { unlabeled: o.card.sampling.unlabeled } : {}),
+      ...(nullClassSteps !== undefined ? { nullClassSteps } : {}),
       ...(o.card.sampling?.sampler ? { sampler: o.card.sampling.sampler } : {}),
       ...(o.card.sampling?.timesteps && o.card.sampling.timesteps.length === steps
         ? { timesteps: o.card.sampling.timesteps }
@@ -251,7 +262,8 @@ function numberArg(v: string | undefined, name: string): number | undefined {
 
 const USAGE = "usage: deno task export --run <run dir> --out <model dir> " +
   "[--quant int8|fp16|fp32] [--opset N] [--steps S] [--eta E] [--guidance G] [--spacing linspace|trailing|quadratic] " +
-  "[--unlabeled null-class|random-label] [--sampler " + SAMPLER_NAMES.join("|") + "] " +
+  "[--unlabeled null-class|random-label] [--null-class-steps S (default: --steps)] " +
+  "[--sampler " + SAMPLER_NAMES.join("|") + "] " +
   "[--analytic-samples M (default 32; 0 = none)] [--analytic-seed N] [--prior on|off] " +
   "[--name NAME]";
 
@@ -379,6 +391,7 @@ export async function main(
       guidance: { type: "string" },
       spacing: { type: "string" },
       unlabeled: { type: "string" },
+      "null-class-steps": { type: "string" },
       sampler: { type: "string" },
       "analytic-samples": { type: "string", default: String(DEFAULT_ANALYTIC_SAMPLES) },
       "analytic-seed": { type: "string", default: "0" },
@@ -452,6 +465,7 @@ export async function main(
         unlabeled: values.unlabeled === undefined
           ? undefined
           : oneOf(UNLABELED_MODES, values.unlabeled, "--unlabeled"),
+        nullClassSteps: numberArg(values["null-class-steps"], "null-class-steps"),
         sampler: sampler ?? dist?.sampling.sampler,
       },
     },

@@ -62,7 +62,7 @@ Deno.test("exportModel: valid card with the file's sha256, bytes, opset and defa
   await s.release();
 });
 
-Deno.test("exportModel refuses sampling steps outside 1…T", async () => {
+Deno.test("exportModel refuses sampling steps and null-class steps outside 1…T", async () => {
   for (const steps of [0, 1001, 2.5]) {
     await assert.rejects(
       exportModel({
@@ -72,6 +72,17 @@ Deno.test("exportModel refuses sampling steps outside 1…T", async () => {
         card: { ...SOURCE, sampling: { steps } },
       }),
       /steps/,
+    );
+  }
+  for (const nullClassSteps of [0, 1001, 2.5]) {
+    await assert.rejects(
+      exportModel({
+        cfg: COND,
+        weights: randomWeights(COND, 1),
+        quant: "fp32",
+        card: { ...SOURCE, sampling: { steps: 5, nullClassSteps } },
+      }),
+      /null-class steps must be an integer in 1…1000/,
     );
   }
 });
@@ -216,6 +227,8 @@ Deno.test("CLI: checkpoint of a run (EMA weights) → model.onnx + model.json", 
       "trailing",
       "--unlabeled",
       "random-label",
+      "--null-class-steps",
+      "14",
       // (The run's data is MNIST's 10 classes, the fixture model has 2: no Γ statistics and no
       // data prior; edge/prior_step_test.ts covers the prior on the real model.)
       "--analytic-samples",
@@ -243,6 +256,7 @@ Deno.test("CLI: checkpoint of a run (EMA weights) → model.onnx + model.json", 
       guidance: 1,
       spacing: "trailing",
       unlabeled: "random-label",
+      nullClassSteps: 14,
     });
     assert.deepEqual(card.training, {
       steps: 12,
