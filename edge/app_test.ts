@@ -453,3 +453,26 @@ Deno.test("busy → 503 with Retry-After", async () => {
   await (await first).body?.cancel();
   assert.equal(queue.inFlight, 0);
 });
+
+Deno.test("a card's nullClassSteps: null-class requests default to them, in the PNG, the JSON and the OpenAPI doc", async () => {
+  const m = await loadModel(
+    await writeTinyModel({ T: 50, steps: 4, guidance: 1, nullClassSteps: 6 }),
+  );
+  const e = await createEngine(m, { backend: "wasm", threads: 1 });
+  const a = createApp({ load: () => Promise.resolve(e) });
+  const json = async (q: string) => (await (await a.request(`/generate?${q}`)).json()).params;
+  assert.equal((await json("seed=1&guidance=0&format=json")).steps, 6);
+  assert.equal((await json("seed=1&format=json")).steps, 6); // no label on a null-class card
+  assert.equal((await json("seed=1&label=one&format=json")).steps, 4);
+  const png = async (q: string) =>
+    new Uint8Array(await (await a.request(`/generate?${q}`)).arrayBuffer());
+  assert.deepEqual(await png("seed=3&guidance=0"), await png("seed=3&guidance=0&steps=6"));
+  assert.notDeepEqual(await png("seed=3&guidance=0"), await png("seed=3&guidance=0&steps=4"));
+  const doc = await (await a.request("/openapi.json")).json();
+  const steps = doc.paths["/generate"].get.parameters[1];
+  assert.equal(steps.schema.default, 4);
+  assert.match(
+    steps.description,
+    /default 6 for a request that samples the null class \(guidance 0, or no label\), 4 otherwise/,
+  );
+});
