@@ -98,13 +98,10 @@ export function parseCard(json: unknown, file: string): ModelCard {
   if (a.numClasses > 0 && card.labels?.length !== a.numClasses) {
     fail(`labels must list ${a.numClasses} class names (architecture.numClasses)`);
   }
-  if (card.sampling.steps > card.schedule.T) {
-    fail(`sampling.steps ${card.sampling.steps} exceeds schedule.T ${card.schedule.T}`);
-  }
   const an = card.sampling.analytic, T = card.schedule.T;
-  const nullSteps = card.sampling.nullClassSteps;
-  if (nullSteps !== undefined && nullSteps > card.schedule.T) {
-    fail(`sampling.nullClassSteps ${nullSteps} exceeds schedule.T ${card.schedule.T}`);
+  for (const key of ["steps", "nullClassSteps"] as const) {
+    const steps = card.sampling[key];
+    if (steps !== undefined && steps > T) fail(`sampling.${key} ${steps} exceeds schedule.T ${T}`);
   }
   if (card.sampling.timesteps) {
     try {

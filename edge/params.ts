@@ -7,7 +7,7 @@ import type { ModelCard } from "../shared/model_card.ts";
 import { type Spacing, SPACINGS } from "../shared/schedule.ts";
 import { Rng } from "../shared/rng.ts";
 import { cardSampler, SAMPLER_NAMES, type SamplerName, SAMPLERS } from "../shared/samplers/mod.ts";
-import { type LabelSpec, passes } from "./engine.ts";
+import { type LabelSpec, passes, samplesNullClass } from "./engine.ts";
 
 export const MAX_N = 64;
 export const MAX_SCALE = 16;
@@ -207,7 +207,7 @@ export function sampledLabels(p: GenerateParams, card: ModelCard): LabelSpec {
 /** The class each image was conditioned on, or null for null-class (unconditional) sampling. */
 export function labelsUsed(p: GenerateParams, card: ModelCard): number[] | null {
   const l = sampledLabels(p, card);
-  if (l === undefined || p.guidance === 0) return null;
+  if (samplesNullClass(l, p.guidance) || l === undefined) return null; // (l: for the type check)
   return typeof l === "number" ? new Array(p.n).fill(l) : [...l];
 }
 

@@ -22,7 +22,7 @@ import process from "node:process";
 import { join, relative } from "node:path";
 import { loadDataset } from "../trainer/data.ts";
 import { DEFAULT_MODEL_CARD, loadModel } from "../edge/model.ts";
-import { createEngine, type Engine } from "../edge/engine.ts";
+import { createEngine, type Engine, samplesNullClass } from "../edge/engine.ts";
 import { generate } from "../edge/sampler.ts";
 import { defaultSteps } from "../edge/params.ts";
 import { encodePng, tileImages } from "../shared/image.ts";
@@ -421,8 +421,10 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
     const r: SampleRequest = {
       ...base,
       n: Number(a.n),
-      // Labelled images unless unconditional or guidance 0 (sampleImages), as the edge's default.
-      steps: Number(a.steps ?? defaultSteps(card, !conditional || guidance === 0)),
+      // sampleImages gives a conditional model labels (i mod k), an unconditional one none.
+      steps: Number(
+        a.steps ?? defaultSteps(card, samplesNullClass(conditional ? 0 : undefined, guidance)),
+      ),
       spacing: a.spacing === undefined ? undefined : spacingOf(a.spacing),
       sampler: a.sampler === undefined ? undefined : samplerOf(a.sampler),
       eta: Number(a.eta ?? card.sampling.eta),

@@ -99,21 +99,17 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
   } else if (o.card.labels !== null) {
     throw new Error("an unconditional model has no labels");
   }
-  const steps = o.card.sampling?.steps ?? DEFAULT_STEPS;
-  if (!Number.isInteger(steps) || steps < 1 || steps > o.card.schedule.T) {
-    throw new RangeError(
-      `sampling steps must be an integer in 1…${o.card.schedule.T}, got ${steps}`,
-    );
-  }
-  const nullClassSteps = o.card.sampling?.nullClassSteps;
-  if (
-    nullClassSteps !== undefined &&
-    (!Number.isInteger(nullClassSteps) || nullClassSteps < 1 || nullClassSteps > o.card.schedule.T)
-  ) {
-    throw new RangeError(
-      `null-class steps must be an integer in 1…${o.card.schedule.T}, got ${nullClassSteps}`,
-    );
-  }
+  const T = o.card.schedule.T;
+  const checkedSteps = (what: string, s: number) => {
+    if (!Number.isInteger(s) || s < 1 || s > T) {
+      throw new RangeError(`${what} must be an integer in 1…${T}, got ${s}`);
+    }
+    return s;
+  };
+  const steps = checkedSteps("sampling steps", o.card.sampling?.steps ?? DEFAULT_STEPS);
+  const nullClassSteps = o.card.sampling?.nullClassSteps === undefined
+    ? undefined
+    : checkedSteps("null-class steps", o.card.sampling.nullClassSteps);
   const onnx = buildOnnxModel(o.cfg, o.weights, {
     quant: o.quant,
     opset,
