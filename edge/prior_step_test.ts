@@ -10,7 +10,7 @@ import { createEngine } from "./engine.ts";
 import { DEFAULT_MODEL_CARD, loadModel } from "./model.ts";
 import { generate } from "./sampler.ts";
 import { measurePrior, priorToCard } from "../shared/data_prior.ts";
-import { loadDataset } from "../trainer/data.ts";
+import { loadDataset } from "../trainer/data/datasets.ts";
 
 const shipped = await loadModel(DEFAULT_MODEL_CARD);
 const { train } = await loadDataset("mnist");

@@ -20,7 +20,7 @@
 import { parseCli, runCli } from "./cli_args.ts";
 import process from "node:process";
 import { join, relative } from "node:path";
-import { loadDataset } from "../trainer/data.ts";
+import { loadDataset } from "../trainer/data/datasets.ts";
 import { DEFAULT_MODEL_CARD, loadModel } from "../edge/model.ts";
 import { createEngine, type Engine, samplesNullClass } from "../edge/engine.ts";
 import { generate } from "../edge/sampler.ts";

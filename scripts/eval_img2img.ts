@@ -19,7 +19,7 @@ import { encodePng, tileImages, toByte } from "../shared/image.ts";
 import { fromUnit } from "../shared/resize.ts";
 import { Rng } from "../shared/rng.ts";
 import { classify, loadClassifier } from "./classifier/model.ts";
-import { loadHeldOut } from "../trainer/data.ts";
+import { loadHeldOut } from "../trainer/data/datasets.ts";
 
 const PX = 784, SIDE = 28;
 

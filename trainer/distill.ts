@@ -66,7 +66,7 @@ import {
   saveState,
   type TrainState,
 } from "./loop.ts";
-import { DataError, type Dataset, loadRunData } from "./data.ts";
+import { DataError, type Dataset, loadRunData } from "./data/datasets.ts";
 import { createProgress, formatDuration, Throughput } from "./progress.ts";
 import { listenForStop, stopExitCode } from "./stop_signals.ts";
 import { startRun, truncateMetrics } from "./run_files.ts";

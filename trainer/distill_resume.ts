@@ -9,7 +9,7 @@ import type { UNetConfig } from "../shared/model_card.ts";
 import { Rng } from "../shared/rng.ts";
 import { type Checkpoint, packTensors, readCheckpoint } from "./checkpoint.ts";
 import { restoreState, streamSeeds, type TrainState } from "./loop.ts";
-import { BatchSampler } from "./data.ts";
+import { BatchSampler } from "./data/datasets.ts";
 import { type DistillConfig, DistillError, type DistillMeta } from "./distill_config.ts";
 import { studentFrom } from "./distill_step.ts";
 

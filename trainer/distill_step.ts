@@ -18,7 +18,7 @@ import {
   type StepResult,
   type TrainState,
 } from "./loop.ts";
-import { type BatchSampler, type Dataset, imageValues } from "./data.ts";
+import { type BatchSampler, type Dataset, imageValues } from "./data/datasets.ts";
 import { forward } from "./tfjs_ops.ts";
 import { type BatchModel, distillTargets, type RoundGrid } from "./distill_math.ts";
 import type { DistillConfig } from "./distill_config.ts";

@@ -10,7 +10,7 @@ import { makeSchedule } from "../shared/schedule.ts";
 import { Rng } from "../shared/rng.ts";
 import { SAMPLERS } from "../shared/samplers/mod.ts";
 import { initBackend } from "./backend.ts";
-import { BatchSampler, type Dataset } from "./data.ts";
+import { BatchSampler, type Dataset } from "./data/datasets.ts";
 import { disposeState, freshState, saveState, trainStep } from "./loop.ts";
 import { cardChain, generate } from "../edge/sampler.ts";
 import type { Engine } from "../edge/engine.ts";

@@ -37,7 +37,7 @@ import type { Prediction } from "../shared/prediction.ts";
 import { Rng } from "../shared/rng.ts";
 import { SPACINGS } from "../shared/schedule.ts";
 import { SAMPLER_NAMES } from "../shared/samplers/mod.ts";
-import { type Dataset, loadRunData } from "./data.ts";
+import { type Dataset, loadRunData } from "./data/datasets.ts";
 import { nhwcToNchw } from "./sample_grid.ts";
 import { analyticStats } from "./analytic_export.ts";
 import { measurePrior, priorToCard } from "../shared/data_prior.ts";

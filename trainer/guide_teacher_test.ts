@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { makeSchedule } from "../shared/schedule.ts";
 import { Rng } from "../shared/rng.ts";
 import { initBackend } from "./backend.ts";
-import type { Dataset } from "./data.ts";
+import type { Dataset } from "./data/datasets.ts";
 import { disposeState, freshState, saveState, trainStep } from "./loop.ts";
 import { tinyUNet } from "./test_models.ts";
 import { tfjsBatchModel } from "./distill_step.ts";

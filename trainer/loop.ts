@@ -14,7 +14,7 @@ import { qSample, type Schedule } from "../shared/schedule.ts";
 import { Rng, type RngState } from "../shared/rng.ts";
 import { paramSpecs } from "./unet.ts";
 import { forward, initParams } from "./tfjs_ops.ts";
-import { BatchSampler, DataError, type Dataset, imageValues, type SamplerState } from "./data.ts";
+import { BatchSampler, DataError, type Dataset, imageValues, type SamplerState } from "./data/datasets.ts";
 import { type Prediction, target } from "../shared/prediction.ts";
 import { type LrScheduleKind, scheduledLr } from "./lr_schedule.ts";
 

@@ -25,7 +25,7 @@ import {
   TrainConfigSchema,
   unetConfig,
 } from "./config.ts";
-import { DataError, loadRunData } from "./data.ts";
+import { DataError, loadRunData } from "./data/datasets.ts";
 import {
   type Checkpoint,
   CheckpointError,

@@ -10,7 +10,7 @@ import * as tf from "@tensorflow/tfjs";
 import { makeSchedule } from "../shared/schedule.ts";
 import { initBackend } from "./backend.ts";
 import { readCheckpoint } from "./checkpoint.ts";
-import { loadDataset, subset } from "./data.ts";
+import { loadDataset, subset } from "./data/datasets.ts";
 import {
   ADAM_DEFAULTS,
   disposeState,

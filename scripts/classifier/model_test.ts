@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadDataset, subset } from "../../trainer/data.ts";
+import { loadDataset, subset } from "../../trainer/data/datasets.ts";
 import {
   CLASSIFIER_DIR,
   classify,

@@ -11,7 +11,7 @@ import {
   MNIST_LABELS,
   resizeBatch,
   subset,
-} from "./data.ts";
+} from "./datasets.ts";
 
 Deno.test("mnist: 9,000 training digits, 1,000 held out (100 per class), in [−1, 1]", async () => {
   const { train, test } = await loadDataset("mnist");

@@ -11,7 +11,7 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { convertIndexedToRgb, decode, type DecodedPng } from "fast-png";
-import { Rng, type RngState } from "../shared/rng.ts";
+import { Rng, type RngState } from "../../shared/rng.ts";
 
 export interface Dataset {
   /** "mnist", "fashion" or the folder path given. */
