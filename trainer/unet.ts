@@ -66,7 +66,8 @@ export function blocksAt(cfg: UNetConfig, l: number): number {
 /** The space-to-depth block size b (1 = none). */
 export const stemBlock = (cfg: UNetConfig): number => cfg.spaceToDepth ?? 1;
 
-function resBlock<V>(
+/** A residual block with the time embedding added after its first conv (also the classifier's). */
+export function resBlock<V>(
   o: UNetOps<V>,
   cfg: UNetConfig,
   x: V,
