@@ -10,6 +10,9 @@
  *   samples, accuracy against the requested labels.
  * - Nearest-neighbour L2 distance in pixel space from each sample to a reference (training)
  *   set: small values flag memorisation, large values off-manifold images.
+ * - Diversity against fidelity on k-NN manifolds, in any space (pixels, classifier features):
+ *   improved precision and recall (Kynkäänniemi et al. 2019) and density and coverage (Naeem
+ *   et al. 2020), with recall and coverage per class where the real rows carry labels.
  */
 
 /** A row-major n × d matrix. */
@@ -328,4 +331,135 @@ export function nearestNeighbour(queries: Rows, reference: Rows): NearestNeighbo
   let mean = 0;
   for (const v of distances) mean += v;
   return { distances, index, mean: mean / Math.max(queries.n, 1), median };
+}
+
+/**
+ * Squared L2 distances between every row of `a` (n × d) and every row of `b` (m × d), n × m
+ * row-major, by direct differences in float64 (exact zeros for equal rows, so a copy of a point
+ * lies inside any ball around it).
+ */
+export function pairwiseSquaredDistances(a: Rows, b: Rows): Float64Array {
+  if (a.d !== b.d) throw new RangeError(`dimension mismatch ${a.d} ≠ ${b.d}`);
+  const d = a.d, d4 = d - (d % 4), x = a.data, y = b.data;
+  const out = new Float64Array(a.n * b.n);
+  const ai = new Float64Array(d);
+  const same = a === b;
+  for (let i = 0; i < a.n; i++) {
+    for (let k = 0; k < d; k++) ai[k] = x[i * d + k];
+    // A set against itself: fill the upper triangle and mirror it.
+    for (let j = same ? i + 1 : 0; j < b.n; j++) {
+      const p = j * d;
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (let k = 0; k < d4; k += 4) {
+        const e0 = ai[k] - y[p + k], e1 = ai[k + 1] - y[p + k + 1];
+        const e2 = ai[k + 2] - y[p + k + 2], e3 = ai[k + 3] - y[p + k + 3];
+        s0 += e0 * e0;
+        s1 += e1 * e1;
+        s2 += e2 * e2;
+        s3 += e3 * e3;
+      }
+      let s = s0 + s1 + s2 + s3;
+      for (let k = d4; k < d; k++) s += (ai[k] - y[p + k]) ** 2;
+      out[i * b.n + j] = s;
+      if (same) out[j * b.n + i] = s;
+    }
+  }
+  return out;
+}
+
+/**
+ * Per row of a set, the squared distance to its k-th nearest neighbour within the set (itself
+ * excluded; duplicates count): the radius of the k-NN ball that the manifold estimate puts there.
+ */
+export function kthNeighbourRadii(self: Float64Array, n: number, k: number): Float64Array {
+  if (!(k >= 1 && k < n)) throw new RangeError(`k = ${k} needs 1 ≤ k < n = ${n}`);
+  const radii = new Float64Array(n);
+  const row = new Float64Array(n - 1);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0, w = 0; j < n; j++) if (j !== i) row[w++] = self[i * n + j];
+    radii[i] = row.sort()[k - 1];
+  }
+  return radii;
+}
+
+export interface ManifoldMetrics {
+  /** Neighbourhood size of the k-NN balls. */
+  k: number;
+  /** Real (reference) and generated set sizes. */
+  nReal: number;
+  nFake: number;
+  /** Share of generated rows inside the real manifold (Kynkäänniemi et al. 2019). */
+  precision: number;
+  /** Share of real rows inside the generated manifold (Kynkäänniemi et al. 2019). */
+  recall: number;
+  /** Mean count of real k-NN balls holding each generated row, / k (Naeem et al. 2020); 1 ≈ real. */
+  density: number;
+  /** Share of real rows whose own k-NN ball holds some generated row (Naeem et al. 2020). */
+  coverage: number;
+  /** Recall over the real rows of each class, when the real rows have labels (else null). */
+  recallByClass: number[] | null;
+  /** Coverage over the real rows of each class, when the real rows have labels (else null). */
+  coverageByClass: number[] | null;
+}
+
+/**
+ * Improved precision and recall (k-NN manifolds, Kynkäänniemi et al. 2019) and density and
+ * coverage (Naeem et al. 2020) of a generated set against a real one, Euclidean in whatever
+ * space the rows live in (pixels, classifier features). A manifold is the union of the balls
+ * around each of its points reaching its k-th nearest neighbour in the same set. `realLabels`
+ * (class per real row, 0…classes − 1) adds recall and coverage per class.
+ */
+export function manifoldMetrics(
+  real: Rows,
+  fake: Rows,
+  k = 3,
+  realLabels?: ArrayLike<number> | null,
+  classes = 10,
+): ManifoldMetrics {
+  if (realLabels && realLabels.length !== real.n) {
+    throw new RangeError(`${realLabels.length} labels for ${real.n} real rows`);
+  }
+  const n = real.n, m = fake.n;
+  const realRadii = kthNeighbourRadii(pairwiseSquaredDistances(real, real), n, k);
+  const fakeRadii = kthNeighbourRadii(pairwiseSquaredDistances(fake, fake), m, k);
+  const cross = pairwiseSquaredDistances(real, fake); // n × m
+  let inReal = 0, balls = 0;
+  for (let j = 0; j < m; j++) {
+    let count = 0;
+    for (let i = 0; i < n; i++) if (cross[i * m + j] <= realRadii[i]) count++;
+    balls += count;
+    if (count > 0) inReal++;
+  }
+  const recalled = new Uint8Array(n), covered = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    let nearest = Infinity;
+    for (let j = 0; j < m; j++) {
+      const v = cross[i * m + j];
+      if (v < nearest) nearest = v;
+      if (!recalled[i] && v <= fakeRadii[j]) recalled[i] = 1;
+    }
+    covered[i] = nearest <= realRadii[i] ? 1 : 0;
+  }
+  const share = (flags: Uint8Array, cls?: number) => {
+    let hit = 0, all = 0;
+    for (let i = 0; i < n; i++) {
+      if (cls !== undefined && realLabels![i] !== cls) continue;
+      all++;
+      hit += flags[i];
+    }
+    return all === 0 ? NaN : hit / all;
+  };
+  const byClass = (flags: Uint8Array) =>
+    realLabels ? Array.from({ length: classes }, (_, c) => share(flags, c)) : null;
+  return {
+    k,
+    nReal: n,
+    nFake: m,
+    precision: inReal / m,
+    recall: share(recalled),
+    density: balls / (k * m),
+    coverage: share(covered),
+    recallByClass: byClass(recalled),
+    coverageByClass: byClass(covered),
+  };
 }

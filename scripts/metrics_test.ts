@@ -4,10 +4,13 @@ import {
   classStats,
   fid,
   frechetDistance,
+  kthNeighbourRadii,
   labelCoverage,
+  manifoldMetrics,
   matmul,
   meanCov,
   nearestNeighbour,
+  pairwiseSquaredDistances,
   type Rows,
   softmax,
   sqrtPsd,
@@ -206,4 +209,97 @@ Deno.test("nearestNeighbour: exact distances and indices against brute force", (
   close(nn.distances[0], 0, 1e-6);
   const sorted = [...nn.distances].sort((a, b) => a - b);
   close(nn.median, (sorted[9] + sorted[10]) / 2, 1e-12);
+});
+
+/** n Gaussian rows N(offset, scale² I) in d dimensions. */
+function isotropicRows(n: number, d: number, rng: Rng, scale = 1, offset = 0): Rows {
+  return { n, d, data: Float64Array.from({ length: n * d }, () => offset + scale * rng.normal()) };
+}
+
+/** The first `count` rows of a set, copied. */
+const headRows = (x: Rows, count: number): Rows => ({
+  n: count,
+  d: x.d,
+  data: x.data.slice(0, count * x.d),
+});
+
+Deno.test("pairwiseSquaredDistances and kthNeighbourRadii: a hand-checked 1-D set", () => {
+  const x: Rows = { n: 4, d: 1, data: Float64Array.of(0, 1, 3, 7) };
+  const dd = pairwiseSquaredDistances(x, x);
+  assert.deepEqual([...dd.subarray(0, 4)], [0, 1, 9, 49]);
+  assert.deepEqual([...dd.subarray(8, 12)], [9, 4, 0, 16]);
+  // Itself excluded: the 1st neighbour of 3 is 1 (4), its 2nd 0 (9).
+  assert.deepEqual([...kthNeighbourRadii(dd, 4, 1)], [1, 1, 4, 16]);
+  assert.deepEqual([...kthNeighbourRadii(dd, 4, 2)], [9, 4, 9, 36]);
+  assert.throws(() => kthNeighbourRadii(dd, 4, 4), /k = 4 needs 1 ≤ k < n = 4/);
+  // A duplicate is a neighbour at distance 0.
+  const dup: Rows = { n: 3, d: 1, data: Float64Array.of(2, 2, 5) };
+  assert.deepEqual([...kthNeighbourRadii(pairwiseSquaredDistances(dup, dup), 3, 1)], [0, 0, 9]);
+});
+
+Deno.test("manifoldMetrics: a hand-computed 1-D example at k = 1", () => {
+  // Real {0,1,2,3}: every k = 1 ball has radius 1. Generated {0.5, 10}: radius 9.5 each.
+  const real: Rows = { n: 4, d: 1, data: Float64Array.of(0, 1, 2, 3) };
+  const fake: Rows = { n: 2, d: 1, data: Float64Array.of(0.5, 10) };
+  const m = manifoldMetrics(real, fake, 1);
+  assert.equal(m.precision, 0.5); // 0.5 lies in the balls of 0 and 1; 10 in none
+  assert.equal(m.recall, 1); // every real point is within 9.5 of 0.5
+  assert.equal(m.density, 1); // (2 + 0) balls / (k · 2)
+  assert.equal(m.coverage, 0.5); // 0 and 1 have 0.5 inside their balls; 2 and 3 do not
+  assert.deepEqual([m.k, m.nReal, m.nFake], [1, 4, 2]);
+  assert.equal(m.recallByClass, null);
+});
+
+Deno.test("manifoldMetrics: identical sets score 1 on precision, recall and coverage", () => {
+  const x = isotropicRows(200, 8, new Rng(1));
+  const m = manifoldMetrics(x, x, 3);
+  assert.deepEqual([m.precision, m.recall, m.coverage], [1, 1, 1]);
+  assert.ok(m.density >= 1 / 3, `density ${m.density}`); // at least its own ball
+});
+
+Deno.test("manifoldMetrics: a copy of half of the set has precision 1, lower recall", () => {
+  const x = isotropicRows(400, 8, new Rng(2));
+  const m = manifoldMetrics(x, headRows(x, 200), 3);
+  assert.equal(m.precision, 1);
+  // The copied half is recalled and covered (distance 0); the other half only partly.
+  assert.ok(m.recall >= 0.5 && m.recall < 1, `recall ${m.recall}`);
+  assert.ok(m.coverage >= 0.5 && m.coverage < 1, `coverage ${m.coverage}`);
+});
+
+Deno.test("manifoldMetrics: one of two far clusters copied → recall 0.5, per class 1 and 0", () => {
+  const rng = new Rng(3);
+  const a = isotropicRows(100, 6, rng), b = isotropicRows(100, 6, rng, 1, 50);
+  const real: Rows = { n: 200, d: 6, data: Float64Array.of(...a.data, ...b.data) };
+  const labels = Int32Array.from({ length: 200 }, (_, i) => (i < 100 ? 0 : 1));
+  const m = manifoldMetrics(real, a, 3, labels, 2);
+  assert.deepEqual([m.precision, m.recall, m.coverage], [1, 0.5, 0.5]);
+  assert.deepEqual(m.recallByClass, [1, 0]);
+  assert.deepEqual(m.coverageByClass, [1, 0]);
+  assert.throws(() => manifoldMetrics(real, a, 3, labels.subarray(1), 2), /199 labels/);
+});
+
+Deno.test("manifoldMetrics: disjoint far sets score 0 on all four", () => {
+  const rng = new Rng(4);
+  const m = manifoldMetrics(isotropicRows(150, 5, rng), isotropicRows(120, 5, rng, 1, 100), 3);
+  assert.deepEqual([m.precision, m.recall, m.density, m.coverage], [0, 0, 0, 0]);
+});
+
+Deno.test("manifoldMetrics: precision and recall swap with the sets; a narrow generator has high precision, low recall", () => {
+  const rng = new Rng(5);
+  const real = isotropicRows(500, 16, rng);
+  const same = manifoldMetrics(real, isotropicRows(500, 16, rng), 3);
+  const narrowRows = isotropicRows(500, 16, rng, 0.6);
+  const narrow = manifoldMetrics(real, narrowRows, 3);
+  const wide = manifoldMetrics(real, isotropicRows(500, 16, rng, 1.6), 3);
+  // Precision of F against R is recall of R against F, and the other way round.
+  const swapped = manifoldMetrics(narrowRows, real, 3);
+  assert.deepEqual([swapped.precision, swapped.recall], [narrow.recall, narrow.precision]);
+  // Two draws of one distribution: both high, neither 1 (k = 3 balls miss some of a fresh draw).
+  for (const v of [same.precision, same.recall, same.coverage]) assert.ok(v > 0.6 && v < 0.95);
+  close(same.density, 1, 0.2, "density of a fresh draw");
+  // Too typical (the issue-26 symptom): precision up, recall down, density far above 1.
+  assert.ok(narrow.precision > 0.95 && narrow.recall < 0.3, JSON.stringify(narrow));
+  assert.ok(narrow.density > 2);
+  // Too spread: the other way round.
+  assert.ok(wide.precision < 0.3 && wide.recall > 0.95, JSON.stringify(wide));
 });
