@@ -71,6 +71,18 @@ export interface Engine {
    * unconditional only, otherwise ε_u + w·(ε_c − ε_u) from one run of batch 2n).
    */
   epsModel(n: number, label: LabelSpec, guidance: number, timing?: Timing): EpsModel;
+  /**
+   * ∇ₓ log p(y | x_t) of the card's classifier (card `classifier`) for x [n,C,H,W] at original
+   * timestep t, labels y (length n); absent when the card has none. Its session is created on
+   * the first call (a server whose requests never ask for it never pays for it).
+   */
+  classifierGrad?(
+    x: Float32Array,
+    n: number,
+    t: number,
+    y: Int32Array,
+    timing?: Timing,
+  ): Promise<Float32Array>;
 }
 
 /** A request's label spec as one class per image (n of them), or null for the null class. */
@@ -127,23 +139,40 @@ function runtime(backend: "wasm" | "webgpu", threads: number): Promise<typeof Or
   return r;
 }
 
-/** A session on the chosen backend and the Tensor class that feeds it. */
+/** A session for ONNX bytes on the chosen backend and the Tensor class that feeds it. */
 async function openSession(
-  model: Model,
+  onnx: Uint8Array,
   backend: Backend,
   threads: number,
 ): Promise<{ Tensor: typeof Ort.Tensor; session: Ort.InferenceSession }> {
   if (backend === "native") {
     const { createNativeSession } = await import("./engine_native.ts");
-    return await createNativeSession(model.onnx, threads);
+    return await createNativeSession(onnx, threads);
   }
   const ort = await runtime(backend, threads);
-  const session = await ort.InferenceSession.create(model.onnx, {
+  const session = await ort.InferenceSession.create(onnx, {
     executionProviders: [backend],
     graphOptimizationLevel: "all",
     extra: { session: { disable_quant_qdq: "1" } },
   });
   return { Tensor: ort.Tensor, session };
+}
+
+/** openSession, failing with a ModelLoadError that names the file ORT could not load. */
+async function openNamed(
+  onnx: Uint8Array,
+  file: URL,
+  backend: Backend,
+  threads: number,
+): Promise<{ Tensor: typeof Ort.Tensor; session: Ort.InferenceSession }> {
+  try {
+    return await openSession(onnx, backend, threads);
+  } catch (e) {
+    // Bytes that match the card's hash but are no ONNX model ORT can run (e.g. a card
+    // regenerated for a broken file): name the file, keep ORT's reason on one line.
+    const reason = String((e as Error)?.message ?? e).replace(/\s*\n\s*/g, " ");
+    throw new ModelLoadError(display(file), `onnxruntime cannot create a session: ${reason}`);
+  }
 }
 
 /**
@@ -153,18 +182,12 @@ async function openSession(
 export async function createEngine(model: Model, opts: EngineOptions = {}): Promise<Engine> {
   const backend = await resolveBackend(opts.backend);
   const threads = opts.threads ?? 1;
-  let Tensor: typeof Ort.Tensor, session: Ort.InferenceSession;
-  try {
-    ({ Tensor, session } = await openSession(model, backend, threads));
-  } catch (e) {
-    // Bytes that match the card's hash but are no ONNX model ORT can run (e.g. a card
-    // regenerated for a broken file): name the file, keep ORT's reason on one line.
-    const reason = String((e as Error)?.message ?? e).replace(/\s*\n\s*/g, " ");
-    throw new ModelLoadError(
-      display(new URL(model.card.onnx.file, model.cardUrl)),
-      `onnxruntime cannot create a session: ${reason}`,
-    );
-  }
+  const { Tensor, session } = await openNamed(
+    model.onnx,
+    new URL(model.card.onnx.file, model.cardUrl),
+    backend,
+    threads,
+  );
   const { card } = model;
   const [C, S] = [card.image.channels, card.image.size];
   const size = C * S * S;
@@ -172,7 +195,7 @@ export async function createEngine(model: Model, opts: EngineOptions = {}): Prom
   const int64T = card.onnx.timestepType === "int64";
   let runs = 0;
 
-  if (opts.release) model = { cardUrl: model.cardUrl, card: model.card, onnx: new Uint8Array(0) };
+  if (opts.release) model = { ...model, onnx: new Uint8Array(0) };
 
   const maxBatch = opts.maxBatch ?? (backend === "webgpu" ? Infinity : WASM_RUN_BATCH);
   if (!(maxBatch >= 1)) throw new RangeError(`maxBatch must be ≥ 1, got ${maxBatch}`);
@@ -252,6 +275,21 @@ export async function createEngine(model: Model, opts: EngineOptions = {}): Prom
     };
   }
 
+  const classifierBytes = model.classifier;
+  const classifierGrad = classifierBytes && card.classifier
+    ? gradientOf(
+      () =>
+        openNamed(
+          classifierBytes,
+          new URL(card.classifier!.file, model.cardUrl),
+          backend,
+          threads,
+        ),
+      [C, S],
+      maxBatch,
+    )
+    : undefined;
+
   return {
     model,
     backend,
@@ -261,6 +299,58 @@ export async function createEngine(model: Model, opts: EngineOptions = {}): Prom
     },
     forward,
     epsModel,
+    ...(classifierGrad ? { classifierGrad } : {}),
+  };
+}
+
+/**
+ * The classifier's gradient call on a session opened by `open` on first use (shared by
+ * concurrent first calls), in runs of at most `maxBatch` images like the UNet's.
+ */
+function gradientOf(
+  open: () => Promise<{ Tensor: typeof Ort.Tensor; session: Ort.InferenceSession }>,
+  [C, S]: [number, number],
+  maxBatch: number,
+): NonNullable<Engine["classifierGrad"]> {
+  let opened: ReturnType<typeof open> | null = null;
+  const size = C * S * S;
+  async function run(x: Float32Array, n: number, t: number, y: Int32Array) {
+    opened ??= open().catch((e) => {
+      opened = null; // a failed start is retried by the next request
+      throw e;
+    });
+    const { Tensor, session } = await opened;
+    const out = await session.run({
+      x: new Tensor("float32", x, [n, C, S, S]),
+      t: new Tensor("int64", new BigInt64Array(n).fill(BigInt(t)), [n]),
+      y: new Tensor("int64", BigInt64Array.from(y, BigInt), [n]),
+    });
+    const grad = out.grad;
+    const data = typeof grad?.getData === "function" ? await grad.getData(true) : grad?.data;
+    if (!(data instanceof Float32Array) || data.length !== n * size) {
+      throw new Error(`classifier output grad is not float32 [${n},${C},${S},${S}]`);
+    }
+    return data;
+  }
+  return async (x, n, t, y, timing) => {
+    if (x.length !== n * size) throw new RangeError(`x has ${x.length} values, want ${n * size}`);
+    if (y.length !== n) throw new RangeError(`y has ${y.length} labels, want ${n}`);
+    const t0 = performance.now();
+    let g: Float32Array;
+    if (n <= maxBatch) g = await run(x, n, t, y);
+    else {
+      g = new Float32Array(n * size);
+      for (let i = 0; i < n; i += maxBatch) {
+        if (i > 0) await nextTask();
+        const m = Math.min(maxBatch, n - i);
+        g.set(await run(x.slice(i * size, (i + m) * size), m, t, y.subarray(i, i + m)), i * size);
+      }
+    }
+    if (timing) {
+      timing.modelMs += performance.now() - t0;
+      timing.runs++;
+    }
+    return g;
   };
 }
 

@@ -17,6 +17,8 @@ export interface Model {
   readonly card: ModelCard;
   /** The ONNX bytes, whose SHA-256 matched the card. */
   readonly onnx: Uint8Array;
+  /** The classifier's gradient graph (card `classifier`), whose SHA-256 matched; else absent. */
+  readonly classifier?: Uint8Array;
 }
 
 /** A model that could not be loaded; the message names the file and the reason. */
@@ -119,6 +121,11 @@ export function parseCard(json: unknown, file: string): ModelCard {
   if (card.sampling.sampler === "analytic" && !an) {
     fail("sampling.sampler is analytic but the card has no sampling.analytic statistics");
   }
+  const cl = card.classifier;
+  if (cl && card.labels && cl.labels.join("\n") !== card.labels.join("\n")) {
+    fail("classifier.labels must be the card's labels (a label names one class for both)");
+  }
+  if (cl && cl.file === card.onnx.file) fail("classifier.file must not be the UNet's file");
   return card;
 }
 
@@ -144,12 +151,17 @@ export async function loadModel(
   if (onnx.byteLength !== card.onnx.bytes) {
     throw new ModelLoadError(onnxFile, `${onnx.byteLength} bytes, card says ${card.onnx.bytes}`);
   }
-  const sha = await sha256Hex(onnx);
-  if (sha !== card.onnx.sha256) {
-    throw new ModelLoadError(
-      onnxFile,
-      `SHA-256 ${sha} does not match the card's ${card.onnx.sha256}`,
-    );
+  await checkSha(onnx, card.onnx.sha256, onnxFile);
+  if (!card.classifier) return { cardUrl, card, onnx };
+  const classifierUrl = new URL(card.classifier.file, cardUrl);
+  const classifier = await readBytes(classifierUrl, timeoutMs);
+  await checkSha(classifier, card.classifier.sha256, display(classifierUrl));
+  return { cardUrl, card, onnx, classifier };
+}
+
+async function checkSha(bytes: Uint8Array, want: string, file: string): Promise<void> {
+  const sha = await sha256Hex(bytes);
+  if (sha !== want) {
+    throw new ModelLoadError(file, `SHA-256 ${sha} does not match the card's ${want}`);
   }
-  return { cardUrl, card, onnx };
 }

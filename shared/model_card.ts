@@ -133,6 +133,24 @@ export const DistillationSchema = z.object({
   })),
 });
 
+/**
+ * A noise-aware classifier for classifier guidance (Dhariwal & Nichol 2021), shipped beside the
+ * UNet: `file` is its gradient graph, inputs x float32 [n,C,H,W] (the UNet's scaling), t int64 [n]
+ * (original timestep) and y int64 [n], outputs `grad` = ∇ₓ log softmax(f(x, t))[y] [n,C,H,W] and
+ * `logits` [n,K]. Optional: a card without it serves no `classifier_scale`.
+ */
+export const ClassifierSchema = z.object({
+  file: z.string().regex(/^[\w.-]+\.onnx$/),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** Class names (index = class id): what `label` names on an unconditional model. */
+  labels: z.array(z.string()).min(2),
+  /** The recommended `classifier_scale`. */
+  scale: z.number().min(0),
+  /** How it was trained (free-form: data, steps, accuracy against t, the command). */
+  training: z.record(z.string(), z.unknown()).optional(),
+});
+export type ClassifierCard = z.infer<typeof ClassifierSchema>;
+
 export const ModelCardSchema = z.object({
   format: z.literal("ddpm-edge/model-card@1"),
   name: z.string().min(1),
@@ -190,6 +208,8 @@ export const ModelCardSchema = z.object({
     /** Input names and dtypes: x [N,C,H,W] float32, t [N], y [N] int64 when conditional. */
     timestepType: z.enum(["float32", "int64"]),
   }),
+  /** The classifier of classifier guidance (absent: no `classifier_scale`). */
+  classifier: ClassifierSchema.optional(),
   dataset: z.string(),
   training: z.object({
     steps: z.number().int().nonnegative(),

@@ -60,6 +60,23 @@ export function denoise(
   return into;
 }
 
+/**
+ * `out` rewritten in place so that it decodes to ε̂ + δ (and the x̂₀ consistent with it) for the
+ * same x: epsilon adds δ, x0 subtracts (σ/α)·δ, v adds δ/α (α² + σ² = 1). Classifier guidance's
+ * ε-shift (Dhariwal & Nichol's condition_score) for any prediction type, before any clipping.
+ */
+export function shiftEpsilon(
+  prediction: Prediction,
+  out: Float32Array,
+  delta: ArrayLike<number>,
+  alpha: number,
+  sigma: number,
+): Float32Array {
+  const c = prediction === "epsilon" ? 1 : prediction === "x0" ? -sigma / alpha : 1 / alpha;
+  for (let j = 0; j < out.length; j++) out[j] += c * delta[j];
+  return out;
+}
+
 /** The target a network of this prediction type is trained on for x_t = α·x₀ + σ·ε. */
 export function target(
   prediction: Prediction,

@@ -5,7 +5,7 @@
  * timesteps and hands each output (with fresh noise where the step needs it) to `plan.step`.
  * Asynchronous so that callers can yield to the event loop and cancel between calls.
  */
-import type { Prediction } from "./prediction.ts";
+import { type Prediction, shiftEpsilon } from "./prediction.ts";
 import type { Schedule, Spacing } from "./schedule.ts";
 import { DEFAULT_SPACING } from "./schedule.ts";
 import { Rng } from "./rng.ts";
@@ -59,6 +59,22 @@ export interface SampleOptions {
   onDenoised?: (x0: Float64Array, k: number, calls: number) => void | Promise<void>;
   /** A region to keep (RePaint): see `KnownRegion`. */
   known?: KnownRegion;
+  /** Classifier guidance: see `ClassifierGuidance`. */
+  classifier?: ClassifierGuidance;
+}
+
+/**
+ * Classifier guidance (Dhariwal & Nichol 2021): at every call the gradient g = ∇ₓ log p(y | x_t)
+ * of a noise-aware classifier, at the x the model is called with, steers the step — an
+ * ancestral step (the plan's `ancestralVariance` σ² > 0) by shifting its mean, x' = μ + S·σ²·g
+ * (Algorithm 1); any other step (η = 0, DPM-Solver) by shifting the model's ε̂ before it,
+ * ε̂ − S·√(1−ᾱ_t)·g (Algorithm 2, condition_score), whatever the prediction type.
+ */
+export interface ClassifierGuidance {
+  /** S > 0 (S = 0: leave the option out; nothing is called). */
+  scale: number;
+  /** g for the batch x (n·size values) at original timestep t; must not keep or modify x. */
+  grad: (x: Float32Array, t: number) => Promise<ArrayLike<number>>;
 }
 
 /**
@@ -123,14 +139,34 @@ export async function sample(
   // The chain index of call k is calls − 1 − k; after step k x is at chain index calls − 2 − k.
   if (known) replaceKnown(x, known, plan.chain, calls - 1, rng, noise);
   const total = callsWith(calls, rounds);
+  const guided = opts.classifier && opts.classifier.scale > 0 ? opts.classifier : null;
+  const shifted = guided ? new Float32Array(x.length) : null;
   let done = 0;
   for (let k = 0; k < calls; k++) {
     const repeats = k < calls - 1 ? rounds : 1;
     for (let r = 0; r < repeats; r++) {
       if (r > 0) diffuseUp(x, plan.chain, calls - 1 - k, rng, noise);
       opts.signal?.throwIfAborted();
-      const out = await model(x, plan.timesteps[k]);
+      let out = await model(x, plan.timesteps[k]);
+      const g = guided ? await guided.grad(x, plan.timesteps[k]) : null;
+      const variance = plan.ancestralVariance?.(k) ?? 0;
+      if (g && variance === 0) {
+        const i = calls - 1 - k, sigma = plan.chain.sqrtOneMinusAlphasCumprod[i];
+        const delta = Float32Array.from(g, (v) => -guided!.scale * sigma * v);
+        shifted!.set(out);
+        out = shiftEpsilon(
+          opts.prediction ?? "epsilon",
+          shifted!,
+          delta,
+          plan.chain.sqrtAlphasCumprod[i],
+          sigma,
+        );
+      }
       plan.step(state, x, out, k, plan.needsNoise(k) ? rng.fillNormal(noise) : null);
+      if (g && variance > 0) {
+        const c = guided!.scale * variance;
+        for (let j = 0; j < x.length; j++) x[j] += c * g[j];
+      }
       if (known) replaceKnown(x, known, plan.chain, calls - 2 - k, rng, noise);
       await opts.onStep?.(++done, total);
     }

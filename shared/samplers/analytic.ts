@@ -76,6 +76,7 @@ function plan(base: Schedule, s: SamplerSettings): Plan {
     init: denoisedBuffers,
     denoised: (state) => (state as ReturnType<typeof denoisedBuffers>).x0,
     history: false,
+    ancestralVariance: (k) => v.sigma2[S - 1 - k],
     step(d, x, out, k, noise) {
       const i = S - 1 - k;
       if (std[i] > 0 && noise === null) throw new Error("this step needs noise");

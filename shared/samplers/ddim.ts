@@ -22,6 +22,7 @@ export function etaPlan(base: Schedule, s: SamplerSettings, o: StepOptions): Pla
     init: denoisedBuffers,
     denoised: (state) => (state as ReturnType<typeof denoisedBuffers>).x0,
     history: false,
+    ancestralVariance: (k) => at(k).noiseStd ** 2,
     step(d, x, out, k, noise) {
       const c = at(k);
       if (c.noiseStd > 0 && noise === null) throw new Error("this step needs noise");

@@ -51,6 +51,12 @@ export interface Plan<State = unknown> {
    */
   readonly history: boolean;
   /**
+   * For plans whose step k is ancestral, x' = μ(x_t, out) + σ_k·z: σ_k² (0 where the step adds
+   * no noise). Classifier guidance (shared/sample.ts) shifts such a step's mean by S·σ_k²·∇ₓ
+   * log p(y | x_t); it shifts ε̂ instead where this is absent (ODE and multistep solvers) or 0.
+   */
+  readonly ancestralVariance?: (k: number) => number;
+  /**
    * x ← the next x, in place, after call k (at `timesteps[k]`) returned `out`; `noise` is
    * standard normal where `needsNoise(k)`, else null. After the last call x is the sample.
    */
