@@ -26,7 +26,11 @@ import { parseCli, runCli } from "./cli_args.ts";
 import process from "node:process";
 import * as tf from "@tensorflow/tfjs";
 import type { UNetConfig } from "../shared/model_card.ts";
-import { type BackendChoice, initBackend, shutdownWasmThreads } from "../trainer/backend.ts";
+import {
+  type BackendChoice,
+  initBackend,
+  shutdownWasmThreads,
+} from "../trainer/backends/backend.ts";
 import { BACKENDS } from "../trainer/config.ts";
 import { forward, initParams } from "../trainer/tfjs_ops.ts";
 import { forwardFlops, paramSpecs } from "../trainer/unet.ts";
@@ -34,7 +38,7 @@ import { Rng } from "../shared/rng.ts";
 import {
   type BackpropFilterMethod,
   setBackpropFilterMethod,
-} from "../trainer/kernels/conv2d_backprop_filter.ts";
+} from "../trainer/backends/kernels/conv2d_backprop_filter.ts";
 
 /** One measured configuration. */
 export interface BenchRow {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { benchConfig, type BenchRow, markdownTable, profileTable } from "./bench_train.ts";
 import { UNetConfigSchema } from "../shared/model_card.ts";
-import { webgpuSkipReason } from "../trainer/webgpu_testing.ts";
+import { webgpuSkipReason } from "../trainer/backends/webgpu_testing.ts";
 
 const noWebgpu = await webgpuSkipReason("bench_train_test");
 

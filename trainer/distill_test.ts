@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { makeSchedule } from "../shared/schedule.ts";
 import { Rng } from "../shared/rng.ts";
 import { SAMPLERS } from "../shared/samplers/mod.ts";
-import { initBackend } from "./backend.ts";
+import { initBackend } from "./backends/backend.ts";
 import { BatchSampler, type Dataset } from "./data/datasets.ts";
 import { disposeState, freshState, saveState, trainStep } from "./loop.ts";
 import { cardChain, generate } from "../edge/sampler.ts";

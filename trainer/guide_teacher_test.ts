@@ -9,7 +9,7 @@ import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
 import { makeSchedule } from "../shared/schedule.ts";
 import { Rng } from "../shared/rng.ts";
-import { initBackend } from "./backend.ts";
+import { initBackend } from "./backends/backend.ts";
 import type { Dataset } from "./data/datasets.ts";
 import { disposeState, freshState, saveState, trainStep } from "./loop.ts";
 import { tinyUNet } from "./test_models.ts";

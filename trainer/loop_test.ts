@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { makeSchedule } from "../shared/schedule.ts";
-import { initBackend } from "./backend.ts";
+import { initBackend } from "./backends/backend.ts";
 import { type Dataset, loadDataset, subset } from "./data/datasets.ts";
 import {
   disposeState,

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { makeSchedule } from "../shared/schedule.ts";
 import type { Prediction } from "../shared/prediction.ts";
-import { initBackend } from "./backend.ts";
+import { initBackend } from "./backends/backend.ts";
 import { loadDataset, subset } from "./data/datasets.ts";
 import { disposeState, freshState, saveState, trainStep } from "./loop.ts";
 import { exportModel, writeModel } from "./export.ts";

@@ -3,7 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import { decode } from "fast-png";
 import type { UNetConfig } from "../shared/model_card.ts";
 import { makeSchedule } from "../shared/schedule.ts";
-import { initBackend } from "./backend.ts";
+import { initBackend } from "./backends/backend.ts";
 import { forward, initParams } from "./tfjs_ops.ts";
 import {
   nchwToNhwc,

@@ -13,7 +13,7 @@ import {
   unetForward,
   type UNetOps,
 } from "./unet.ts";
-import { groupNormSilu } from "./kernels/group_norm_silu.ts";
+import { groupNormSilu } from "./backends/kernels/group_norm_silu.ts";
 
 /**
  * Standard deviation of "normal"-initialised parameters (label embeddings). 1, not the usual

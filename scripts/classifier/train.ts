@@ -13,7 +13,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { initBackend } from "../../trainer/backend.ts";
+import { initBackend } from "../../trainer/backends/backend.ts";
 import { loadDataset } from "../../trainer/data/datasets.ts";
 import { Rng } from "../../shared/rng.ts";
 import {

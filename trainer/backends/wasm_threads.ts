@@ -16,7 +16,8 @@ import { createRequire } from "node:module";
 import os from "node:os";
 
 /** Default directory for the generated worker files. */
-export const DEFAULT_CACHE_DIR = new URL("../.cache/tfjs-wasm-threads/", import.meta.url).pathname;
+export const DEFAULT_CACHE_DIR =
+  new URL("../../.cache/tfjs-wasm-threads/", import.meta.url).pathname;
 
 const LOAD_VIA_BLOB =
   "var objectUrl=URL.createObjectURL(e.data.urlOrBlob);importScripts(objectUrl);URL.revokeObjectURL(objectUrl)";

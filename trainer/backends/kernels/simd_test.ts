@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { instantiate } from "./simd.ts";
-import { Rng } from "../../shared/rng.ts";
+import { Rng } from "../../../shared/rng.ts";
 
 /** opa on its own memory, against a plain JS loop, with and without fused multiply-add. */
 for (const relaxed of [true, false]) {

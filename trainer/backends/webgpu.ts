@@ -10,7 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { registerWebgpuKernels } from "./kernels/webgpu/register.ts";
-import { isSoftwareAdapter } from "../shared/gpu_adapter.ts";
+import { isSoftwareAdapter } from "../../shared/gpu_adapter.ts";
 export { isSoftwareAdapter };
 
 /** What `navigator.gpu` offers here. */

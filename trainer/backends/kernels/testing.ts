@@ -3,7 +3,7 @@
  * (the oracle) and on "wasm" with our kernels, and compare values and input gradients.
  */
 import * as tf from "@tensorflow/tfjs";
-import { Rng } from "../../shared/rng.ts";
+import { Rng } from "../../../shared/rng.ts";
 
 /** Input of a compared function: seeded N(0,1) data of a shape. */
 export interface Input {

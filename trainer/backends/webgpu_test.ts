@@ -7,10 +7,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { makeSchedule } from "../shared/schedule.ts";
+import { makeSchedule } from "../../shared/schedule.ts";
 import { initBackend } from "./backend.ts";
-import { readCheckpoint } from "./checkpoint.ts";
-import { loadDataset, subset } from "./data/datasets.ts";
+import { readCheckpoint } from "../checkpoint.ts";
+import { loadDataset, subset } from "../data/datasets.ts";
 import {
   ADAM_DEFAULTS,
   disposeState,
@@ -19,9 +19,9 @@ import {
   type SavedState,
   saveState,
   trainStep,
-} from "./loop.ts";
-import { tinyUNet } from "./test_models.ts";
-import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI } from "./cli_testing.ts";
+} from "../loop.ts";
+import { tinyUNet } from "../test_models.ts";
+import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI } from "../cli_testing.ts";
 import { webgpuSkipReason } from "./webgpu_testing.ts";
 
 const skip = await webgpuSkipReason("webgpu_test");

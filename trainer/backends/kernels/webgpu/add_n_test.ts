@@ -3,7 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import { webgpuSkipReason } from "../../webgpu_testing.ts";
 import { initWebgpu } from "../../webgpu.ts";
 import { maxAddNInputs } from "./add_n.ts";
-import { Rng } from "../../../shared/rng.ts";
+import { Rng } from "../../../../shared/rng.ts";
 
 const skip = await webgpuSkipReason("add_n_test");
 
