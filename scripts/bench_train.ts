@@ -32,8 +32,8 @@ import {
   shutdownWasmThreads,
 } from "../trainer/backends/backend.ts";
 import { BACKENDS } from "../trainer/config.ts";
-import { forward, initParams } from "../trainer/tfjs_ops.ts";
-import { forwardFlops, paramSpecs } from "../trainer/unet.ts";
+import { forward, initParams } from "../trainer/network/tfjs_ops.ts";
+import { forwardFlops, paramSpecs } from "../trainer/network/unet.ts";
 import { Rng } from "../shared/rng.ts";
 import {
   type BackpropFilterMethod,

@@ -23,7 +23,7 @@ import { z } from "zod";
 import { join } from "node:path";
 import { ScheduleSchema, UNetConfigSchema } from "../shared/model_card.ts";
 import type { UNetConfig } from "../shared/model_card.ts";
-import { paramSpecs } from "./unet.ts";
+import { paramSpecs } from "./network/unet.ts";
 import { PREDICTIONS } from "../shared/prediction.ts";
 import { LR_SCHEDULES } from "./lr_schedule.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { paramSpecs } from "./unet.ts";
+import { paramSpecs } from "./network/unet.ts";
 import {
   type CheckpointData,
   CheckpointError,

@@ -19,7 +19,7 @@ import {
   type TrainState,
 } from "./loop.ts";
 import { type BatchSampler, type Dataset, imageValues } from "./data/datasets.ts";
-import { forward } from "./tfjs_ops.ts";
+import { forward } from "./network/tfjs_ops.ts";
 import { type BatchModel, distillTargets, type RoundGrid } from "./distill_math.ts";
 import type { DistillConfig } from "./distill_config.ts";
 

@@ -43,7 +43,7 @@ import { analyticStats } from "./analytic_export.ts";
 import { measurePrior, priorToCard } from "../shared/data_prior.ts";
 import { buildOnnxModel, DEFAULT_OPSET } from "./onnx_ops.ts";
 import { type Quantization, QUANTIZATIONS } from "./quantize.ts";
-import { paramSpecs } from "./unet.ts";
+import { paramSpecs } from "./network/unet.ts";
 import { type CheckpointMeta, readCheckpoint } from "./checkpoint.ts";
 import { runInUse } from "./config.ts";
 

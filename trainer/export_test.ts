@@ -4,7 +4,7 @@ import * as ort from "onnxruntime-web";
 import { ModelCardSchema, type UNetConfig } from "../shared/model_card.ts";
 import { makeSchedule } from "../shared/schedule.ts";
 import { type EpsModel, sample } from "../shared/sample.ts";
-import { paramSpecs } from "./unet.ts";
+import { paramSpecs } from "./network/unet.ts";
 import { writeCheckpoint } from "./checkpoint.ts";
 import {
   type CardSource,

@@ -11,7 +11,7 @@ import { ModelCardSchema, type UNetConfig } from "../shared/model_card.ts";
 import { freshConfig, parseFlags, unetConfig } from "./config.ts";
 import { readCheckpoint } from "./checkpoint.ts";
 import { paramCount } from "./loop.ts";
-import { flopsBySide, forwardFlops } from "./unet.ts";
+import { flopsBySide, forwardFlops } from "./network/unet.ts";
 
 /** One line per feature-map side plus the total, in MFLOP per call. */
 export function flopsReport(cfg: UNetConfig): string[] {

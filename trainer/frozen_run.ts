@@ -10,7 +10,7 @@ import { hasCheckpoint, packTensors, readCheckpoint } from "./checkpoint.ts";
 import type { TrainConfig } from "./config.ts";
 import type { BatchModel } from "./distill_math.ts";
 import { tfjsBatchModel } from "./distill_step.ts";
-import { paramSpecs } from "./unet.ts";
+import { paramSpecs } from "./network/unet.ts";
 
 export interface FrozenRun {
   model: BatchModel;

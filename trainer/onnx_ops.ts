@@ -21,7 +21,7 @@ import {
   timestepFrequencies,
   unetForward,
   type UNetOps,
-} from "./unet.ts";
+} from "./network/unet.ts";
 
 /** A graph value: tensor name and its per-sample shape (batch dim excluded). */
 export interface OnnxValue {

@@ -13,7 +13,7 @@ import { guide } from "../shared/step.ts";
 import type { SamplerName } from "../shared/samplers/mod.ts";
 import type { Prediction } from "../shared/prediction.ts";
 import { encodePng, tileImages } from "../shared/image.ts";
-import { forward } from "./tfjs_ops.ts";
+import { forward } from "./network/tfjs_ops.ts";
 
 /** NCHW ↔ NHWC for n images of `c` channels and `hw` pixels. */
 export function nchwToNhwc(x: ArrayLike<number>, n: number, c: number, hw: number): Float32Array {

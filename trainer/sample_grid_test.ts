@@ -4,7 +4,7 @@ import { decode } from "fast-png";
 import type { UNetConfig } from "../shared/model_card.ts";
 import { makeSchedule } from "../shared/schedule.ts";
 import { initBackend } from "./backends/backend.ts";
-import { forward, initParams } from "./tfjs_ops.ts";
+import { forward, initParams } from "./network/tfjs_ops.ts";
 import {
   nchwToNhwc,
   nhwcToNchw,

@@ -50,7 +50,7 @@ import {
 import { createProgress, formatDuration, Throughput } from "./progress.ts";
 import { listenForStop, stopExitCode } from "./stop_signals.ts";
 import { sampleGrid, writeSampleGrid } from "./sample_grid.ts";
-import { forwardFlops } from "./unet.ts";
+import { forwardFlops } from "./network/unet.ts";
 import { GuideTeacherError } from "./guide_teacher.ts";
 import { FrozenRunError } from "./frozen_run.ts";
 import { type BatchTargets, loadBatchTargets } from "./batch_targets.ts";

@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../backend.ts";
-import { paramSpecs } from "../../unet.ts";
-import { forward } from "../../tfjs_ops.ts";
+import { paramSpecs } from "../../network/unet.ts";
+import { forward } from "../../network/tfjs_ops.ts";
 import { tinyUNet } from "../../test_models.ts";
 import { installExactCpuResizeGrad, randomInput, relErr } from "./testing.ts";
 

@@ -8,7 +8,7 @@
  * dense "<name>.w" [nin, nout] + "<name>.b" [nout]; group norm "<name>.g", "<name>.b" [C];
  * embedding "<name>.w" [rows, dim].
  */
-import type { UNetConfig } from "../shared/model_card.ts";
+import type { UNetConfig } from "../../shared/model_card.ts";
 
 export type { UNetConfig };
 

@@ -4,8 +4,8 @@
  * in `unetForward`; this module supplies the maths of each op.
  */
 import * as tf from "@tensorflow/tfjs";
-import { Rng } from "../shared/rng.ts";
-import type { UNetConfig } from "../shared/model_card.ts";
+import { Rng } from "../../shared/rng.ts";
+import type { UNetConfig } from "../../shared/model_card.ts";
 import {
   GROUP_NORM_EPS,
   paramSpecs,
@@ -13,7 +13,7 @@ import {
   unetForward,
   type UNetOps,
 } from "./unet.ts";
-import { groupNormSilu } from "./backends/kernels/group_norm_silu.ts";
+import { groupNormSilu } from "../backends/kernels/group_norm_silu.ts";
 
 /**
  * Standard deviation of "normal"-initialised parameters (label embeddings). 1, not the usual
