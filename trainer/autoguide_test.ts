@@ -11,8 +11,8 @@ import { Rng } from "../shared/rng.ts";
 import { initBackend } from "./backends/backend.ts";
 import type { BatchModel } from "./distill_math.ts";
 import { autoguideTargets } from "./autoguide.ts";
-import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI, WASM_ONE_THREAD } from "./cli_testing.ts";
-import { readCheckpoint } from "./checkpoint.ts";
+import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI, WASM_ONE_THREAD } from "./training/cli_testing.ts";
+import { readCheckpoint } from "./training/checkpoint.ts";
 import { loadModel } from "../edge/model.ts";
 
 await initBackend({ backend: "wasm", threads: 1 });

@@ -57,7 +57,7 @@ import {
   packTensors,
   RunWriteError,
   writeCheckpoint,
-} from "./checkpoint.ts";
+} from "./training/checkpoint.ts";
 import {
   disposeState,
   emaDecayAt,
@@ -65,11 +65,11 @@ import {
   paramCount,
   saveState,
   type TrainState,
-} from "./loop.ts";
+} from "./training/loop.ts";
 import { DataError, type Dataset, loadRunData } from "./data/datasets.ts";
-import { createProgress, formatDuration, Throughput } from "./progress.ts";
-import { listenForStop, stopExitCode } from "./stop_signals.ts";
-import { startRun, truncateMetrics } from "./run_files.ts";
+import { createProgress, formatDuration, Throughput } from "./training/progress.ts";
+import { listenForStop, stopExitCode } from "./training/stop_signals.ts";
+import { startRun, truncateMetrics } from "./training/run_files.ts";
 import { roundGrid } from "./distill_math.ts";
 import {
   type DistillConfig,
@@ -87,7 +87,7 @@ import {
 } from "./distill_step.ts";
 import { measurePrior } from "../shared/data_prior.ts";
 import { studentGrid } from "./distill_grid.ts";
-import { nhwcToNchw, writeSampleGrid } from "./sample_grid.ts";
+import { nhwcToNchw, writeSampleGrid } from "./training/sample_grid.ts";
 import { startingState } from "./distill_resume.ts";
 import { distillCheckpointMeta, type DistillRunInfo } from "./distill_meta.ts";
 import { shellQuote } from "./train.ts";

@@ -5,8 +5,8 @@
  */
 import { z } from "zod";
 import { PREDICTIONS } from "../shared/prediction.ts";
-import { BACKENDS } from "./config.ts";
-import { LR_SCHEDULES } from "./lr_schedule.ts";
+import { BACKENDS } from "./training/config.ts";
+import { LR_SCHEDULES } from "./training/lr_schedule.ts";
 
 export const DistillConfigSchema = z.object({
   teacher: z.string(),

@@ -11,7 +11,7 @@ import type { Schedule } from "../shared/schedule.ts";
 import type { Prediction } from "../shared/prediction.ts";
 import { sample } from "../shared/sample.ts";
 import { encodePng, tileImages } from "../shared/image.ts";
-import { tfjsEpsModel } from "./sample_grid.ts";
+import { tfjsEpsModel } from "./training/sample_grid.ts";
 import { ddimSettings, type RoundGrid } from "./distill_math.ts";
 import { type DataPrior, withPrior } from "../shared/data_prior.ts";
 import type { EpsModel } from "../shared/sample.ts";

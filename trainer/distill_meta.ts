@@ -4,8 +4,8 @@
  * recording the teacher, the round, its grids and the finished rounds.
  */
 import type { UNetConfig } from "../shared/model_card.ts";
-import type { CheckpointMeta } from "./checkpoint.ts";
-import { paramCount, type TrainState } from "./loop.ts";
+import type { CheckpointMeta } from "./training/checkpoint.ts";
+import { paramCount, type TrainState } from "./training/loop.ts";
 import type { RoundGrid } from "./distill_math.ts";
 import type { DistillConfig, DistillMeta } from "./distill_config.ts";
 

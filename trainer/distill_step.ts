@@ -17,7 +17,7 @@ import {
   restoreState,
   type StepResult,
   type TrainState,
-} from "./loop.ts";
+} from "./training/loop.ts";
 import { type BatchSampler, type Dataset, imageValues } from "./data/datasets.ts";
 import { forward } from "./network/tfjs_ops.ts";
 import { type BatchModel, distillTargets, type RoundGrid } from "./distill_math.ts";

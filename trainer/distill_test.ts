@@ -11,7 +11,7 @@ import { Rng } from "../shared/rng.ts";
 import { SAMPLERS } from "../shared/samplers/mod.ts";
 import { initBackend } from "./backends/backend.ts";
 import { BatchSampler, type Dataset } from "./data/datasets.ts";
-import { disposeState, freshState, saveState, trainStep } from "./loop.ts";
+import { disposeState, freshState, saveState, trainStep } from "./training/loop.ts";
 import { cardChain, generate } from "../edge/sampler.ts";
 import type { Engine } from "../edge/engine.ts";
 import type { Spacing } from "../shared/schedule.ts";
@@ -22,8 +22,8 @@ import {
   TINY_MNIST_FLAGS,
   TRAIN_CLI,
   WASM_ONE_THREAD,
-} from "./cli_testing.ts";
-import { CHECKPOINT_FILES, readCheckpoint } from "./checkpoint.ts";
+} from "./training/cli_testing.ts";
+import { CHECKPOINT_FILES, readCheckpoint } from "./training/checkpoint.ts";
 import { ddimSettings, distillTargets, roundGrid } from "./distill_math.ts";
 import {
   distillStep,

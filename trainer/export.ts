@@ -38,14 +38,14 @@ import { Rng } from "../shared/rng.ts";
 import { SPACINGS } from "../shared/schedule.ts";
 import { SAMPLER_NAMES } from "../shared/samplers/mod.ts";
 import { type Dataset, loadRunData } from "./data/datasets.ts";
-import { nhwcToNchw } from "./sample_grid.ts";
+import { nhwcToNchw } from "./training/sample_grid.ts";
 import { analyticStats } from "./analytic_export.ts";
 import { measurePrior, priorToCard } from "../shared/data_prior.ts";
 import { buildOnnxModel, DEFAULT_OPSET } from "./onnx_ops.ts";
 import { type Quantization, QUANTIZATIONS } from "./quantize.ts";
 import { paramSpecs } from "./network/unet.ts";
-import { type CheckpointMeta, readCheckpoint } from "./checkpoint.ts";
-import { runInUse } from "./config.ts";
+import { type CheckpointMeta, readCheckpoint } from "./training/checkpoint.ts";
+import { runInUse } from "./training/config.ts";
 
 /** Default sampling settings written to the card (the quality work may tune them). */
 export const DEFAULT_STEPS = 14;

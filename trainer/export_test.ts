@@ -5,7 +5,7 @@ import { ModelCardSchema, type UNetConfig } from "../shared/model_card.ts";
 import { makeSchedule } from "../shared/schedule.ts";
 import { type EpsModel, sample } from "../shared/sample.ts";
 import { paramSpecs } from "./network/unet.ts";
-import { writeCheckpoint } from "./checkpoint.ts";
+import { writeCheckpoint } from "./training/checkpoint.ts";
 import {
   type CardSource,
   exportModel,

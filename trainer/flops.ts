@@ -8,9 +8,9 @@
  *   deno run -A trainer/flops.ts --run runs/mnist
  */
 import { ModelCardSchema, type UNetConfig } from "../shared/model_card.ts";
-import { freshConfig, parseFlags, unetConfig } from "./config.ts";
-import { readCheckpoint } from "./checkpoint.ts";
-import { paramCount } from "./loop.ts";
+import { freshConfig, parseFlags, unetConfig } from "./training/config.ts";
+import { readCheckpoint } from "./training/checkpoint.ts";
+import { paramCount } from "./training/loop.ts";
 import { flopsBySide, forwardFlops } from "./network/unet.ts";
 
 /** One line per feature-map side plus the total, in MFLOP per call. */

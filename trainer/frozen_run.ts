@@ -6,8 +6,8 @@
 import * as tf from "@tensorflow/tfjs";
 import type { UNetConfig } from "../shared/model_card.ts";
 import { sha256Hex } from "../edge/model.ts";
-import { hasCheckpoint, packTensors, readCheckpoint } from "./checkpoint.ts";
-import type { TrainConfig } from "./config.ts";
+import { hasCheckpoint, packTensors, readCheckpoint } from "./training/checkpoint.ts";
+import type { TrainConfig } from "./training/config.ts";
 import type { BatchModel } from "./distill_math.ts";
 import { tfjsBatchModel } from "./distill_step.ts";
 import { paramSpecs } from "./network/unet.ts";

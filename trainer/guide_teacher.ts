@@ -7,8 +7,8 @@
  * and a resume that finds other weights under the same path stops.
  */
 import type { GuideNullTarget, UNetConfig } from "../shared/model_card.ts";
-import { runInUse, type TrainConfig } from "./config.ts";
-import type { Batch } from "./loop.ts";
+import { runInUse, type TrainConfig } from "./training/config.ts";
+import type { Batch } from "./training/loop.ts";
 import type { BatchModel } from "./distill_math.ts";
 import { guidedBatchModel, withNullClass, withRows } from "./distill_step.ts";
 import { guide } from "../shared/step.ts";

@@ -11,12 +11,12 @@ import { makeSchedule } from "../shared/schedule.ts";
 import { Rng } from "../shared/rng.ts";
 import { initBackend } from "./backends/backend.ts";
 import type { Dataset } from "./data/datasets.ts";
-import { disposeState, freshState, saveState, trainStep } from "./loop.ts";
+import { disposeState, freshState, saveState, trainStep } from "./training/loop.ts";
 import { tinyUNet } from "./test_models.ts";
 import { tfjsBatchModel } from "./distill_step.ts";
 import { guideTargets } from "./guide_teacher.ts";
-import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI, WASM_ONE_THREAD } from "./cli_testing.ts";
-import { readCheckpoint } from "./checkpoint.ts";
+import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI, WASM_ONE_THREAD } from "./training/cli_testing.ts";
+import { readCheckpoint } from "./training/checkpoint.ts";
 import { loadModel } from "../edge/model.ts";
 
 await initBackend({ backend: "wasm", threads: 1 });

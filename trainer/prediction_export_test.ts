@@ -8,7 +8,7 @@ import { makeSchedule } from "../shared/schedule.ts";
 import type { Prediction } from "../shared/prediction.ts";
 import { initBackend } from "./backends/backend.ts";
 import { loadDataset, subset } from "./data/datasets.ts";
-import { disposeState, freshState, saveState, trainStep } from "./loop.ts";
+import { disposeState, freshState, saveState, trainStep } from "./training/loop.ts";
 import { exportModel, writeModel } from "./export.ts";
 import { tinyUNet, untrained } from "./test_models.ts";
 import { loadModel } from "../edge/model.ts";

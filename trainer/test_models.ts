@@ -4,7 +4,7 @@
  * `deno task export` writes them.
  */
 import type { ModelCard, UNetConfig } from "../shared/model_card.ts";
-import { freshConfig, parseFlags, unetConfig } from "./config.ts";
+import { freshConfig, parseFlags, unetConfig } from "./training/config.ts";
 import { type CardSource, exportModel, randomWeights, writeModel } from "./export.ts";
 import { analyticStats } from "./analytic_export.ts";
 import { ModelCardSchema } from "../shared/model_card.ts";

@@ -13,7 +13,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
-import { startRun, truncateMetrics } from "./run_files.ts";
+import { startRun, truncateMetrics } from "./training/run_files.ts";
 import { makeSchedule } from "../shared/schedule.ts";
 import {
   ConfigError,
@@ -24,7 +24,7 @@ import {
   type TrainConfig,
   TrainConfigSchema,
   unetConfig,
-} from "./config.ts";
+} from "./training/config.ts";
 import { DataError, loadRunData } from "./data/datasets.ts";
 import {
   type Checkpoint,
@@ -35,7 +35,7 @@ import {
   readCheckpoint,
   RunWriteError,
   writeCheckpoint,
-} from "./checkpoint.ts";
+} from "./training/checkpoint.ts";
 import {
   disposeState,
   emaDecayAt,
@@ -46,10 +46,10 @@ import {
   saveState,
   type TrainState,
   trainStep,
-} from "./loop.ts";
-import { createProgress, formatDuration, Throughput } from "./progress.ts";
-import { listenForStop, stopExitCode } from "./stop_signals.ts";
-import { sampleGrid, writeSampleGrid } from "./sample_grid.ts";
+} from "./training/loop.ts";
+import { createProgress, formatDuration, Throughput } from "./training/progress.ts";
+import { listenForStop, stopExitCode } from "./training/stop_signals.ts";
+import { sampleGrid, writeSampleGrid } from "./training/sample_grid.ts";
 import { forwardFlops } from "./network/unet.ts";
 import { GuideTeacherError } from "./guide_teacher.ts";
 import { FrozenRunError } from "./frozen_run.ts";

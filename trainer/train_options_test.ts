@@ -4,9 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { readCheckpoint } from "./checkpoint.ts";
+import { readCheckpoint } from "./training/checkpoint.ts";
 import { main as exportMain } from "./export.ts";
-import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI, WASM_ONE_THREAD } from "./cli_testing.ts";
+import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI, WASM_ONE_THREAD } from "./training/cli_testing.ts";
 
 const LEAN = [
   ...TINY_MNIST_FLAGS,

@@ -6,9 +6,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Rng } from "../shared/rng.ts";
-import { CHECKPOINT_FILES, readCheckpoint } from "./checkpoint.ts";
+import { CHECKPOINT_FILES, readCheckpoint } from "./training/checkpoint.ts";
 import { whyNot } from "../scripts/system_tool.ts";
-import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI, WASM_ONE_THREAD } from "./cli_testing.ts";
+import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI, WASM_ONE_THREAD } from "./training/cli_testing.ts";
 
 const TINY = [
   ...TINY_MNIST_FLAGS,

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { makeSchedule } from "../../shared/schedule.ts";
 import { initBackend } from "./backend.ts";
-import { readCheckpoint } from "../checkpoint.ts";
+import { readCheckpoint } from "../training/checkpoint.ts";
 import { loadDataset, subset } from "../data/datasets.ts";
 import {
   ADAM_DEFAULTS,
@@ -19,9 +19,9 @@ import {
   type SavedState,
   saveState,
   trainStep,
-} from "../loop.ts";
+} from "../training/loop.ts";
 import { tinyUNet } from "../test_models.ts";
-import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI } from "../cli_testing.ts";
+import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI } from "../training/cli_testing.ts";
 import { webgpuSkipReason } from "./webgpu_testing.ts";
 
 const skip = await webgpuSkipReason("webgpu_test");

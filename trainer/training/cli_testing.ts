@@ -3,8 +3,8 @@
  * way a user does: the script paths, the flags of a tiny MNIST run and the runner.
  */
 
-export const TRAIN_CLI = new URL("./train.ts", import.meta.url).pathname;
-export const DISTILL_CLI = new URL("./distill.ts", import.meta.url).pathname;
+export const TRAIN_CLI = new URL("../train.ts", import.meta.url).pathname;
+export const DISTILL_CLI = new URL("../distill.ts", import.meta.url).pathname;
 
 /** A tiny MNIST run: 64 digits, batch 8, c = 8, two levels, 4 groups (add --steps and --out). */
 export const TINY_MNIST_FLAGS: readonly string[] = [

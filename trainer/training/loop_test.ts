@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { makeSchedule } from "../shared/schedule.ts";
-import { initBackend } from "./backends/backend.ts";
-import { type Dataset, loadDataset, subset } from "./data/datasets.ts";
+import { makeSchedule } from "../../shared/schedule.ts";
+import { initBackend } from "../backends/backend.ts";
+import { type Dataset, loadDataset, subset } from "../data/datasets.ts";
 import {
   disposeState,
   drawBatch,
@@ -16,8 +16,8 @@ import {
   saveState,
   trainStep,
 } from "./loop.ts";
-import { tinyUNet } from "./test_models.ts";
-import { target } from "../shared/prediction.ts";
+import { tinyUNet } from "../test_models.ts";
+import { target } from "../../shared/prediction.ts";
 import { scheduledLr } from "./lr_schedule.ts";
 
 await initBackend({ backend: "wasm", threads: 1 });

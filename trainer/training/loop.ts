@@ -9,19 +9,19 @@
  * non-finite value throws NonFiniteError and leaves the weights, moments and EMA untouched.
  */
 import * as tf from "@tensorflow/tfjs";
-import type { UNetConfig } from "../shared/model_card.ts";
-import { qSample, type Schedule } from "../shared/schedule.ts";
-import { Rng, type RngState } from "../shared/rng.ts";
-import { paramSpecs } from "./network/unet.ts";
-import { forward, initParams } from "./network/tfjs_ops.ts";
+import type { UNetConfig } from "../../shared/model_card.ts";
+import { qSample, type Schedule } from "../../shared/schedule.ts";
+import { Rng, type RngState } from "../../shared/rng.ts";
+import { paramSpecs } from "../network/unet.ts";
+import { forward, initParams } from "../network/tfjs_ops.ts";
 import {
   BatchSampler,
   DataError,
   type Dataset,
   imageValues,
   type SamplerState,
-} from "./data/datasets.ts";
-import { type Prediction, target } from "../shared/prediction.ts";
+} from "../data/datasets.ts";
+import { type Prediction, target } from "../../shared/prediction.ts";
 import { type LrScheduleKind, scheduledLr } from "./lr_schedule.ts";
 
 export interface OptimConfig {

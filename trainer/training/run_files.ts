@@ -6,7 +6,7 @@ import {
   type BackendOptions,
   describeBackend,
   initBackend,
-} from "./backends/backend.ts";
+} from "../backends/backend.ts";
 import { osReason } from "./checkpoint.ts";
 
 /** Create `dir` if needed and prove a file can be created in it (root ignores permission bits). */

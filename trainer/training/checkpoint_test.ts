@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { paramSpecs } from "./network/unet.ts";
+import { paramSpecs } from "../network/unet.ts";
 import {
   type CheckpointData,
   CheckpointError,
@@ -13,7 +13,7 @@ import {
   unpackTensors,
   writeCheckpoint,
 } from "./checkpoint.ts";
-import { tinyUNet } from "./test_models.ts";
+import { tinyUNet } from "../test_models.ts";
 
 const unet = tinyUNet();
 

@@ -21,10 +21,10 @@
  */
 import { z } from "zod";
 import { join } from "node:path";
-import { ScheduleSchema, UNetConfigSchema } from "../shared/model_card.ts";
-import type { UNetConfig } from "../shared/model_card.ts";
-import { paramSpecs } from "./network/unet.ts";
-import { PREDICTIONS } from "../shared/prediction.ts";
+import { ScheduleSchema, UNetConfigSchema } from "../../shared/model_card.ts";
+import type { UNetConfig } from "../../shared/model_card.ts";
+import { paramSpecs } from "../network/unet.ts";
+import { PREDICTIONS } from "../../shared/prediction.ts";
 import { LR_SCHEDULES } from "./lr_schedule.ts";
 
 export const CHECKPOINT_FILES = ["params", "ema", "adam_m", "adam_v"] as const;

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { decode } from "fast-png";
-import type { UNetConfig } from "../shared/model_card.ts";
-import { makeSchedule } from "../shared/schedule.ts";
-import { initBackend } from "./backends/backend.ts";
-import { forward, initParams } from "./network/tfjs_ops.ts";
+import type { UNetConfig } from "../../shared/model_card.ts";
+import { makeSchedule } from "../../shared/schedule.ts";
+import { initBackend } from "../backends/backend.ts";
+import { forward, initParams } from "../network/tfjs_ops.ts";
 import {
   nchwToNhwc,
   nhwcToNchw,
@@ -12,7 +12,7 @@ import {
   tfjsEpsModel,
   writeSampleGrid,
 } from "./sample_grid.ts";
-import { tinyUNet } from "./test_models.ts";
+import { tinyUNet } from "../test_models.ts";
 
 await initBackend({ backend: "wasm", threads: 1 });
 

@@ -9,9 +9,9 @@
  */
 import { parseArgs } from "node:util";
 import { z } from "zod";
-import { GUIDE_NULL_TARGETS, UNetConfigSchema } from "../shared/model_card.ts";
-import type { UNetConfig } from "../shared/model_card.ts";
-import { PREDICTIONS } from "../shared/prediction.ts";
+import { GUIDE_NULL_TARGETS, UNetConfigSchema } from "../../shared/model_card.ts";
+import type { UNetConfig } from "../../shared/model_card.ts";
+import { PREDICTIONS } from "../../shared/prediction.ts";
 import { LR_SCHEDULES } from "./lr_schedule.ts";
 
 export class ConfigError extends Error {

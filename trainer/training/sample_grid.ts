@@ -6,14 +6,14 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
-import type { UNetConfig } from "../shared/model_card.ts";
-import type { Schedule } from "../shared/schedule.ts";
-import { type EpsModel, sample } from "../shared/sample.ts";
-import { guide } from "../shared/step.ts";
-import type { SamplerName } from "../shared/samplers/mod.ts";
-import type { Prediction } from "../shared/prediction.ts";
-import { encodePng, tileImages } from "../shared/image.ts";
-import { forward } from "./network/tfjs_ops.ts";
+import type { UNetConfig } from "../../shared/model_card.ts";
+import type { Schedule } from "../../shared/schedule.ts";
+import { type EpsModel, sample } from "../../shared/sample.ts";
+import { guide } from "../../shared/step.ts";
+import type { SamplerName } from "../../shared/samplers/mod.ts";
+import type { Prediction } from "../../shared/prediction.ts";
+import { encodePng, tileImages } from "../../shared/image.ts";
+import { forward } from "../network/tfjs_ops.ts";
 
 /** NCHW ↔ NHWC for n images of `c` channels and `hw` pixels. */
 export function nchwToNhwc(x: ArrayLike<number>, n: number, c: number, hw: number): Float32Array {
