@@ -13,7 +13,7 @@ import type { UNetConfig } from "../shared/model_card.ts";
 import { guide } from "../shared/step.ts";
 import { runInUse, type TrainConfig } from "./training/config.ts";
 import type { Batch } from "./training/loop.ts";
-import type { BatchModel } from "./distill_math.ts";
+import type { BatchModel } from "./distill/math.ts";
 import { type FrozenRun, FrozenRunError, loadFrozenRun } from "./frozen_run.ts";
 
 /**

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Rng } from "../shared/rng.ts";
 import { initBackend } from "./backends/backend.ts";
-import type { BatchModel } from "./distill_math.ts";
+import type { BatchModel } from "./distill/math.ts";
 import { autoguideTargets } from "./autoguide.ts";
 import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI, WASM_ONE_THREAD } from "./training/cli_testing.ts";
 import { readCheckpoint } from "./training/checkpoint.ts";

@@ -70,26 +70,26 @@ import { DataError, type Dataset, loadRunData } from "./data/datasets.ts";
 import { createProgress, formatDuration, Throughput } from "./training/progress.ts";
 import { listenForStop, stopExitCode } from "./training/stop_signals.ts";
 import { startRun, truncateMetrics } from "./training/run_files.ts";
-import { roundGrid } from "./distill_math.ts";
+import { roundGrid } from "./distill/math.ts";
 import {
   type DistillConfig,
   DistillError,
   type DistillMeta,
   studentSteps,
-} from "./distill_config.ts";
-import { FLAG_OPTIONS, helpText, num, resolveRun, type Values } from "./distill_flags.ts";
+} from "./distill/config.ts";
+import { FLAG_OPTIONS, helpText, num, resolveRun, type Values } from "./distill/flags.ts";
 import {
   distillStep,
   guidedBatchModel,
   roundOptim,
   studentFrom,
   tfjsBatchModel,
-} from "./distill_step.ts";
+} from "./distill/step.ts";
 import { measurePrior } from "../shared/data_prior.ts";
-import { studentGrid } from "./distill_grid.ts";
+import { studentGrid } from "./distill/grid.ts";
 import { nhwcToNchw, writeSampleGrid } from "./training/sample_grid.ts";
-import { startingState } from "./distill_resume.ts";
-import { distillCheckpointMeta, type DistillRunInfo } from "./distill_meta.ts";
+import { startingState } from "./distill/resume.ts";
+import { distillCheckpointMeta, type DistillRunInfo } from "./distill/meta.ts";
 import { shellQuote } from "./train.ts";
 
 /** Run the distiller with these arguments; resolves to the process exit code. */

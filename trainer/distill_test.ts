@@ -24,14 +24,14 @@ import {
   WASM_ONE_THREAD,
 } from "./training/cli_testing.ts";
 import { CHECKPOINT_FILES, readCheckpoint } from "./training/checkpoint.ts";
-import { ddimSettings, distillTargets, roundGrid } from "./distill_math.ts";
+import { ddimSettings, distillTargets, roundGrid } from "./distill/math.ts";
 import {
   distillStep,
   drawDistillBatch,
   guidedBatchModel,
   studentFrom,
   tfjsBatchModel,
-} from "./distill_step.ts";
+} from "./distill/step.ts";
 import { loadModel, sha256Hex } from "../edge/model.ts";
 import { createEngine } from "../edge/engine.ts";
 import { createApp } from "../edge/app.ts";

@@ -8,8 +8,8 @@ import type { UNetConfig } from "../shared/model_card.ts";
 import { sha256Hex } from "../edge/model.ts";
 import { hasCheckpoint, packTensors, readCheckpoint } from "./training/checkpoint.ts";
 import type { TrainConfig } from "./training/config.ts";
-import type { BatchModel } from "./distill_math.ts";
-import { tfjsBatchModel } from "./distill_step.ts";
+import type { BatchModel } from "./distill/math.ts";
+import { tfjsBatchModel } from "./distill/step.ts";
 import { paramSpecs } from "./network/unet.ts";
 
 export interface FrozenRun {

@@ -9,8 +9,8 @@
 import type { GuideNullTarget, UNetConfig } from "../shared/model_card.ts";
 import { runInUse, type TrainConfig } from "./training/config.ts";
 import type { Batch } from "./training/loop.ts";
-import type { BatchModel } from "./distill_math.ts";
-import { guidedBatchModel, withNullClass, withRows } from "./distill_step.ts";
+import type { BatchModel } from "./distill/math.ts";
+import { guidedBatchModel, withNullClass, withRows } from "./distill/step.ts";
 import { guide } from "../shared/step.ts";
 import { loadFrozenRun } from "./frozen_run.ts";
 

@@ -6,15 +6,15 @@
  * `writeSampleGrid` (sample_grid.ts).
  */
 import * as tf from "@tensorflow/tfjs";
-import type { UNetConfig } from "../shared/model_card.ts";
-import type { Schedule } from "../shared/schedule.ts";
-import type { Prediction } from "../shared/prediction.ts";
-import { sample } from "../shared/sample.ts";
-import { encodePng, tileImages } from "../shared/image.ts";
-import { tfjsEpsModel } from "./training/sample_grid.ts";
-import { ddimSettings, type RoundGrid } from "./distill_math.ts";
-import { type DataPrior, withPrior } from "../shared/data_prior.ts";
-import type { EpsModel } from "../shared/sample.ts";
+import type { UNetConfig } from "../../shared/model_card.ts";
+import type { Schedule } from "../../shared/schedule.ts";
+import type { Prediction } from "../../shared/prediction.ts";
+import { sample } from "../../shared/sample.ts";
+import { encodePng, tileImages } from "../../shared/image.ts";
+import { tfjsEpsModel } from "../training/sample_grid.ts";
+import { ddimSettings, type RoundGrid } from "./math.ts";
+import { type DataPrior, withPrior } from "../../shared/data_prior.ts";
+import type { EpsModel } from "../../shared/sample.ts";
 
 /** A grid of the EMA student: DDIM η = 0 on the round's chain, through shared/sample.ts. */
 export async function studentGrid(

@@ -3,11 +3,11 @@
  * of the student at a step, with `meta.distill` (DistillMetaSchema, trainer/distill_config.ts)
  * recording the teacher, the round, its grids and the finished rounds.
  */
-import type { UNetConfig } from "../shared/model_card.ts";
-import type { CheckpointMeta } from "./training/checkpoint.ts";
-import { paramCount, type TrainState } from "./training/loop.ts";
-import type { RoundGrid } from "./distill_math.ts";
-import type { DistillConfig, DistillMeta } from "./distill_config.ts";
+import type { UNetConfig } from "../../shared/model_card.ts";
+import type { CheckpointMeta } from "../training/checkpoint.ts";
+import { paramCount, type TrainState } from "../training/loop.ts";
+import type { RoundGrid } from "./math.ts";
+import type { DistillConfig, DistillMeta } from "./config.ts";
 
 /** What stays the same over a distillation run. */
 export interface DistillRunInfo {

@@ -14,11 +14,11 @@
  *   x̃₀ = (x_s − (σ_s/σ_t)·x_t) / (α_s − (σ_s/σ_t)·α_t),    and x̃₀ = x_s when s is the data;
  * the student is trained on `target(prediction, x̃₀, ε̃, α_t, σ_t)` with ε̃ = (x_t − α_t·x̃₀)/σ_t.
  */
-import { target as predictionTarget } from "../shared/prediction.ts";
-import type { Prediction } from "../shared/prediction.ts";
-import { POWER_SPACING_RHO, type Schedule, spacedTimesteps } from "../shared/schedule.ts";
-import { SAMPLERS } from "../shared/samplers/mod.ts";
-import type { Plan } from "../shared/samplers/types.ts";
+import { target as predictionTarget } from "../../shared/prediction.ts";
+import type { Prediction } from "../../shared/prediction.ts";
+import { POWER_SPACING_RHO, type Schedule, spacedTimesteps } from "../../shared/schedule.ts";
+import { SAMPLERS } from "../../shared/samplers/mod.ts";
+import type { Plan } from "../../shared/samplers/types.ts";
 
 /** The teacher's and the student's chains of one round: DDIM η = 0 on power(2M) and power(M). */
 export interface RoundGrid {

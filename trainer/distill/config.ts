@@ -4,9 +4,9 @@
  * flags, the student steps of a round and the error its bad flags raise.
  */
 import { z } from "zod";
-import { PREDICTIONS } from "../shared/prediction.ts";
-import { BACKENDS } from "./training/config.ts";
-import { LR_SCHEDULES } from "./training/lr_schedule.ts";
+import { PREDICTIONS } from "../../shared/prediction.ts";
+import { BACKENDS } from "../training/config.ts";
+import { LR_SCHEDULES } from "../training/lr_schedule.ts";
 
 export const DistillConfigSchema = z.object({
   teacher: z.string(),

@@ -4,14 +4,14 @@
  * exactly as its checkpoint left them, the round teacher's weights checked against their sha256.
  */
 import { join } from "node:path";
-import { sha256Hex } from "../edge/model.ts";
-import type { UNetConfig } from "../shared/model_card.ts";
-import { Rng } from "../shared/rng.ts";
-import { type Checkpoint, packTensors, readCheckpoint } from "./training/checkpoint.ts";
-import { restoreState, streamSeeds, type TrainState } from "./training/loop.ts";
-import { BatchSampler } from "./data/datasets.ts";
-import { type DistillConfig, DistillError, type DistillMeta } from "./distill_config.ts";
-import { studentFrom } from "./distill_step.ts";
+import { sha256Hex } from "../../edge/model.ts";
+import type { UNetConfig } from "../../shared/model_card.ts";
+import { Rng } from "../../shared/rng.ts";
+import { type Checkpoint, packTensors, readCheckpoint } from "../training/checkpoint.ts";
+import { restoreState, streamSeeds, type TrainState } from "../training/loop.ts";
+import { BatchSampler } from "../data/datasets.ts";
+import { type DistillConfig, DistillError, type DistillMeta } from "./config.ts";
+import { studentFrom } from "./step.ts";
 
 /** The round a run is in and what it trains with. */
 export interface RoundState {

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { makeSchedule, spacedTimesteps } from "../shared/schedule.ts";
-import { mixtureOracle } from "../shared/samplers/testing.ts";
-import { Rng } from "../shared/rng.ts";
-import { sample } from "../shared/sample.ts";
-import { denoise, denoisedBuffers, type Prediction } from "../shared/prediction.ts";
+import { makeSchedule, spacedTimesteps } from "../../shared/schedule.ts";
+import { mixtureOracle } from "../../shared/samplers/testing.ts";
+import { Rng } from "../../shared/rng.ts";
+import { sample } from "../../shared/sample.ts";
+import { denoise, denoisedBuffers, type Prediction } from "../../shared/prediction.ts";
 import {
   afterPriorCalls,
   type BatchModel,
@@ -12,8 +12,8 @@ import {
   powerCallOrder,
   powerRealTimesteps,
   roundGrid,
-} from "./distill_math.ts";
-import type { EpsModel } from "../shared/sample.ts";
+} from "./math.ts";
+import type { EpsModel } from "../../shared/sample.ts";
 
 Deno.test("power(M) is exactly the even steps of power(2M), before and after rounding", () => {
   for (const T of [1000, 500, 4000, 64]) {

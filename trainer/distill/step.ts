@@ -4,11 +4,11 @@
  * compares, the update itself, a round's optimiser settings and a student's starting state.
  */
 import * as tf from "@tensorflow/tfjs";
-import type { UNetConfig } from "../shared/model_card.ts";
-import type { Schedule } from "../shared/schedule.ts";
-import type { Prediction } from "../shared/prediction.ts";
-import type { Rng } from "../shared/rng.ts";
-import { guide } from "../shared/step.ts";
+import type { UNetConfig } from "../../shared/model_card.ts";
+import type { Schedule } from "../../shared/schedule.ts";
+import type { Prediction } from "../../shared/prediction.ts";
+import type { Rng } from "../../shared/rng.ts";
+import { guide } from "../../shared/step.ts";
 import {
   applyStep,
   droppedLabels,
@@ -17,11 +17,11 @@ import {
   restoreState,
   type StepResult,
   type TrainState,
-} from "./training/loop.ts";
-import { type BatchSampler, type Dataset, imageValues } from "./data/datasets.ts";
-import { forward } from "./network/tfjs_ops.ts";
-import { type BatchModel, distillTargets, type RoundGrid } from "./distill_math.ts";
-import type { DistillConfig } from "./distill_config.ts";
+} from "../training/loop.ts";
+import { type BatchSampler, type Dataset, imageValues } from "../data/datasets.ts";
+import { forward } from "../network/tfjs_ops.ts";
+import { type BatchModel, distillTargets, type RoundGrid } from "./math.ts";
+import type { DistillConfig } from "./config.ts";
 
 /** A model of `params` on per-image timesteps and labels (NHWC = the data's layout). */
 export function tfjsBatchModel(params: Record<string, tf.Tensor>, unet: UNetConfig): BatchModel {

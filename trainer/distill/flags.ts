@@ -5,22 +5,22 @@
  * with the teacher's checkpoint read.
  */
 import { join } from "node:path";
-import { sha256Hex } from "../edge/model.ts";
-import { PREDICTIONS } from "../shared/prediction.ts";
-import { oneOf } from "../shared/choice.ts";
-import { type Checkpoint, hasCheckpoint, readCheckpoint } from "./training/checkpoint.ts";
-import { BACKENDS } from "./training/config.ts";
-import { LR_SCHEDULES } from "./training/lr_schedule.ts";
-import { afterPriorCalls } from "./distill_math.ts";
-import { makeSchedule } from "../shared/schedule.ts";
-import { DEFAULT_PRIOR_MAX_ALPHA } from "../shared/data_prior.ts";
+import { sha256Hex } from "../../edge/model.ts";
+import { PREDICTIONS } from "../../shared/prediction.ts";
+import { oneOf } from "../../shared/choice.ts";
+import { type Checkpoint, hasCheckpoint, readCheckpoint } from "../training/checkpoint.ts";
+import { BACKENDS } from "../training/config.ts";
+import { LR_SCHEDULES } from "../training/lr_schedule.ts";
+import { afterPriorCalls } from "./math.ts";
+import { makeSchedule } from "../../shared/schedule.ts";
+import { DEFAULT_PRIOR_MAX_ALPHA } from "../../shared/data_prior.ts";
 import {
   DEFAULTS,
   type DistillConfig,
   DistillConfigSchema,
   DistillError,
   studentSteps,
-} from "./distill_config.ts";
+} from "./config.ts";
 
 /** The usage text of `--help` and of a flag parse error. */
 export function helpText(): string {
