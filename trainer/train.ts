@@ -51,9 +51,9 @@ import { createProgress, formatDuration, Throughput } from "./training/progress.
 import { listenForStop, stopExitCode } from "./training/stop_signals.ts";
 import { sampleGrid, writeSampleGrid } from "./training/sample_grid.ts";
 import { forwardFlops } from "./network/unet.ts";
-import { GuideTeacherError } from "./guide_teacher.ts";
-import { FrozenRunError } from "./frozen_run.ts";
-import { type BatchTargets, loadBatchTargets } from "./batch_targets.ts";
+import { GuideTeacherError } from "./guidance/guide_teacher.ts";
+import { FrozenRunError } from "./guidance/frozen_run.ts";
+import { type BatchTargets, loadBatchTargets } from "./guidance/batch_targets.ts";
 
 /** Quote an argument for a POSIX shell when needed. */
 export function shellQuote(a: string): string {

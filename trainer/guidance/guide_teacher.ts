@@ -6,12 +6,12 @@
  * so the student draws the guided model's images at one call per step. The teacher is the run's EMA weights, frozen; its sha256 is kept in the run's config,
  * and a resume that finds other weights under the same path stops.
  */
-import type { GuideNullTarget, UNetConfig } from "../shared/model_card.ts";
-import { runInUse, type TrainConfig } from "./training/config.ts";
-import type { Batch } from "./training/loop.ts";
-import type { BatchModel } from "./distill/math.ts";
-import { guidedBatchModel, withNullClass, withRows } from "./distill/step.ts";
-import { guide } from "../shared/step.ts";
+import type { GuideNullTarget, UNetConfig } from "../../shared/model_card.ts";
+import { runInUse, type TrainConfig } from "../training/config.ts";
+import type { Batch } from "../training/loop.ts";
+import type { BatchModel } from "../distill/math.ts";
+import { guidedBatchModel, withNullClass, withRows } from "../distill/step.ts";
+import { guide } from "../../shared/step.ts";
 import { loadFrozenRun } from "./frozen_run.ts";
 
 /**

@@ -4,9 +4,9 @@
  * (trainer/autoguide.ts). Loads the frozen runs a config names, records their sha256s in the
  * config, and composes one targets function for trainStep (undefined: the data's).
  */
-import type { UNetConfig } from "../shared/model_card.ts";
-import type { TrainConfig } from "./training/config.ts";
-import type { Batch } from "./training/loop.ts";
+import type { UNetConfig } from "../../shared/model_card.ts";
+import type { TrainConfig } from "../training/config.ts";
+import type { Batch } from "../training/loop.ts";
 import { type GuideTeacher, loadGuideTeacher } from "./guide_teacher.ts";
 import { type Autoguide, loadAutoguide } from "./autoguide.ts";
 

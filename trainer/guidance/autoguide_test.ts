@@ -7,13 +7,13 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Rng } from "../shared/rng.ts";
-import { initBackend } from "./backends/backend.ts";
-import type { BatchModel } from "./distill/math.ts";
+import { Rng } from "../../shared/rng.ts";
+import { initBackend } from "../backends/backend.ts";
+import type { BatchModel } from "../distill/math.ts";
 import { autoguideTargets } from "./autoguide.ts";
-import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI, WASM_ONE_THREAD } from "./training/cli_testing.ts";
-import { readCheckpoint } from "./training/checkpoint.ts";
-import { loadModel } from "../edge/model.ts";
+import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI, WASM_ONE_THREAD } from "../training/cli_testing.ts";
+import { readCheckpoint } from "../training/checkpoint.ts";
+import { loadModel } from "../../edge/model.ts";
 
 await initBackend({ backend: "wasm", threads: 1 });
 
@@ -104,7 +104,7 @@ Deno.test("CLI: --autoguide-good/-bad train a run on the pair, record their sha2
     assert.match(String(cfg.autoguideBadSha256), /^[0-9a-f]{64}$/);
     assert.notEqual(cfg.autoguideGoodSha256, cfg.autoguideBadSha256);
     const model = join(dir, "model");
-    const ex = await runCli(new URL("./export.ts", import.meta.url).pathname, [
+    const ex = await runCli(new URL("../export.ts", import.meta.url).pathname, [
       ...["--run", run, "--out", model, "--analytic-samples", "0", "--prior", "off"],
     ]);
     assert.equal(ex.code, 0, ex.err);

@@ -9,11 +9,11 @@
  * one digit. The served model then draws the autoguided null class at one call per step.
  * Both sha256s are kept in the run's config; a resume that finds other weights stops.
  */
-import type { UNetConfig } from "../shared/model_card.ts";
-import { guide } from "../shared/step.ts";
-import { runInUse, type TrainConfig } from "./training/config.ts";
-import type { Batch } from "./training/loop.ts";
-import type { BatchModel } from "./distill/math.ts";
+import type { UNetConfig } from "../../shared/model_card.ts";
+import { guide } from "../../shared/step.ts";
+import { runInUse, type TrainConfig } from "../training/config.ts";
+import type { Batch } from "../training/loop.ts";
+import type { BatchModel } from "../distill/math.ts";
 import { type FrozenRun, FrozenRunError, loadFrozenRun } from "./frozen_run.ts";
 
 /**

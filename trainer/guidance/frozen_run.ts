@@ -4,13 +4,13 @@
  * of. Its architecture may differ from the trainee's; what its outputs mean may not.
  */
 import * as tf from "@tensorflow/tfjs";
-import type { UNetConfig } from "../shared/model_card.ts";
-import { sha256Hex } from "../edge/model.ts";
-import { hasCheckpoint, packTensors, readCheckpoint } from "./training/checkpoint.ts";
-import type { TrainConfig } from "./training/config.ts";
-import type { BatchModel } from "./distill/math.ts";
-import { tfjsBatchModel } from "./distill/step.ts";
-import { paramSpecs } from "./network/unet.ts";
+import type { UNetConfig } from "../../shared/model_card.ts";
+import { sha256Hex } from "../../edge/model.ts";
+import { hasCheckpoint, packTensors, readCheckpoint } from "../training/checkpoint.ts";
+import type { TrainConfig } from "../training/config.ts";
+import type { BatchModel } from "../distill/math.ts";
+import { tfjsBatchModel } from "../distill/step.ts";
+import { paramSpecs } from "../network/unet.ts";
 
 export interface FrozenRun {
   model: BatchModel;

@@ -7,17 +7,17 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
-import { makeSchedule } from "../shared/schedule.ts";
-import { Rng } from "../shared/rng.ts";
-import { initBackend } from "./backends/backend.ts";
-import type { Dataset } from "./data/datasets.ts";
-import { disposeState, freshState, saveState, trainStep } from "./training/loop.ts";
-import { tinyUNet } from "./test_models.ts";
-import { tfjsBatchModel } from "./distill/step.ts";
+import { makeSchedule } from "../../shared/schedule.ts";
+import { Rng } from "../../shared/rng.ts";
+import { initBackend } from "../backends/backend.ts";
+import type { Dataset } from "../data/datasets.ts";
+import { disposeState, freshState, saveState, trainStep } from "../training/loop.ts";
+import { tinyUNet } from "../test_models.ts";
+import { tfjsBatchModel } from "../distill/step.ts";
 import { guideTargets } from "./guide_teacher.ts";
-import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI, WASM_ONE_THREAD } from "./training/cli_testing.ts";
-import { readCheckpoint } from "./training/checkpoint.ts";
-import { loadModel } from "../edge/model.ts";
+import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI, WASM_ONE_THREAD } from "../training/cli_testing.ts";
+import { readCheckpoint } from "../training/checkpoint.ts";
+import { loadModel } from "../../edge/model.ts";
 
 await initBackend({ backend: "wasm", threads: 1 });
 
@@ -124,7 +124,7 @@ Deno.test("CLI: a fork resumes with --guide-teacher, records its sha256, refuses
     assert.match(String(cfg.guideTeacherSha256), /^[0-9a-f]{64}$/);
     // The card records the teacher.
     const model = join(dir, "model");
-    const ex = await runCli(new URL("./export.ts", import.meta.url).pathname, [
+    const ex = await runCli(new URL("../export.ts", import.meta.url).pathname, [
       ...["--run", fork, "--out", model, "--analytic-samples", "0", "--prior", "off"],
     ]);
     assert.equal(ex.code, 0, ex.err);
