@@ -10,7 +10,7 @@
 import { createApp } from "./app.ts";
 import { type Backend, createEngine } from "./engine.ts";
 import { loadModel } from "./model.ts";
-import { mnistUNet, untrained, writeRandomModel } from "../trainer/test_models.ts";
+import { mnistUNet, untrained, writeRandomModel } from "../trainer/export/test_models.ts";
 
 function mnistSized(): Promise<string> {
   return writeRandomModel({

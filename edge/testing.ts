@@ -3,7 +3,7 @@
  * written to a temporary directory (int8 ONNX + model card, exactly as `deno task export` does).
  */
 import type { UNetConfig } from "../shared/model_card.ts";
-import { tinyUNet, untrained, writeRandomModel } from "../trainer/test_models.ts";
+import { tinyUNet, untrained, writeRandomModel } from "../trainer/export/test_models.ts";
 import { serveArgs } from "./serve_args.ts";
 import type { SamplerName } from "../shared/samplers/mod.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { decode } from "fast-png";
-import { tinyUNet, untrained, writeRandomModel } from "../trainer/test_models.ts";
+import { tinyUNet, untrained, writeRandomModel } from "../trainer/export/test_models.ts";
 import { DEFAULT_MODEL_CARD, loadModel } from "../edge/model.ts";
 import { createEngine } from "../edge/engine.ts";
 import { defaultSteps } from "../edge/params.ts";

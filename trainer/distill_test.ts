@@ -15,7 +15,7 @@ import { disposeState, freshState, saveState, trainStep } from "./training/loop.
 import { cardChain, generate } from "../edge/sampler.ts";
 import type { Engine } from "../edge/engine.ts";
 import type { Spacing } from "../shared/schedule.ts";
-import { tinyUNet } from "./test_models.ts";
+import { tinyUNet } from "./export/test_models.ts";
 import {
   DISTILL_CLI,
   runCli,

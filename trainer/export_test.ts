@@ -14,7 +14,7 @@ import {
   sha256Hex,
   writeModel,
 } from "./export.ts";
-import { mnistUNet, tinyUNet, untrained } from "./test_models.ts";
+import { mnistUNet, tinyUNet, untrained } from "./export/test_models.ts";
 
 ort.env.wasm.numThreads = 1;
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { flopsReport } from "./flops.ts";
 import { flopsBySide, forwardFlops } from "./network/unet.ts";
-import { mnistUNet } from "./test_models.ts";
+import { mnistUNet } from "./export/test_models.ts";
 
 const shipped = mnistUNet({ channels: 16 });
 

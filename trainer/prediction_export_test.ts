@@ -10,7 +10,7 @@ import { initBackend } from "./backends/backend.ts";
 import { loadDataset, subset } from "./data/datasets.ts";
 import { disposeState, freshState, saveState, trainStep } from "./training/loop.ts";
 import { exportModel, writeModel } from "./export.ts";
-import { tinyUNet, untrained } from "./test_models.ts";
+import { tinyUNet, untrained } from "./export/test_models.ts";
 import { loadModel } from "../edge/model.ts";
 import { createEngine } from "../edge/engine.ts";
 import { generate } from "../edge/sampler.ts";

@@ -20,7 +20,7 @@ import {
   saveState,
   trainStep,
 } from "../training/loop.ts";
-import { tinyUNet } from "../test_models.ts";
+import { tinyUNet } from "../export/test_models.ts";
 import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI } from "../training/cli_testing.ts";
 import { webgpuSkipReason } from "./webgpu_testing.ts";
 

@@ -12,7 +12,7 @@ import { Rng } from "../../shared/rng.ts";
 import { initBackend } from "../backends/backend.ts";
 import type { Dataset } from "../data/datasets.ts";
 import { disposeState, freshState, saveState, trainStep } from "../training/loop.ts";
-import { tinyUNet } from "../test_models.ts";
+import { tinyUNet } from "../export/test_models.ts";
 import { tfjsBatchModel } from "../distill/step.ts";
 import { guideTargets } from "./guide_teacher.ts";
 import { runCli, TINY_MNIST_FLAGS, TRAIN_CLI, WASM_ONE_THREAD } from "../training/cli_testing.ts";

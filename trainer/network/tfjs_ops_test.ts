@@ -3,7 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import { paramSpecs } from "./unet.ts";
 import { forward, initParams, tfjsOps } from "./tfjs_ops.ts";
 import { timestepFrequencies } from "./unet.ts";
-import { tinyUNet } from "../test_models.ts";
+import { tinyUNet } from "../export/test_models.ts";
 
 await tf.setBackend("cpu");
 

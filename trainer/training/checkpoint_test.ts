@@ -13,7 +13,7 @@ import {
   unpackTensors,
   writeCheckpoint,
 } from "./checkpoint.ts";
-import { tinyUNet } from "../test_models.ts";
+import { tinyUNet } from "../export/test_models.ts";
 
 const unet = tinyUNet();
 

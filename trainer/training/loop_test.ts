@@ -16,7 +16,7 @@ import {
   saveState,
   trainStep,
 } from "./loop.ts";
-import { tinyUNet } from "../test_models.ts";
+import { tinyUNet } from "../export/test_models.ts";
 import { target } from "../../shared/prediction.ts";
 import { scheduledLr } from "./lr_schedule.ts";
 

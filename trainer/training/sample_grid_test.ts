@@ -12,7 +12,7 @@ import {
   tfjsEpsModel,
   writeSampleGrid,
 } from "./sample_grid.ts";
-import { tinyUNet } from "../test_models.ts";
+import { tinyUNet } from "../export/test_models.ts";
 
 await initBackend({ backend: "wasm", threads: 1 });
 

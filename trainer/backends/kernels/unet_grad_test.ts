@@ -4,7 +4,7 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../backend.ts";
 import { paramSpecs } from "../../network/unet.ts";
 import { forward } from "../../network/tfjs_ops.ts";
-import { tinyUNet } from "../../test_models.ts";
+import { tinyUNet } from "../../export/test_models.ts";
 import { installExactCpuResizeGrad, randomInput, relErr } from "./testing.ts";
 
 await initBackend({ backend: "wasm", threads: 1 });

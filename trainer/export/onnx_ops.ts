@@ -12,7 +12,7 @@
  * Graph inputs: x [N,C,H,W] float32, t [N] float32 (original timesteps), y [N] int64 (labels,
  * conditional models only); output eps [N,C,H,W] float32. N is symbolic.
  */
-import type { UNetConfig } from "../shared/model_card.ts";
+import type { UNetConfig } from "../../shared/model_card.ts";
 import { DataType, float, GraphBuilder } from "./onnx_graph.ts";
 import { addWeight, type Quantization } from "./quantize.ts";
 import {
@@ -21,7 +21,7 @@ import {
   timestepFrequencies,
   unetForward,
   type UNetOps,
-} from "./network/unet.ts";
+} from "../network/unet.ts";
 
 /** A graph value: tensor name and its per-sample shape (batch dim excluded). */
 export interface OnnxValue {

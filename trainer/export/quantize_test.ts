@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import * as ort from "onnxruntime-web";
-import { Rng } from "../shared/rng.ts";
+import { Rng } from "../../shared/rng.ts";
 import { DataType, decodeModel, GraphBuilder } from "./onnx_graph.ts";
 import {
   addWeight,

@@ -3,12 +3,12 @@
  * the model card's "never trained" block, and random-weight models exported exactly as
  * `deno task export` writes them.
  */
-import type { ModelCard, UNetConfig } from "../shared/model_card.ts";
-import { freshConfig, parseFlags, unetConfig } from "./training/config.ts";
-import { type CardSource, exportModel, randomWeights, writeModel } from "./export.ts";
-import { analyticStats } from "./analytic_export.ts";
-import { ModelCardSchema } from "../shared/model_card.ts";
-import { Rng } from "../shared/rng.ts";
+import type { ModelCard, UNetConfig } from "../../shared/model_card.ts";
+import { freshConfig, parseFlags, unetConfig } from "../training/config.ts";
+import { type CardSource, exportModel, randomWeights, writeModel } from "../export.ts";
+import { analyticStats } from "./analytic_stats.ts";
+import { ModelCardSchema } from "../../shared/model_card.ts";
+import { Rng } from "../../shared/rng.ts";
 
 /**
  * A tiny UNet (8×8×1, c = 8, two levels, one res block, attention, 4 groups, unconditional: a

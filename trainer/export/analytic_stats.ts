@@ -7,16 +7,16 @@
  * (what a labelled or random-label request samples); `gammaNull` from the null class (what
  * guidance 0, or a null-class request, samples). Other guidance weights use `gamma`.
  */
-import type { AnalyticStatsCard, ModelCard } from "../shared/model_card.ts";
-import { makeSchedule } from "../shared/schedule.ts";
-import { guide } from "../shared/step.ts";
+import type { AnalyticStatsCard, ModelCard } from "../../shared/model_card.ts";
+import { makeSchedule } from "../../shared/schedule.ts";
+import { guide } from "../../shared/step.ts";
 import {
   estimateGamma,
   type GammaData,
   type LabelledModel,
   roundGamma,
-} from "../shared/samplers/analytic_estimate.ts";
-import { createEngine, type Engine } from "../edge/engine.ts";
+} from "../../shared/samplers/analytic_estimate.ts";
+import { createEngine, type Engine } from "../../edge/engine.ts";
 
 export interface AnalyticExportOptions {
   /** Training images per timestep (M). */

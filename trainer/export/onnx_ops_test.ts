@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-web";
-import type { UNetConfig } from "../shared/model_card.ts";
-import { Rng } from "../shared/rng.ts";
-import { forward } from "./network/tfjs_ops.ts";
+import type { UNetConfig } from "../../shared/model_card.ts";
+import { Rng } from "../../shared/rng.ts";
+import { forward } from "../network/tfjs_ops.ts";
 import { buildOnnxModel, hwioToOihw, samePads, transpose2d } from "./onnx_ops.ts";
 import { decodeModel } from "./onnx_graph.ts";
-import { randomWeights } from "./export.ts";
+import { randomWeights } from "../export.ts";
 import type { Quantization } from "./quantize.ts";
-import { paramSpecs } from "./network/unet.ts";
+import { paramSpecs } from "../network/unet.ts";
 import { tinyUNet } from "./test_models.ts";
 
 await tf.setBackend("cpu");
