@@ -31,7 +31,7 @@ import {
   initBackend,
   shutdownWasmThreads,
 } from "../trainer/backends/backend.ts";
-import { BACKENDS } from "../trainer/training/config.ts";
+import { BACKENDS } from "../trainer/backends/choice.ts";
 import { forward, initParams } from "../trainer/network/tfjs_ops.ts";
 import { forwardFlops, paramSpecs } from "../trainer/network/unet.ts";
 import { Rng } from "../shared/rng.ts";

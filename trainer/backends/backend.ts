@@ -18,7 +18,7 @@ import "@tensorflow/tfjs-backend-wasm";
 import { registerWasmKernels } from "./kernels/register.ts";
 import { initWasmThreads } from "./wasm_threads.ts";
 import { initWebgpu, probeAdapter } from "./webgpu.ts";
-import type { BackendChoice } from "../training/config.ts";
+import type { BackendChoice } from "./choice.ts";
 
 /** Call before exiting when threads: 2 (live wasm worker threads keep Deno running). */
 export { shutdownWasmThreads } from "./wasm_threads.ts";

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { PREDICTIONS } from "../../shared/prediction.ts";
-import { BACKENDS } from "../training/config.ts";
+import { BACKENDS } from "../backends/choice.ts";
 import { LR_SCHEDULES } from "../training/lr_schedule.ts";
 
 export const DistillConfigSchema = z.object({

@@ -9,7 +9,7 @@ import { sha256Hex } from "../../edge/model.ts";
 import { PREDICTIONS } from "../../shared/prediction.ts";
 import { oneOf } from "../../shared/choice.ts";
 import { type Checkpoint, hasCheckpoint, readCheckpoint } from "../training/checkpoint.ts";
-import { BACKENDS } from "../training/config.ts";
+import { BACKENDS } from "../backends/choice.ts";
 import { LR_SCHEDULES } from "../training/lr_schedule.ts";
 import { afterPriorCalls } from "./math.ts";
 import { makeSchedule } from "../../shared/schedule.ts";

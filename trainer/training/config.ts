@@ -13,13 +13,11 @@ import { GUIDE_NULL_TARGETS, UNetConfigSchema } from "../../shared/model_card.ts
 import type { UNetConfig } from "../../shared/model_card.ts";
 import { PREDICTIONS } from "../../shared/prediction.ts";
 import { LR_SCHEDULES } from "./lr_schedule.ts";
+import { BACKENDS } from "../backends/choice.ts";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
-
-export const BACKENDS = ["auto", "tfjs-node-gpu", "webgpu", "tfjs-node", "wasm", "cpu"] as const;
-export type BackendChoice = (typeof BACKENDS)[number];
 
 /** Architecture of the UNet apart from numClasses (which comes from the data's labels). */
 export const ArchSchema = UNetConfigSchema.omit({ numClasses: true }).extend({
