@@ -69,7 +69,7 @@ import {
 import { DataError, type Dataset, loadRunData } from "./data/datasets.ts";
 import { createProgress, formatDuration, Throughput } from "./training/progress.ts";
 import { listenForStop, stopExitCode } from "./training/stop_signals.ts";
-import { startRun, truncateMetrics } from "./training/run_files.ts";
+import { shellQuote, startRun, truncateMetrics } from "./training/run_files.ts";
 import { roundGrid } from "./distill/math.ts";
 import {
   type DistillConfig,
@@ -90,7 +90,6 @@ import { studentGrid } from "./distill/grid.ts";
 import { nhwcToNchw, writeSampleGrid } from "./training/sample_grid.ts";
 import { startingState } from "./distill/resume.ts";
 import { distillCheckpointMeta, type DistillRunInfo } from "./distill/meta.ts";
-import { shellQuote } from "./train.ts";
 
 /** Run the distiller with these arguments; resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {

@@ -13,7 +13,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
-import { startRun, truncateMetrics } from "./training/run_files.ts";
+import { shellQuote, startRun, truncateMetrics } from "./training/run_files.ts";
 import { makeSchedule } from "../shared/schedule.ts";
 import {
   ConfigError,
@@ -54,11 +54,6 @@ import { forwardFlops } from "./network/unet.ts";
 import { GuideTeacherError } from "./guidance/guide_teacher.ts";
 import { FrozenRunError } from "./guidance/frozen_run.ts";
 import { type BatchTargets, loadBatchTargets } from "./guidance/batch_targets.ts";
-
-/** Quote an argument for a POSIX shell when needed. */
-export function shellQuote(a: string): string {
-  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`;
-}
 
 async function isNonEmptyDir(path: string): Promise<boolean> {
   let info: Deno.FileInfo;

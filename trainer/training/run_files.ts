@@ -9,6 +9,11 @@ import {
 } from "../backends/backend.ts";
 import { osReason } from "./checkpoint.ts";
 
+/** Quote an argument for a POSIX shell when needed. */
+export function shellQuote(a: string): string {
+  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`;
+}
+
 /** Create `dir` if needed and prove a file can be created in it (root ignores permission bits). */
 export async function probeWritable(dir: string): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });

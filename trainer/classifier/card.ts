@@ -1,0 +1,103 @@
+/**
+ * The model card's optional `classifier` field (issue 28) and writing it into an existing
+ * `model.json` without touching any other field:
+ *
+ *   "classifier": { "file": "classifier.onnx", "sha256": "<hex of the file>",
+ *                   "labels": [..K class names..], "scale": <recommended classifier_scale>,
+ *                   "training": { ...free-form: command, steps, accuracy by t... } }
+ *
+ * The card's schema (shared/model_card.ts) belongs to the edge; this module only writes.
+ */
+import { dirname, join } from "node:path";
+
+/** The recommended classifier_scale written when none is given (the edge's sweep sets it). */
+export const DEFAULT_CLASSIFIER_SCALE = 1;
+
+export interface ClassifierCardField {
+  file: string;
+  sha256: string;
+  labels: string[];
+  scale: number;
+  training: Record<string, unknown>;
+}
+
+/** Lower-case hex SHA-256 (as the card's other hashes). */
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export class CardEditError extends Error {
+  override name = "CardEditError";
+}
+
+/**
+ * The card text with `classifier` set (replacing an existing one in place, else appended).
+ * Cards are written as `JSON.stringify(card, null, 2)` + newline; a card in any other layout is
+ * refused, so that every other field stays byte-identical.
+ */
+export function withClassifier(cardText: string, field: ClassifierCardField): string {
+  let card: Record<string, unknown>;
+  try {
+    card = JSON.parse(cardText);
+  } catch (e) {
+    throw new CardEditError(`the card is not JSON: ${(e as Error).message}`);
+  }
+  if (card === null || typeof card !== "object" || Array.isArray(card)) {
+    throw new CardEditError("the card is not a JSON object");
+  }
+  if (JSON.stringify(card, null, 2) + "\n" !== cardText) {
+    throw new CardEditError(
+      "the card is not laid out as the exporter writes it (JSON, 2-space indent, final newline); " +
+        "re-export it first",
+    );
+  }
+  if (typeof card.format !== "string" || !card.format.startsWith("ddpm-edge/model-card@")) {
+    throw new CardEditError(`not a ddpm-edge model card (format ${JSON.stringify(card.format)})`);
+  }
+  const labels = card.labels;
+  if (Array.isArray(labels) && JSON.stringify(labels) !== JSON.stringify(field.labels)) {
+    throw new CardEditError(
+      `the classifier's labels ${JSON.stringify(field.labels)} differ from the card's ` +
+        JSON.stringify(labels),
+    );
+  }
+  return JSON.stringify({ ...card, classifier: field }, null, 2) + "\n";
+}
+
+async function writeAtomic(path: string, data: Uint8Array): Promise<void> {
+  const tmp = `${path}.tmp-${crypto.randomUUID()}`;
+  try {
+    await Deno.writeFile(tmp, data);
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * Write `onnx` as `<dir of cardPath>/<field.file>`, then the card with its `classifier` field
+ * (each through a temp file and a rename; the ONNX file first, so the card never names a file
+ * that is not there yet). Returns the field as written.
+ */
+export async function installClassifier(
+  cardPath: string,
+  onnx: Uint8Array,
+  field: Omit<ClassifierCardField, "sha256">,
+): Promise<ClassifierCardField> {
+  if (field.file.includes("/") || field.file.includes("\\") || field.file.startsWith(".")) {
+    throw new CardEditError(`the classifier file must be a plain file name, got "${field.file}"`);
+  }
+  const full: ClassifierCardField = {
+    file: field.file,
+    sha256: await sha256Hex(onnx),
+    labels: field.labels,
+    scale: field.scale,
+    training: field.training,
+  };
+  const text = withClassifier(await Deno.readTextFile(cardPath), full);
+  await writeAtomic(join(dirname(cardPath), field.file), onnx);
+  await writeAtomic(cardPath, new TextEncoder().encode(text));
+  return full;
+}

@@ -1,0 +1,310 @@
+/**
+ * `deno task train-classifier` flags → a validated classifier training configuration, in the
+ * style of the diffusion trainer's `trainer/config.ts`: node:util parseArgs (strict), one table
+ * of flags with their config keys and whether a resumed run may change them, defaults for a
+ * fresh run, the checkpoint's configuration on `--resume` (flags that would change the model,
+ * the noise schedule, the data or the seed must match it). Every problem is a ConfigError whose
+ * one-line message names the flag.
+ */
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import { ConfigError } from "../training/config.ts";
+import { BACKENDS } from "../backends/choice.ts";
+import { LR_SCHEDULES } from "../training/lr_schedule.ts";
+import { type ClassifierConfig, classifierConfigProblems, ClassifierConfigSchema } from "./net.ts";
+
+export { ConfigError };
+
+/** Everything of the network but the class count (which comes from the data's labels). */
+export const ClassifierArchSchema = ClassifierConfigSchema.omit({ numClasses: true });
+
+export const ClassifierTrainConfigSchema = z.object({
+  /** "mnist", "fashion" or a folder of PNGs in class subfolders. */
+  data: z.string().min(1),
+  /** Train on only the first N training images (spread over classes); 0 = all. */
+  limit: z.number().int().min(0),
+  out: z.string().min(1),
+  steps: z.number().int().min(1),
+  batch: z.number().int().min(1).max(4096),
+  backend: z.enum(BACKENDS),
+  threads: z.union([z.literal(1), z.literal(2)]),
+  seed: z.number().int().min(0).max(0xffffffff),
+  lr: z.number().positive().max(1),
+  warmup: z.number().int().min(0),
+  lrSchedule: z.enum(LR_SCHEDULES),
+  lrMin: z.number().min(0),
+  /** Step at which a decaying schedule reaches lrMin (0 = the first command's --steps). */
+  lrDecaySteps: z.number().int().min(0),
+  ema: z.number().min(0).lt(1),
+  gradClip: z.number().min(0),
+  arch: ClassifierArchSchema,
+  /** The diffusion model's noise schedule the classifier learns to read through. */
+  schedule: z.object({ kind: z.enum(["linear", "cosine"]), T: z.number().int().min(2).max(10000) }),
+  checkpointEvery: z.number().int().min(1),
+  /** Held-out accuracy by t every N steps (0 = only at the end). */
+  evalEvery: z.number().int().min(0),
+  /** Held-out images per t bucket of that evaluation (0 = all of the test split). */
+  evalImages: z.number().int().min(0),
+  /** t buckets of the evaluation (equal ranges of 0…T−1). */
+  evalBuckets: z.number().int().min(1).max(100),
+  logEvery: z.number().int().min(1),
+}).superRefine((c, ctx) => {
+  if (c.lrSchedule !== "constant" && c.lrMin > c.lr) {
+    ctx.addIssue({ code: "custom", path: ["lrMin"], message: `must be ≤ --lr ${c.lr}` });
+  }
+  if (c.evalBuckets > c.schedule.T) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["evalBuckets"],
+      message: `must be ≤ --T ${c.schedule.T}`,
+    });
+  }
+  for (const m of classifierConfigProblems({ ...c.arch, numClasses: 2 })) {
+    ctx.addIssue({ code: "custom", path: ["arch", "channels"], message: m });
+  }
+});
+export type ClassifierTrainConfig = z.infer<typeof ClassifierTrainConfigSchema>;
+
+type Kind = "int" | "float" | "string" | "list";
+interface FlagSpec {
+  kind: Kind;
+  key: string;
+  help: string;
+  /** May differ from the checkpoint on --resume. */
+  resumable?: boolean;
+}
+
+export const CLASSIFIER_FLAGS: Record<string, FlagSpec> = {
+  data: { kind: "string", key: "data", help: "mnist | fashion | <folder of class subfolders>" },
+  limit: { kind: "int", key: "limit", help: "train on only N training images (0 = all) [0]" },
+  out: { kind: "string", key: "out", resumable: true, help: "run directory" },
+  steps: { kind: "int", key: "steps", resumable: true, help: "total training steps of the run" },
+  batch: { kind: "int", key: "batch", resumable: true, help: "batch size [128]" },
+  backend: {
+    kind: "string",
+    key: "backend",
+    resumable: true,
+    help: `${BACKENDS.join(" | ")} [auto]`,
+  },
+  threads: { kind: "int", key: "threads", resumable: true, help: "1 | 2 wasm threads [1]" },
+  seed: { kind: "int", key: "seed", help: "seed of init, data order and noise [0]" },
+  lr: { kind: "float", key: "lr", resumable: true, help: "peak Adam learning rate [1e-3]" },
+  warmup: { kind: "int", key: "warmup", resumable: true, help: "linear lr warm-up steps [100]" },
+  "lr-schedule": {
+    kind: "string",
+    key: "lrSchedule",
+    resumable: true,
+    help: `${LR_SCHEDULES.join(" | ")} after the warm-up [cosine]`,
+  },
+  "lr-min": { kind: "float", key: "lrMin", resumable: true, help: "lr floor of the decay [1e-5]" },
+  "lr-decay-steps": {
+    kind: "int",
+    key: "lrDecaySteps",
+    resumable: true,
+    help: "step where the decay reaches --lr-min [--steps of the first command]",
+  },
+  ema: { kind: "float", key: "ema", resumable: true, help: "EMA decay of the weights [0.999]" },
+  "grad-clip": {
+    kind: "float",
+    key: "gradClip",
+    resumable: true,
+    help: "global grad-norm clip, 0 = off [1]",
+  },
+  "image-size": {
+    kind: "int",
+    key: "arch.imageSize",
+    help: "image side [28 for mnist/fashion, 32 else]",
+  },
+  "channels-in": { kind: "int", key: "arch.inChannels", help: "1 gray | 3 RGB [1]" },
+  channels: { kind: "int", key: "arch.channels", help: "base channel count c [8]" },
+  "channel-mult": { kind: "list", key: "arch.channelMult", help: "per-level multipliers [1,2,4]" },
+  "res-blocks": { kind: "int", key: "arch.numResBlocks", help: "res blocks per level [1]" },
+  groups: { kind: "int", key: "arch.groups", help: "GroupNorm groups [4]" },
+  schedule: {
+    kind: "string",
+    key: "schedule.kind",
+    help: "linear | cosine: the diffusion model's [linear]",
+  },
+  T: { kind: "int", key: "schedule.T", help: "diffusion steps: the diffusion model's [1000]" },
+  "checkpoint-every": {
+    kind: "int",
+    key: "checkpointEvery",
+    resumable: true,
+    help: "checkpoint every K steps [500]",
+  },
+  "eval-every": {
+    kind: "int",
+    key: "evalEvery",
+    resumable: true,
+    help: "held-out accuracy by t every N steps, 0 = only at the end [2000]",
+  },
+  "eval-images": {
+    kind: "int",
+    key: "evalImages",
+    resumable: true,
+    help: "held-out images per t bucket, 0 = the whole test split [0]",
+  },
+  "eval-buckets": {
+    kind: "int",
+    key: "evalBuckets",
+    resumable: true,
+    help: "t buckets of the evaluation [10]",
+  },
+  "log-every": {
+    kind: "int",
+    key: "logEvery",
+    resumable: true,
+    help: "log metrics every N steps [50]",
+  },
+};
+
+const DEFAULTS = {
+  limit: 0,
+  batch: 128,
+  backend: "auto",
+  threads: 1,
+  seed: 0,
+  lr: 1e-3,
+  warmup: 100,
+  lrSchedule: "cosine",
+  lrMin: 1e-5,
+  lrDecaySteps: 0,
+  ema: 0.999,
+  gradClip: 1,
+  arch: { inChannels: 1, channels: 8, channelMult: [1, 2, 4], numResBlocks: 1, groups: 4 },
+  schedule: { kind: "linear", T: 1000 },
+  checkpointEvery: 500,
+  evalEvery: 2000,
+  evalImages: 0,
+  evalBuckets: 10,
+  logEvery: 50,
+};
+
+export interface ParsedClassifierFlags {
+  /** Explicitly given flags, converted (by config key). */
+  given: Map<string, unknown>;
+  resume: boolean;
+  help: boolean;
+}
+
+function convert(flag: string, kind: Kind, raw: string): unknown {
+  if (kind === "string") return raw;
+  if (kind === "list") {
+    const parts = raw.split(",").map((p) => Number(p.trim()));
+    if (parts.some((p) => !Number.isInteger(p))) {
+      throw new ConfigError(
+        `--${flag}: expected comma-separated integers like 1,2,4, got "${raw}"`,
+      );
+    }
+    return parts;
+  }
+  const n = Number(raw);
+  if (raw.trim() === "" || !Number.isFinite(n) || (kind === "int" && !Number.isInteger(n))) {
+    throw new ConfigError(
+      `--${flag}: expected ${kind === "int" ? "an integer" : "a number"}, got "${raw}"`,
+    );
+  }
+  return n;
+}
+
+/** Parse argv (strict). Throws ConfigError for unknown flags or malformed values. */
+export function parseClassifierFlags(argv: string[]): ParsedClassifierFlags {
+  const options: Record<string, { type: "string" | "boolean" }> = {
+    resume: { type: "boolean" },
+    help: { type: "boolean" },
+  };
+  for (const name of Object.keys(CLASSIFIER_FLAGS)) options[name] = { type: "string" };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
+  } catch (e) {
+    throw new ConfigError(`${(e as Error).message} (see --help)`);
+  }
+  const given = new Map<string, unknown>();
+  for (const [name, f] of Object.entries(CLASSIFIER_FLAGS)) {
+    const v = values[name];
+    if (typeof v === "string") given.set(f.key, convert(name, f.kind, v));
+  }
+  return { given, resume: values.resume === true, help: values.help === true };
+}
+
+function setPath(obj: Record<string, unknown>, key: string, value: unknown) {
+  const parts = key.split(".");
+  let o = obj;
+  for (const p of parts.slice(0, -1)) o = o[p] as Record<string, unknown>;
+  o[parts[parts.length - 1]] = value;
+}
+
+function getPath(obj: unknown, key: string): unknown {
+  return key.split(".").reduce((o, p) => (o as Record<string, unknown>)?.[p], obj);
+}
+
+const flagOf = (key: string) =>
+  Object.entries(CLASSIFIER_FLAGS).find(([, f]) => f.key === key)?.[0] ?? key;
+
+function validate(raw: unknown): ClassifierTrainConfig {
+  const r = ClassifierTrainConfigSchema.safeParse(raw);
+  if (r.success) return r.data;
+  const i = r.error.issues[0];
+  throw new ConfigError(`--${flagOf(i.path.join("."))}: ${i.message}`);
+}
+
+function withDecayHorizon(c: ClassifierTrainConfig): ClassifierTrainConfig {
+  return c.lrSchedule !== "constant" && c.lrDecaySteps === 0 ? { ...c, lrDecaySteps: c.steps } : c;
+}
+
+/** A fresh run's configuration: `--data`, `--steps` and `--out` required, defaults for the rest. */
+export function freshClassifierConfig(flags: ParsedClassifierFlags): ClassifierTrainConfig {
+  for (const k of ["data", "steps", "out"]) {
+    if (!flags.given.has(k)) throw new ConfigError(`--${k} is required (see --help)`);
+  }
+  const raw = structuredClone(DEFAULTS) as Record<string, unknown>;
+  const data = flags.given.get("data") as string;
+  setPath(raw, "arch.imageSize", data === "mnist" || data === "fashion" ? 28 : 32);
+  for (const [k, v] of flags.given) setPath(raw, k, v);
+  return withDecayHorizon(validate(raw));
+}
+
+/** A resumed run's configuration: the checkpoint's, with the resumable flags applied. */
+export function resumedClassifierConfig(
+  flags: ParsedClassifierFlags,
+  stored: ClassifierTrainConfig,
+): ClassifierTrainConfig {
+  const raw = structuredClone(stored) as unknown as Record<string, unknown>;
+  const conflicts: string[] = [];
+  for (const [k, v] of flags.given) {
+    const flag = flagOf(k);
+    if (CLASSIFIER_FLAGS[flag]?.resumable) setPath(raw, k, v);
+    else if (JSON.stringify(getPath(stored, k)) !== JSON.stringify(v)) {
+      conflicts.push(`--${flag} ${v} conflicts with the checkpoint (${getPath(stored, k)})`);
+    }
+  }
+  if (conflicts.length > 0) {
+    throw new ConfigError(
+      `${conflicts.join("; ")}: a resumed run keeps its model, schedule, data and seed`,
+    );
+  }
+  return withDecayHorizon(validate(raw));
+}
+
+/** The network of a run, given its data's class count. */
+export function classifierConfigOf(c: ClassifierTrainConfig, numClasses: number): ClassifierConfig {
+  return ClassifierConfigSchema.parse({ ...c.arch, numClasses });
+}
+
+export function classifierHelpText(): string {
+  const lines = [
+    "deno task train-classifier --data mnist|fashion|<folder> --steps N --out <run dir> [options]",
+    "deno task export-classifier --run <run dir> --card <model.json> [--quant int8|fp16|fp32] [--scale S]",
+    "",
+  ];
+  const usage = Object.entries(CLASSIFIER_FLAGS).map(([name, f]) => [
+    `--${name} <${f.kind === "list" ? "a,b,c" : f.kind}>`,
+    f.help,
+  ]);
+  const width = Math.max(...usage.map(([u]) => u.length + 1));
+  lines.push(`  ${"--resume".padEnd(width)}continue <run dir>/checkpoint up to --steps`);
+  lines.push(`  ${"--help".padEnd(width)}this text`);
+  for (const [u, help] of usage) lines.push(`  ${u.padEnd(width)}${help}`);
+  return lines.join("\n");
+}
