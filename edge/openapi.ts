@@ -4,32 +4,7 @@ import { SPACINGS } from "../shared/schedule.ts";
 import { cardSampler, SAMPLER_NAMES, SAMPLERS } from "../shared/samplers/mod.ts";
 import { MAX_GUIDANCE, MAX_N, MAX_SCALE } from "./params.ts";
 import { imagePaths } from "./openapi_images.ts";
-
-/** Limits and CORS, as the app applies them (passed in so the document states real values). */
-export interface ApiLimits {
-  maxWork: number;
-  /** Longest path + query in characters. */
-  maxUrlLength: number;
-  timeoutMs: number;
-}
-
-export const error = {
-  type: "object",
-  required: ["error"],
-  properties: {
-    error: { type: "string" },
-    issues: {
-      type: "array",
-      items: {
-        type: "object",
-        required: ["path", "message"],
-        properties: { path: { type: "string" }, message: { type: "string" } },
-      },
-    },
-  },
-};
-
-export const json = (schema: unknown) => ({ "application/json": { schema } });
+import { type ApiLimits, error, json } from "./openapi_common.ts";
 
 export function openapi(card: ModelCard, limits: ApiLimits) {
   const { maxWork, maxUrlLength, timeoutMs } = limits;

@@ -1,7 +1,7 @@
 /** The OpenAPI description of the image routes (edge/routes/), with their real limits. */
 import type { ModelCard } from "../shared/model_card.ts";
 import { MAX_INPUT_PIXELS, MAX_INPUT_SIDE } from "../shared/png_input.ts";
-import { type ApiLimits, error, json } from "./openapi.ts";
+import { type ApiLimits, error, json } from "./openapi_common.ts";
 import {
   DEFAULT_FRAMES,
   DEFAULT_STRENGTH,
