@@ -161,7 +161,7 @@ async function openSession(
 /** openSession, failing with a ModelLoadError that names the file ORT could not load. */
 async function openNamed(
   onnx: Uint8Array,
-  file: URL,
+  file: () => URL,
   backend: Backend,
   threads: number,
 ): Promise<{ Tensor: typeof Ort.Tensor; session: Ort.InferenceSession }> {
@@ -171,7 +171,7 @@ async function openNamed(
     // Bytes that match the card's hash but are no ONNX model ORT can run (e.g. a card
     // regenerated for a broken file): name the file, keep ORT's reason on one line.
     const reason = String((e as Error)?.message ?? e).replace(/\s*\n\s*/g, " ");
-    throw new ModelLoadError(display(file), `onnxruntime cannot create a session: ${reason}`);
+    throw new ModelLoadError(display(file()), `onnxruntime cannot create a session: ${reason}`);
   }
 }
 
@@ -184,7 +184,7 @@ export async function createEngine(model: Model, opts: EngineOptions = {}): Prom
   const threads = opts.threads ?? 1;
   const { Tensor, session } = await openNamed(
     model.onnx,
-    new URL(model.card.onnx.file, model.cardUrl),
+    () => new URL(model.card.onnx.file, model.cardUrl),
     backend,
     threads,
   );
@@ -281,7 +281,7 @@ export async function createEngine(model: Model, opts: EngineOptions = {}): Prom
       () =>
         openNamed(
           classifierBytes,
-          new URL(card.classifier!.file, model.cardUrl),
+          () => new URL(card.classifier!.file, model.cardUrl),
           backend,
           threads,
         ),

@@ -2,7 +2,7 @@
 import type { ModelCard } from "../shared/model_card.ts";
 import { SPACINGS } from "../shared/schedule.ts";
 import { cardSampler, SAMPLER_NAMES, SAMPLERS } from "../shared/samplers/mod.ts";
-import { MAX_GUIDANCE, MAX_N, MAX_SCALE } from "./params.ts";
+import { MAX_CLASSIFIER_SCALE, MAX_GUIDANCE, MAX_N, MAX_SCALE } from "./params.ts";
 import { imagePaths } from "./openapi_images.ts";
 import { type ApiLimits, error, json } from "./openapi_common.ts";
 
@@ -89,13 +89,16 @@ export function openapi(card: ModelCard, limits: ApiLimits) {
     }),
     param(
       "label",
-      "class name or index (conditional models only); when absent, " +
+      "class name or index (conditional models, or with classifier_scale the classifier's " +
+        "class); when absent, " +
         (card.sampling.unlabeled === "random-label"
           ? "each image gets a class drawn from the seed"
           : "the unconditional (null-class) model is sampled"),
       {
         type: "string",
-        ...(card.labels ? { examples: card.labels } : {}),
+        ...(card.labels ?? card.classifier
+          ? { examples: card.labels ?? card.classifier!.labels }
+          : {}),
       },
     ),
     param("guidance", "classifier-free guidance weight", {
@@ -104,6 +107,21 @@ export function openapi(card: ModelCard, limits: ApiLimits) {
       maximum: MAX_GUIDANCE,
       default: s.guidance,
     }),
+    ...(card.classifier
+      ? [param(
+        "classifier_scale",
+        "classifier guidance (Dhariwal & Nichol 2021): S > 0 steers every step toward `label` " +
+          "with the gradient of the card's noise-aware classifier (ancestral steps: mean + " +
+          "S·σ²·∇ log p(label | x_t); other steps: ε̂ − S·√(1−ᾱ_t)·∇), one classifier pass per " +
+          "call; needs label" +
+          (card.labels
+            ? "; with guidance=0 it steers the null class"
+            : " (on this unconditional model, a class of its classifier: " +
+              `${card.classifier.labels.join(", ")})`) +
+          `; recommended ${card.classifier.scale}; 0 or absent: none`,
+        { type: "number", minimum: 0, maximum: MAX_CLASSIFIER_SCALE, default: 0 },
+      )]
+      : []),
     param(
       "format",
       "png image, json floats, or apng: the denoising animated, one frame per step showing " +
@@ -123,7 +141,8 @@ export function openapi(card: ModelCard, limits: ApiLimits) {
         get: {
           summary: "Sample a grid of images",
           description: `Unknown or repeated parameters are rejected with 400. ` +
-            `n × steps × passes (2 with a label and guidance ∉ {0, 1}) must be ≤ ${maxWork}. ` +
+            `n × steps × passes (2 with a label and guidance ∉ {0, 1}, one more with ` +
+            `classifier_scale > 0) must be ≤ ${maxWork}. ` +
             `CORS: any origin may call GET and HEAD (Access-Control-Allow-Origin: *, no ` +
             `credentials); X-Seed, ETag and Server-Timing are exposed; OPTIONS answers the ` +
             `preflight with 204.`,

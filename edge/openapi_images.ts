@@ -149,7 +149,7 @@ export function imagePaths(card: ModelCard, limits: ApiLimits, generate: Param[]
             maximum: MAX_FRAMES,
             default: DEFAULT_FRAMES,
           }),
-          ...pick(["steps", "spacing", "scale", "label", "guidance"]),
+          ...pick(["steps", "spacing", "scale", "label", "guidance", "classifier_scale"]),
           query("format", "png (one row), apng (one frame per image) or json", {
             type: "string",
             enum: ["png", "apng", "json"],

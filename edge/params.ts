@@ -12,6 +12,7 @@ import { type LabelSpec, passes, samplesNullClass } from "./engine.ts";
 export const MAX_N = 64;
 export const MAX_SCALE = 16;
 export const MAX_GUIDANCE = 100;
+export const MAX_CLASSIFIER_SCALE = 1000;
 /**
  * Default work cap: image-forward passes per request (n × steps × passes). An MNIST-sized model
  * runs about 25 ms per image-forward in a batch on wasm, so 2048 is under a minute.
@@ -36,6 +37,8 @@ export interface GenerateParams {
   /** Class index, or undefined for unconditional sampling. */
   label?: number;
   guidance: number;
+  /** Classifier guidance scale S (0: none; > 0 needs the card's classifier and a label). */
+  classifierScale: number;
   format: "png" | "json";
 }
 
@@ -72,7 +75,8 @@ export function querySchema(card: ModelCard): ReturnType<typeof buildQuerySchema
 }
 
 function buildQuerySchema(card: ModelCard) {
-  const labels = card.labels;
+  // An unconditional model with a classifier takes its classifier's labels (classifier guidance).
+  const labels = card.labels ?? card.classifier?.labels ?? null;
   return z.strictObject({
     seed: int(0, 0xffffffff).optional(),
     steps: int(1, card.schedule.T).optional(),
@@ -100,6 +104,12 @@ function buildQuerySchema(card: ModelCard) {
     }).optional(),
     guidance: num("a number ≥ 0").pipe(
       z.number().min(0, "must be ≥ 0").max(MAX_GUIDANCE, `must be ≤ ${MAX_GUIDANCE}`),
+    ).optional(),
+    classifier_scale: num("a number ≥ 0").pipe(
+      z.number().min(0, "must be ≥ 0").max(
+        MAX_CLASSIFIER_SCALE,
+        `must be ≤ ${MAX_CLASSIFIER_SCALE}`,
+      ),
     ).optional(),
     format: z.enum(["png", "json"], "must be png or json").optional(),
   });
@@ -157,6 +167,8 @@ export function parseQuery(
       }],
     };
   }
+  const classifierIssue = checkClassifier(q, card);
+  if (classifierIssue) return { ok: false, issues: [classifierIssue] };
   const params: GenerateParams = {
     seed: q.seed ?? randomSeed(),
     seedGiven: q.seed !== undefined,
@@ -168,10 +180,11 @@ export function parseQuery(
     scale: q.scale ?? 1,
     label: q.label,
     guidance: q.guidance ?? card.sampling.guidance,
+    classifierScale: q.classifier_scale ?? 0,
     format: q.format ?? "png",
   };
   if (q.steps === undefined) params.steps = defaultSteps(card, labelsUsed(params, card) === null);
-  const p = passes(sampledLabels(params, card), params.guidance);
+  const p = workPasses(params, sampledLabels(params, card), card);
   const calls = params.steps * def.callsPerStep;
   const work = params.n * calls * p;
   if (work > maxWork) {
@@ -186,6 +199,52 @@ export function parseQuery(
     };
   }
   return { ok: true, params };
+}
+
+/**
+ * `classifier_scale` needs the card's classifier and a label; a label on an unconditional model
+ * (its classifier's class) needs `classifier_scale`.
+ */
+function checkClassifier(
+  q: { label?: number; classifier_scale?: number },
+  card: ModelCard,
+): Issue | null {
+  const s = q.classifier_scale;
+  if (s !== undefined && !card.classifier) {
+    return {
+      path: "classifier_scale",
+      message:
+        "this model's card has no classifier (card field classifier): no classifier guidance",
+    };
+  }
+  if (s !== undefined && q.label === undefined) {
+    return {
+      path: "classifier_scale",
+      message: "needs label: the class the classifier steers toward" +
+        (card.architecture.numClasses > 0 ? " (guidance=0 keeps the UNet's null class)" : ""),
+    };
+  }
+  if (q.label !== undefined && card.labels === null && s === undefined) {
+    return {
+      path: "label",
+      message: "this model is unconditional: label names a class of its classifier and needs " +
+        "classifier_scale",
+    };
+  }
+  return null;
+}
+
+/**
+ * Passes per image per model call that the work cap counts: the UNet's (2 with classifier-free
+ * guidance; an unconditional UNet takes no label) plus one for the classifier's gradient.
+ */
+export function workPasses(
+  p: { guidance: number; classifierScale: number },
+  labels: LabelSpec,
+  card: ModelCard,
+): number {
+  const unet = card.architecture.numClasses > 0 ? passes(labels, p.guidance) : 1;
+  return unet + (p.classifierScale > 0 ? 1 : 0);
 }
 
 /** Mixed into the seed for drawing labels, so the label stream is not the noise stream. */
@@ -231,6 +290,8 @@ export function canonical(p: GenerateParams) {
     scale: p.scale,
     label: p.label ?? null,
     guidance: p.guidance,
+    // Only when it steers: requests without it keep their ETags and JSON bytes.
+    ...(p.classifierScale > 0 ? { classifier_scale: p.classifierScale } : {}),
     format: p.format,
   };
 }

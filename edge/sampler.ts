@@ -5,7 +5,7 @@
  */
 import { makeSchedule, type Schedule, type Spacing } from "../shared/schedule.ts";
 import { truncate } from "../shared/img2img.ts";
-import { sample, type SampleOptions } from "../shared/sample.ts";
+import { type ClassifierGuidance, sample, type SampleOptions } from "../shared/sample.ts";
 import type { VarianceType } from "../shared/step.ts";
 import type { ModelCard } from "../shared/model_card.ts";
 import { cardSampler, type SamplerName } from "../shared/samplers/mod.ts";
@@ -32,6 +32,12 @@ export interface GenerateOptions {
   label?: LabelSpec;
   /** Classifier-free guidance weight (default: the card's). */
   guidance?: number;
+  /**
+   * Classifier guidance scale S (card `classifier`; default 0, none): the classifier's gradient
+   * toward `label` steers every step (shared/sample.ts ClassifierGuidance). On an unconditional
+   * model `label` then names a class of the classifier only.
+   */
+  classifierScale?: number;
   /** Receives model time and run count. */
   timing?: Timing;
   /** Called after every step. */
@@ -77,12 +83,14 @@ export async function generate(
   const sampler = o.sampler ?? cardSampler(card.sampling);
   if (o.startAt !== undefined) base = truncate(base, o.startAt);
   const yieldNow = slicedYield();
-  let model = engine.epsModel(o.n, o.label, guidance, o.timing);
+  // An unconditional UNet takes no label: there the label is the classifier's alone.
+  const label = card.architecture.numClasses > 0 ? o.label : undefined;
+  let model = engine.epsModel(o.n, label, guidance, o.timing);
   const prior = o.prior === false ? null : priorOf(engine);
   if (prior) {
     model = withPrior(model, base, prior, {
       n: o.n,
-      labels: labelsOf(o.n, o.label),
+      labels: labelsOf(o.n, label),
       guidance,
       prediction: card.prediction,
     });
@@ -100,8 +108,9 @@ export async function generate(
     variance: o.variance,
     prediction: card.prediction,
     analytic: sampler === "analytic"
-      ? cut(analyticStats(card, o.label, guidance), base.T)
+      ? cut(analyticStats(card, label, guidance), base.T)
       : undefined,
+    classifier: classifierGuidance(engine, o),
     signal,
     init: o.init,
     onDenoised: o.onDenoised,
@@ -112,6 +121,16 @@ export async function generate(
       signal?.throwIfAborted();
     },
   });
+}
+
+/** The sampling loop's classifier guidance for a request, or undefined (scale 0 or absent). */
+function classifierGuidance(engine: Engine, o: GenerateOptions): ClassifierGuidance | undefined {
+  const scale = o.classifierScale ?? 0;
+  if (!(scale > 0)) return undefined;
+  const y = labelsOf(o.n, o.label), grad = engine.classifierGrad;
+  if (!grad) throw new RangeError("this model's card has no classifier");
+  if (!y) throw new RangeError("classifier guidance needs a label");
+  return { scale, grad: (x, t) => grad(x, o.n, t, y, o.timing) };
 }
 
 /**

@@ -6,14 +6,13 @@
  */
 import { Hono } from "hono";
 import { generate } from "../sampler.ts";
-import { sampledLabels } from "../params.ts";
+import { sampledLabels, workPasses } from "../params.ts";
 import { canonicalImage, knownOr503 } from "./common.ts";
 import { badRequest, type RouteContext } from "./context.ts";
 import { etag, IMMUTABLE, runJob } from "./job.ts";
 import { parseShared } from "./params.ts";
 import { apngBody, FrameRecorder } from "./render.ts";
 import { SAMPLERS } from "../../shared/samplers/mod.ts";
-import { passes } from "../engine.ts";
 
 export function generateApngRoute(ctx: RouteContext): Hono {
   const app = new Hono();
@@ -29,7 +28,7 @@ export function generateApngRoute(ctx: RouteContext): Hono {
     if (!r.params) return badRequest(c, "invalid query parameters", r.issues);
     const p = r.params;
     const label = sampledLabels({ ...p, format: "png" }, card);
-    const work = p.n * p.steps * SAMPLERS[p.sampler].callsPerStep * passes(label, p.guidance);
+    const work = p.n * p.steps * SAMPLERS[p.sampler].callsPerStep * workPasses(p, label, card);
     if (work > ctx.maxWork) {
       return badRequest(c, "invalid query parameters", [{
         path: "n",

@@ -8,9 +8,9 @@ import { startTimestep } from "../../shared/img2img.ts";
 import { callsWith } from "../../shared/sample.ts";
 import { makeSchedule } from "../../shared/schedule.ts";
 import { SAMPLER_NAMES, type SamplerName, SAMPLERS } from "../../shared/samplers/mod.ts";
-import { type LabelSpec, passes } from "../engine.ts";
+import type { LabelSpec } from "../engine.ts";
 import { defaultDenoiseSteps } from "../img2img.ts";
-import { type GenerateParams, parseQuery, sampledLabels } from "../params.ts";
+import { type GenerateParams, parseQuery, sampledLabels, workPasses } from "../params.ts";
 import type { Issue } from "./context.ts";
 import type { ImageFormat } from "./render.ts";
 
@@ -113,7 +113,7 @@ export function parseDenoise(
     };
   }
   const calls = steps * SAMPLERS[p.sampler].callsPerStep;
-  const work = p.n * calls * passes(inputLabel(p), p.guidance);
+  const work = p.n * calls * workPasses(p, inputLabel(p), card);
   if (work > maxWork) {
     return { ok: false, issues: [capIssue("n", "n × calls × passes", work, maxWork)] };
   }
@@ -169,7 +169,7 @@ export function parseInpaint(
     };
   }
   const calls = callsWith(p.steps * SAMPLERS[p.sampler].callsPerStep, resample);
-  const work = p.n * calls * passes(inputLabel(p), p.guidance);
+  const work = p.n * calls * workPasses(p, inputLabel(p), card);
   if (work > maxWork) {
     return { ok: false, issues: [capIssue("n", "n × calls × passes", work, maxWork)] };
   }
@@ -225,7 +225,7 @@ export function parseInterpolate(
       labels = Array.from({ length: frames }, (_, f) => (f < frames / 2 ? la[0] : lb[0]));
     }
   }
-  const work = frames * p.steps * passes(labels, p.guidance);
+  const work = frames * p.steps * workPasses(p, labels, card);
   if (work > maxWork) {
     return { ok: false, issues: [capIssue("frames", "frames × steps × passes", work, maxWork)] };
   }
