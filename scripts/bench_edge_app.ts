@@ -7,9 +7,9 @@
  * Without a model path it benchmarks an MNIST-sized model (the trainer's defaults: 28×28×1,
  * c = 32, mult 1,2,2, one res block, attention, 10 classes, T = 1000) with random int8 weights.
  */
-import { createApp } from "./app.ts";
-import { type Backend, createEngine } from "./engine.ts";
-import { loadModel } from "./model.ts";
+import { createApp } from "../edge/app.ts";
+import { type Backend, createEngine } from "../edge/engine.ts";
+import { loadModel } from "../edge/model.ts";
 import { mnistUNet, untrained, writeRandomModel } from "../trainer/export/test_models.ts";
 
 function mnistSized(): Promise<string> {
