@@ -55,6 +55,7 @@ export const PAGE_HTML = `<!doctype html>
   <label>n <input id="n" name="n" type="number" min="1" max="64" step="1" value="16"></label>
   <label>label <select id="label" name="label"><option value="">(none)</option></select></label>
   <label>guidance <input id="guidance" name="guidance" type="number" min="0" step="0.5"></label>
+  <label>classifier <input id="classifier_scale" name="classifier_scale" type="number" min="0" step="0.5" placeholder="0" title="classifier guidance toward the label (the card's classifier)"></label>
   <label>animate <input id="animate" name="animate" type="checkbox"></label>
   <button id="go" type="submit">generate</button>
 </form>
@@ -105,7 +106,7 @@ function samplerChanged() {
 function query(randomSeed) {
   const q = new URLSearchParams();
   if (!randomSeed && $("seed").value !== "") q.set("seed", $("seed").value);
-  for (const k of ["steps", "spacing", "sampler", "eta", "n", "guidance"]) {
+  for (const k of ["steps", "spacing", "sampler", "eta", "n", "guidance", "classifier_scale"]) {
     if ($(k).value !== "" && !$(k).disabled) q.set(k, $(k).value);
   }
   if ($("label").value !== "") q.set("label", $("label").value);
@@ -284,11 +285,16 @@ async function init() {
   samplerChanged();
   $("sampler").addEventListener("change", samplerChanged);
   $("guidance").value = card.sampling.guidance;
-  if (card.labels) {
-    card.labels.forEach((name) => $("label").add(new Option(name, name)));
+  // classifier_scale: with a label (on an unconditional card, one of its classifier's classes).
+  const cl = card.classifier;
+  $("classifier_scale").disabled = !cl;
+  if (cl) $("classifier_scale").placeholder = "0 (try " + cl.scale + ")";
+  if (card.labels || cl) {
+    (card.labels || cl.labels).forEach((name) => $("label").add(new Option(name, name)));
   } else {
-    $("label").disabled = $("guidance").disabled = true;
+    $("label").disabled = true;
   }
+  if (!card.labels) $("guidance").disabled = true;
   $("controls").addEventListener("submit", (ev) => { ev.preventDefault(); run(false); });
   $("grid").addEventListener("click", () => run(true));
   initPad();
