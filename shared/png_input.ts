@@ -16,6 +16,16 @@ export const MAX_INPUT_SIDE = 4096;
 /** Most pixels of an uploaded image (1024 × 1024: ≤ 8 MB decoded at 16-bit RGBA). */
 export const MAX_INPUT_PIXELS = 1 << 20;
 
+/** The size limits a decode enforces before inflating anything. */
+export interface PngLimits {
+  maxSide: number;
+  maxPixels: number;
+}
+/** An upload's limits (the edge's). */
+export const UPLOAD_LIMITS: PngLimits = { maxSide: MAX_INPUT_SIDE, maxPixels: MAX_INPUT_PIXELS };
+/** A local training file's limits (the trainer's PNG folders: up to 16384² = 256 MP). */
+export const FILE_LIMITS: PngLimits = { maxSide: 16384, maxPixels: 1 << 28 };
+
 /** Why an upload cannot be used; `status` is the HTTP answer (400 malformed, 413 too large). */
 export class PngInputError extends Error {
   constructor(readonly status: 400 | 413, message: string) {
@@ -105,7 +115,10 @@ export function rawSize(h: PngHeader): number {
  * Check the file's structure and declared size without inflating anything; returns the header
  * and the concatenated image data (IDAT payloads).
  */
-export function inspectPng(bytes: Uint8Array): { header: PngHeader; idat: Uint8Array[] } {
+export function inspectPng(
+  bytes: Uint8Array,
+  limits: PngLimits = UPLOAD_LIMITS,
+): { header: PngHeader; idat: Uint8Array[] } {
   if (!hasPngSignature(bytes)) throw bad("no PNG signature");
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let header: PngHeader | null = null;
@@ -145,13 +158,13 @@ export function inspectPng(bytes: Uint8Array): { header: PngHeader; idat: Uint8A
           throw bad("unknown compression, filter or interlace method");
         }
         if (
-          h.width > MAX_INPUT_SIDE || h.height > MAX_INPUT_SIDE ||
-          h.width * h.height > MAX_INPUT_PIXELS
+          h.width > limits.maxSide || h.height > limits.maxSide ||
+          h.width * h.height > limits.maxPixels
         ) {
           throw new PngInputError(
             413,
             `image too large: the PNG header declares ${h.width}×${h.height} pixels; the limit ` +
-              `is ${MAX_INPUT_SIDE} per side and ${MAX_INPUT_PIXELS} in all`,
+              `is ${limits.maxSide} per side and ${limits.maxPixels} in all`,
           );
         }
         header = h;
@@ -207,9 +220,13 @@ function unpack(packed: ArrayLike<number>, width: number, height: number, depth:
   return out;
 }
 
-/** Decode an uploaded PNG into RGB in [0, 1] (see the module comment for what is refused). */
-export function decodePngInput(bytes: Uint8Array): Rgb {
-  const { header, idat } = inspectPng(bytes);
+/**
+ * Decode a PNG into RGB in [0, 1], alpha composited over black (see the module comment for what
+ * is refused). The one decoder of the project: the edge's uploads and the trainer's PNG files and
+ * emoji both come through here, so the two sides see the same pixels.
+ */
+export function decodePngInput(bytes: Uint8Array, limits: PngLimits = UPLOAD_LIMITS): Rgb {
+  const { header, idat } = inspectPng(bytes, limits);
   const need = rawSize(header);
   if (boundedInflate(idat, need) < need) throw bad("image data shorter than its size needs");
   let png;

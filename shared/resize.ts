@@ -104,3 +104,25 @@ export function toRegenerateMask(img: Rgb, size: number): Uint8Array {
   const r = resizeNearest(luma, img.width, img.height, size);
   return Uint8Array.from(r, (v) => (v >= 0.5 ? 1 : 0));
 }
+
+/** The centred square of an image (side = the shorter side); a square image is returned as is. */
+export function centerCrop(img: Rgb): Rgb {
+  const side = Math.min(img.width, img.height);
+  if (img.width === side && img.height === side) return img;
+  const x0 = Math.floor((img.width - side) / 2), y0 = Math.floor((img.height - side) / 2);
+  const data = new Float32Array(side * side * 3);
+  for (let y = 0; y < side; y++) {
+    const s = ((y0 + y) * img.width + x0) * 3;
+    data.set(img.data.subarray(s, s + side * 3), y * side * 3);
+  }
+  return { width: side, height: side, data };
+}
+
+/** CHW model values (toModelImage) → HWC, the trainer's layout. */
+export function chwToHwc(chw: Float32Array, channels: number, size: number): Float32Array {
+  const hw = size * size, out = new Float32Array(chw.length);
+  for (let c = 0; c < channels; c++) {
+    for (let p = 0; p < hw; p++) out[p * channels + c] = chw[c * hw + p];
+  }
+  return out;
+}

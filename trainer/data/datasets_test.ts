@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { encode } from "fast-png";
+import { decodePngInput } from "../../shared/png_input.ts";
+import { toModelImage } from "../../shared/resize.ts";
 import {
   BatchSampler,
   DataError,
@@ -87,7 +89,8 @@ Deno.test("PNG folder: center crop + resize, gray and RGB, class subfolders, 10%
       assert.ok(Math.abs(rgb.train.images[p * 3 + 1] + 1) < 1e-6, "green −1");
     }
     const gray = await loadDataset(dir, { imageSize: 8, channels: 1 });
-    assert.ok(Math.abs(gray.train.images[0] - (0.299 * 2 - 1)) < 1e-5, "luminance of pure red");
+    // Rec. 601 luma of pure red, on the 8-bit grid the edge's uploads use (round(0.299·255) = 76).
+    assert.equal(gray.train.images[0], Math.fround(76 / 127.5 - 1), "luminance of pure red");
     // Class subfolders → labels by folder name.
     const cls = await Deno.makeTempDir();
     for (const name of ["cats", "dogs"]) {
@@ -102,6 +105,32 @@ Deno.test("PNG folder: center crop + resize, gray and RGB, class subfolders, 10%
     assert.equal(labelled.train.images[0], -1);
     assert.equal(labelled.train.images[9 * 64], 1);
     await Deno.remove(cls, { recursive: true });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("PNG folder: partial transparency is composited over black, as the edge decodes it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // RGBA 4×4: white at alpha 255, 128 and 0 in three column groups; red at alpha 64.
+    const alphaOf = (x: number) => [255, 128, 0, 64][x];
+    await writePng(join(dir, "a.png"), 4, 4, 4, (x, _y, c) => {
+      if (c === 3) return alphaOf(x);
+      return x === 3 ? (c === 0 ? 255 : 0) : 255;
+    });
+    const bytes = await Deno.readFile(join(dir, "a.png"));
+    const { train } = await loadDataset(dir, { imageSize: 4, channels: 3 });
+    const edge = toModelImage(decodePngInput(bytes), 4, 3); // the edge's upload path (CHW)
+    for (let p = 0; p < 16; p++) {
+      for (let c = 0; c < 3; c++) assert.equal(train.images[p * 3 + c], edge[c * 16 + p]);
+    }
+    const level = (v: number) => Math.fround(Math.round(v * 255) / 127.5 - 1);
+    assert.equal(train.images[0], 1); // opaque white
+    assert.equal(train.images[1 * 3], level(128 / 255)); // half-transparent white → mid gray
+    assert.equal(train.images[2 * 3], -1); // fully transparent → black
+    assert.equal(train.images[3 * 3], level(64 / 255)); // red at alpha 64: dark red
+    assert.equal(train.images[3 * 3 + 1], -1);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -14,6 +14,7 @@ import type { UNetConfig } from "../../shared/model_card.ts";
 import { PREDICTIONS } from "../../shared/prediction.ts";
 import { LR_SCHEDULES } from "./lr_schedule.ts";
 import { BACKENDS } from "../backends/choice.ts";
+import { defaultChannels } from "../data/datasets.ts";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -167,7 +168,8 @@ export const FLAGS: Record<string, FlagSpec> = {
   data: {
     kind: "string",
     key: "data",
-    help: "mnist | fashion | <folder of PNGs (or class subfolders)>",
+    help:
+      "mnist | fashion | emoji (32×32 RGB, 9 categories) | <folder of PNGs (or class subfolders)>",
   },
   limit: { kind: "int", key: "limit", help: "train on only N training images (0 = all) [0]" },
   out: { kind: "string", key: "out", resumable: true, help: "run directory" },
@@ -230,7 +232,11 @@ export const FLAGS: Record<string, FlagSpec> = {
     key: "arch.imageSize",
     help: "image side [28 for mnist/fashion, 32 else]",
   },
-  "channels-in": { kind: "int", key: "arch.inChannels", help: "1 gray | 3 RGB (PNG folders) [1]" },
+  "channels-in": {
+    kind: "int",
+    key: "arch.inChannels",
+    help: "1 gray | 3 RGB (emoji, PNG folders) [emoji 3, else 1]",
+  },
   channels: { kind: "int", key: "arch.channels", help: "base channel count c [32]" },
   "channel-mult": { kind: "list", key: "arch.channelMult", help: "per-level multipliers [1,2,2]" },
   "res-blocks": { kind: "int", key: "arch.numResBlocks", help: "res blocks per level [1]" },
@@ -449,7 +455,8 @@ function validate(raw: unknown): TrainConfig {
 
 /**
  * The configuration of a fresh run from its flags. `--data`, `--steps` and `--out` are required;
- * the rest have defaults. The image size defaults to 28 for the MNISTs and 32 for folders.
+ * the rest have defaults. The image size defaults to 28 for the MNISTs and 32 for emoji and
+ * folders; the input channels to 3 (RGB) for emoji and 1 otherwise.
  */
 export function freshConfig(flags: ParsedFlags): TrainConfig {
   for (const k of ["data", "steps", "out"]) {
@@ -458,6 +465,7 @@ export function freshConfig(flags: ParsedFlags): TrainConfig {
   const raw = structuredClone(DEFAULTS) as Record<string, unknown>;
   const data = flags.given.get("data") as string;
   setPath(raw, "arch.imageSize", data === "mnist" || data === "fashion" ? 28 : 32);
+  setPath(raw, "arch.inChannels", defaultChannels(data));
   for (const [k, v] of flags.given) setPath(raw, k, v);
   return withDecayHorizon(validate(raw));
 }
