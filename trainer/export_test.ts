@@ -6,14 +6,14 @@ import { makeSchedule } from "../shared/schedule.ts";
 import { type EpsModel, sample } from "../shared/sample.ts";
 import { paramSpecs } from "./network/unet.ts";
 import { writeCheckpoint } from "./training/checkpoint.ts";
+import { main } from "./export.ts";
 import {
   type CardSource,
   exportModel,
-  main,
   randomWeights,
   sha256Hex,
   writeModel,
-} from "./export.ts";
+} from "./export/model.ts";
 import { mnistUNet, tinyUNet, untrained } from "./export/test_models.ts";
 
 ort.env.wasm.numThreads = 1;

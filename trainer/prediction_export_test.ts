@@ -9,7 +9,7 @@ import type { Prediction } from "../shared/prediction.ts";
 import { initBackend } from "./backends/backend.ts";
 import { loadDataset, subset } from "./data/datasets.ts";
 import { disposeState, freshState, saveState, trainStep } from "./training/loop.ts";
-import { exportModel, writeModel } from "./export.ts";
+import { exportModel, writeModel } from "./export/model.ts";
 import { tinyUNet, untrained } from "./export/test_models.ts";
 import { loadModel } from "../edge/model.ts";
 import { createEngine } from "../edge/engine.ts";

@@ -6,7 +6,7 @@ import { Rng } from "../../shared/rng.ts";
 import { forward } from "../network/tfjs_ops.ts";
 import { buildOnnxModel, hwioToOihw, samePads, transpose2d } from "./onnx_ops.ts";
 import { decodeModel } from "./onnx_graph.ts";
-import { randomWeights } from "../export.ts";
+import { randomWeights } from "./model.ts";
 import type { Quantization } from "./quantize.ts";
 import { paramSpecs } from "../network/unet.ts";
 import { tinyUNet } from "./test_models.ts";

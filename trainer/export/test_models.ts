@@ -5,7 +5,7 @@
  */
 import type { ModelCard, UNetConfig } from "../../shared/model_card.ts";
 import { freshConfig, parseFlags, unetConfig } from "../training/config.ts";
-import { type CardSource, exportModel, randomWeights, writeModel } from "../export.ts";
+import { type CardSource, exportModel, randomWeights, writeModel } from "./model.ts";
 import { analyticStats } from "./analytic_stats.ts";
 import { ModelCardSchema } from "../../shared/model_card.ts";
 import { Rng } from "../../shared/rng.ts";
