@@ -2,7 +2,8 @@
  * Edge timings: model load + session creation, one forward pass per batch size, and whole
  * `/generate` requests through the app (in-process).
  *
- *   deno run --allow-read --allow-env --allow-write edge/bench.ts [model.json] [wasm|webgpu]
+ *   deno run --allow-read --allow-env --allow-write scripts/bench_edge_app.ts \
+ *     [model.json] [wasm|webgpu]
  *
  * Without a model path it benchmarks an MNIST-sized model (the trainer's defaults: 28×28×1,
  * c = 32, mult 1,2,2, one res block, attention, 10 classes, T = 1000) with random int8 weights.

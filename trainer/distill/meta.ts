@@ -1,7 +1,8 @@
 /**
- * The meta.json of a distillation checkpoint: the trainer's CheckpointMeta (trainer/checkpoint.ts)
- * of the student at a step, with `meta.distill` (DistillMetaSchema, trainer/distill_config.ts)
- * recording the teacher, the round, its grids and the finished rounds.
+ * The meta.json of a distillation checkpoint: the trainer's CheckpointMeta
+ * (trainer/training/checkpoint.ts) of the student at a step, with `meta.distill`
+ * (DistillMetaSchema, trainer/distill/config.ts) recording the teacher, the round, its grids and
+ * the finished rounds.
  */
 import type { UNetConfig } from "../../shared/model_card.ts";
 import type { CheckpointMeta } from "../training/checkpoint.ts";

@@ -55,7 +55,8 @@ export interface Autoguide {
 /**
  * The run's autoguidance pair (null without `--autoguide-good`/`--autoguide-bad`, or with either
  * `none`). `stored` holds the sha256s the run recorded for the same paths. Throws
- * FrozenRunError (trainer/frozen_run.ts) when either model is missing, does not fit or changed.
+ * FrozenRunError (trainer/guidance/frozen_run.ts) when either model is missing, does not fit or
+ * changed.
  */
 export async function loadAutoguide(
   cfg: TrainConfig,

@@ -1,8 +1,8 @@
 /**
  * What a training batch learns besides the data's ε: the guide teacher's guided output
- * (trainer/guide_teacher.ts) and, for images whose label was dropped, the autoguided null class
- * (trainer/autoguide.ts). Loads the frozen runs a config names, records their sha256s in the
- * config, and composes one targets function for trainStep (undefined: the data's).
+ * (trainer/guidance/guide_teacher.ts) and, for images whose label was dropped, the autoguided null
+ * class (trainer/guidance/autoguide.ts). Loads the frozen runs a config names, records their
+ * sha256s in the config, and composes one targets function for trainStep (undefined: the data's).
  */
 import type { UNetConfig } from "../../shared/model_card.ts";
 import type { TrainConfig } from "../training/config.ts";

@@ -1,7 +1,8 @@
 /**
  * A run's EMA weights, frozen, as a BatchModel that fits the run being trained: what the guide
- * teacher (trainer/guide_teacher.ts) and the autoguidance pair (trainer/autoguide.ts) are made
- * of. Its architecture may differ from the trainee's; what its outputs mean may not.
+ * teacher (trainer/guidance/guide_teacher.ts) and the autoguidance pair
+ * (trainer/guidance/autoguide.ts) are made of. Its architecture may differ from the trainee's; what
+ * its outputs mean may not.
  */
 import * as tf from "@tensorflow/tfjs";
 import type { UNetConfig } from "../../shared/model_card.ts";

@@ -49,7 +49,7 @@ export const CheckpointMetaSchema = z.looseObject({
   command: z.string(),
   /** Every command that trained this run, oldest first. */
   commands: z.array(z.string()),
-  /** The full training configuration (trainer/config.ts TrainConfig). */
+  /** The full training configuration (trainer/training/config.ts TrainConfig). */
   config: z.record(z.string(), z.unknown()),
   /** Number of Adam updates applied (= step). */
   adamStep: z.number().int().nonnegative(),
@@ -67,7 +67,7 @@ export const CheckpointMetaSchema = z.looseObject({
   loss: z.enum(["l2", "l1"]).optional(),
   /** Label dropout (conditional runs). */
   condDrop: z.number().optional(),
-  /** The lr schedule the run follows (trainer/lr_schedule.ts). */
+  /** The lr schedule the run follows (trainer/training/lr_schedule.ts). */
   lrSchedule: z.object({
     kind: z.enum(LR_SCHEDULES),
     lr: z.number(),

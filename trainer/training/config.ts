@@ -68,8 +68,8 @@ export const TrainConfigSchema = z.object({
   /** Classifier-free guidance weight of conditional grids (1 = plain conditional, one pass). */
   sampleGuidance: z.number().min(0).max(20).default(1),
   /**
-   * Guidance distillation (trainer/guide_teacher.ts): a run directory whose EMA weights' guided
-   * output is every batch's target instead of the data's ε (absent: the data's).
+   * Guidance distillation (trainer/guidance/guide_teacher.ts): a run directory whose EMA weights'
+   * guided output is every batch's target instead of the data's ε (absent: the data's).
    */
   guideTeacher: z.string().min(1).optional(),
   /** The teacher's classifier-free guidance weight w. */
@@ -79,7 +79,7 @@ export const TrainConfigSchema = z.object({
   /** sha256 of the teacher's ema.bin, recorded when the run first used it. */
   guideTeacherSha256: z.string().optional(),
   /**
-   * Autoguidance of the null class (trainer/autoguide.ts): the good and the bad run whose
+   * Autoguidance of the null class (trainer/guidance/autoguide.ts): the good and the bad run whose
    * extrapolated null-class output dropped labels learn (absent or "none": off), and the weight.
    */
   autoguideGood: z.string().min(1).optional(),

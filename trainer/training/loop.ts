@@ -2,7 +2,8 @@
  * One training step of the UNet: draw a batch, noise it (x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε, t and ε
  * from the seeded JS RNG), take the gradient of the loss (l2 or l1) between the network's output
  * and its target (ε, v or x₀: shared/prediction.ts `target`), clip its global norm, apply Adam at
- * the scheduled learning rate (trainer/lr_schedule.ts), then update the EMA of the weights.
+ * the scheduled learning rate (trainer/training/lr_schedule.ts), then update the EMA of the
+ * weights.
  *
  * Adam is written out on tensors (not tf.train.adam) so that its moments are plain variables that
  * checkpoints save and restore exactly. The loss and gradient norm are read before the update: a
@@ -281,7 +282,7 @@ export async function trainStep(
   unet: UNetConfig,
   batch: number,
   opt: OptimConfig,
-  /** Guidance distillation (trainer/guide_teacher.ts): the batch's targets from a teacher. */
+  /** Guidance distillation (trainer/guidance/guide_teacher.ts): the batch's targets. */
   teacher?: (b: Batch) => Promise<Float32Array>,
 ): Promise<StepResult> {
   const b = drawBatch(st, data, sched, batch, unet, opt.condDrop, opt.prediction);

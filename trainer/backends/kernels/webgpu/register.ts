@@ -6,7 +6,7 @@
  *
  * Everything else our UNet's training step uses (the convolutions and both their gradients,
  * GroupNorm from moments, attention matmuls, softmax, resize and its gradient, concat/split,
- * one-hot) matches the wasm backend to float32 rounding (`trainer/webgpu_test.ts`).
+ * one-hot) matches the wasm backend to float32 rounding (`trainer/backends/webgpu_test.ts`).
  */
 import * as tf from "@tensorflow/tfjs";
 import { chunkedAddN } from "./add_n.ts";
