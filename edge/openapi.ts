@@ -89,8 +89,9 @@ export function openapi(card: ModelCard, limits: ApiLimits) {
     }),
     param(
       "label",
-      "class name or index (conditional models, or with classifier_scale the classifier's " +
-        "class); when absent, " +
+      "class name or index (conditional models" +
+        (card.classifier ? ", or with classifier_scale the classifier's class" : "") +
+        " only); when absent, " +
         (card.sampling.unlabeled === "random-label"
           ? "each image gets a class drawn from the seed"
           : "the unconditional (null-class) model is sampled"),
@@ -141,8 +142,9 @@ export function openapi(card: ModelCard, limits: ApiLimits) {
         get: {
           summary: "Sample a grid of images",
           description: `Unknown or repeated parameters are rejected with 400. ` +
-            `n × steps × passes (2 with a label and guidance ∉ {0, 1}, one more with ` +
-            `classifier_scale > 0) must be ≤ ${maxWork}. ` +
+            `n × steps × passes (2 with a label and guidance ∉ {0, 1}` +
+            (card.classifier ? ", one more with classifier_scale > 0" : "") +
+            `) must be ≤ ${maxWork}. ` +
             `CORS: any origin may call GET and HEAD (Access-Control-Allow-Origin: *, no ` +
             `credentials); X-Seed, ETag and Server-Timing are exposed; OPTIONS answers the ` +
             `preflight with 204.`,
