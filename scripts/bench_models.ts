@@ -12,6 +12,10 @@
  * (fresh seeds, plus `--query`) to each server and reads the server process's CPU time
  * (utime + stime from /proc, 10 ms ticks) before and after. Reports per model the median over
  * rounds of CPU ms and wall ms per request, and the CPU ratio to the first model.
+ *
+ * A model entry may carry its own query after `#` (added to `--query`), so one card can be
+ * compared with itself under other parameters, e.g.
+ * `--models m.json,m.json#guidance=0&label=3&classifier_scale=4` (a server per entry).
  */
 import { parseCli, runCli } from "./cli_args.ts";
 import { machineDescription } from "./bench_edge.ts";
@@ -87,6 +91,10 @@ async function requests(s: Running, first: number, count: number, query: string)
   }
 }
 
+/** `--query` and the entry's own query (after `#`), joined. */
+const queryOf = (entry: string, query: string) =>
+  [query, entry.split("#").slice(1).join("#")].filter((q) => q !== "").join("&");
+
 const median = (v: number[]) => {
   const s = [...v].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -101,12 +109,12 @@ export async function benchModels(o: {
 }): Promise<ModelResult[]> {
   const servers: Running[] = [];
   try {
-    for (const m of o.models) servers.push(await start(m));
+    for (const m of o.models) servers.push(await start(m.split("#")[0]));
     const results: ModelResult[] = [];
     for (const [i, s] of servers.entries()) {
       const card = await (await fetch(`${s.url}/model`)).json();
       const c0 = cpuMsOf(s.pid);
-      await requests(s, 1_000_000, o.warmup, o.query);
+      await requests(s, 1_000_000, o.warmup, queryOf(o.models[i], o.query));
       results.push({
         model: o.models[i],
         card: {
@@ -126,7 +134,7 @@ export async function benchModels(o: {
     for (let r = 0; r < o.rounds; r++) {
       for (const [i, s] of servers.entries()) {
         const c0 = cpuMsOf(s.pid), t0 = performance.now();
-        await requests(s, seed, o.requests, o.query);
+        await requests(s, seed, o.requests, queryOf(o.models[i], o.query));
         seed += o.requests;
         results[i].cpuMs.push((cpuMsOf(s.pid) - c0) / o.requests);
         results[i].wallMs.push((performance.now() - t0) / o.requests);

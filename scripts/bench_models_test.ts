@@ -17,3 +17,19 @@ Deno.test("bench:models serves each model at its defaults and reports CPU per re
   const md = markdown("test machine", rs, { requests: 3, rounds: 2, warmup: 2 });
   assert.match(md, /\| dpm\+\+2m, 2 steps, linspace \| [\d.]+ \| [\d.]+ \| [\d.]+ \|/);
 });
+
+Deno.test("bench:models: a model entry's own query (after #) goes with every request", async () => {
+  const a = await writeTinyModel({ T: 50, steps: 4 });
+  const rs = await benchModels({
+    models: [`${a}#n=2`],
+    warmup: 1,
+    requests: 1,
+    rounds: 1,
+    query: "steps=2",
+  });
+  assert.equal(rs[0].model, `${a}#n=2`);
+  await assert.rejects(
+    benchModels({ models: [`${a}#bogus=1`], warmup: 1, requests: 1, rounds: 1, query: "" }),
+    /status 400: .*bogus/,
+  );
+});
