@@ -38,6 +38,8 @@ export interface GenerateOptions {
    * model `label` then names a class of the classifier only.
    */
   classifierScale?: number;
+  /** Where ancestral steps take the classifier's gradient (ClassifierGuidance `at`; default x_t). */
+  classifierAt?: ClassifierGuidance["at"];
   /** Receives model time and run count. */
   timing?: Timing;
   /** Called after every step. */
@@ -130,7 +132,7 @@ function classifierGuidance(engine: Engine, o: GenerateOptions): ClassifierGuida
   const y = labelsOf(o.n, o.label), grad = engine.classifierGrad;
   if (!grad) throw new RangeError("this model's card has no classifier");
   if (!y) throw new RangeError("classifier guidance needs a label");
-  return { scale, grad: (x, t) => grad(x, o.n, t, y, o.timing) };
+  return { scale, grad: (x, t) => grad(x, o.n, t, y, o.timing), at: o.classifierAt };
 }
 
 /**

@@ -7,12 +7,13 @@
  *
  *   deno task eval:classifier-guidance [--model fixtures/models/mnist/model.json]
  *     [--scales 0,1,2,4,8] [--steps S] [--sampler S] [--n 640] [--seed 0] [--batch 50]
- *     [--labelled-steps 5] [--labelled-guidance G] [--grids <dir>]
+ *     [--labelled-steps 5] [--labelled-guidance G] [--at input|mean] [--grids <dir>]
  *
  * `--steps` (default: the card's null-class steps) and `--sampler` apply to the guided rows;
  * scale 0 is the unguided null class. The labelled rows use the card's sampler and
  * `--labelled-guidance` (default: the card's). Each row also reports the lowest per-digit
- * accuracy (the label spread). CPU counts the UNet and the classifier.
+ * accuracy (the label spread). CPU counts the UNet and the classifier. `--at mean`: ancestral
+ * steps take the gradient at their mean instead of x_t (shared/sample.ts ClassifierGuidance).
  */
 import { join } from "node:path";
 import { type CliInfo, parseCli, runCli, usageError } from "./cli_args.ts";
@@ -45,6 +46,8 @@ export interface GuidedRequest {
   guidance: number;
   /** Classifier guidance scale (0: none). */
   classifierScale: number;
+  /** Where ancestral steps take the gradient (default x_t). */
+  at?: "input" | "mean";
   seed: number;
   batch: number;
 }
@@ -92,6 +95,7 @@ export async function evalGuided(
         label: Array.from(labels.subarray(i, i + m)),
         guidance: r.guidance,
         classifierScale: r.classifierScale,
+        classifierAt: r.at,
       }),
       i * PX,
     );
@@ -128,6 +132,7 @@ const CLI: CliInfo = {
     "labelled-steps": "steps of the labelled rows, one row each (empty: none)",
     "labelled-guidance": "classifier-free guidance of the labelled rows (default: the card's)",
     grids: "write each row's first 100 samples as a PNG grid into this directory",
+    at: "where ancestral steps take the gradient: input (x_t) or mean",
   },
 };
 
@@ -147,6 +152,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<strin
       "labelled-steps": { type: "string" },
       "labelled-guidance": { type: "string" },
       grids: { type: "string" },
+      at: { type: "string", default: "input" },
     },
   }, CLI);
   const engine = await createEngine(await loadModel(a.model!), { backend: "wasm", threads: 1 });
@@ -155,6 +161,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<strin
   const scales = list(a.scales!);
   if (scales.some((s) => !(s >= 0))) throw usageError(CLI, "--scales must be numbers ≥ 0");
   const common = { n: Number(a.n), seed: Number(a.seed), batch: Number(a.batch) };
+  const at = oneOf(["input", "mean"] as const, a.at!, "at");
   const sampler = a.sampler === undefined ? undefined : oneOf(SAMPLER_NAMES, a.sampler, "sampler");
   const ctx = context ?? await loadEvalContext();
   // Out of the CPU columns: V8's tier-up of the UNet's wasm, the classifier's session.
@@ -186,6 +193,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<strin
       sampler,
       guidance: 0,
       classifierScale: s,
+      at,
     }, gridOf(`null-s${s}`));
     emit(s === 0 ? "null class, unguided" : `null class, classifier_scale ${s}`, r);
   }

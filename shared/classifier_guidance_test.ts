@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { denoise, denoisedBuffers, PREDICTIONS, shiftEpsilon, target } from "./prediction.ts";
-import { type ClassifierGuidance, type EpsModel, sample } from "./sample.ts";
+import { type ClassifierGuidance, type EpsModel, planFor, sample } from "./sample.ts";
 import { makeSchedule, type Schedule } from "./schedule.ts";
 import { SAMPLER_NAMES } from "./samplers/mod.ts";
 import { mixtureOracle } from "./samplers/testing.ts";
@@ -138,4 +138,29 @@ Deno.test("classifier guidance is the same for an ε-, v- and x0-predicting mode
       }
     }
   }
+});
+
+Deno.test("classifier guidance at the step's mean (ancestral steps): class y, g at μ and the next timestep", async () => {
+  for (const sampler of ["ddpm", "ddim", "analytic"] as const) {
+    for (const y of [0, 1]) {
+      const o = { n: 24, size: 16, steps: 25, seed: 7, sampler, eta: 1, analytic: gamma };
+      const classifier = { scale: 1, grad: exactGrad(base, y), at: "mean" as const };
+      const x = await sample(base, mixtureOracle(base, images), { ...o, classifier });
+      assert.equal(samplesOn(x, images[y], 0.02), 24, `${sampler} y=${y}`);
+    }
+  }
+  const ts: number[] = [];
+  const grad = exactGrad(base, 0);
+  await sample(base, mixtureOracle(base, images), {
+    n: 1,
+    size: 16,
+    steps: 4,
+    seed: 1,
+    sampler: "ddpm",
+    classifier: { scale: 1, at: "mean", grad: (x, t) => (ts.push(t), grad(x, t)) },
+  });
+  // g at μ, i.e. at the next call's timestep; the last step adds no noise, so it is ε-shifted
+  // at its own timestep.
+  const t = planFor(base, { steps: 4, sampler: "ddpm" }).timesteps;
+  assert.deepEqual(ts, [t[1], t[2], t[3], t[3]]);
 });

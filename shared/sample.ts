@@ -75,6 +75,12 @@ export interface ClassifierGuidance {
   scale: number;
   /** g for the batch x (n·size values) at original timestep t; must not keep or modify x. */
   grad: (x: Float32Array, t: number) => Promise<ArrayLike<number>>;
+  /**
+   * Where an ancestral step takes g: at x_t ("input", default; Dhariwal & Nichol's Algorithm 1)
+   * or at the step's own mean μ, at the next call's timestep ("mean"). ε-shifted steps always
+   * take it at x_t, where the model's ε̂ is.
+   */
+  at?: "input" | "mean";
 }
 
 /**
@@ -140,39 +146,65 @@ export async function sample(
   if (known) replaceKnown(x, known, plan.chain, calls - 1, rng, noise);
   const total = callsWith(calls, rounds);
   const guided = opts.classifier && opts.classifier.scale > 0 ? opts.classifier : null;
-  const shifted = guided ? new Float32Array(x.length) : null;
   let done = 0;
   for (let k = 0; k < calls; k++) {
     const repeats = k < calls - 1 ? rounds : 1;
     for (let r = 0; r < repeats; r++) {
       if (r > 0) diffuseUp(x, plan.chain, calls - 1 - k, rng, noise);
       opts.signal?.throwIfAborted();
-      let out = await model(x, plan.timesteps[k]);
-      const g = guided ? await guided.grad(x, plan.timesteps[k]) : null;
-      const variance = plan.ancestralVariance?.(k) ?? 0;
-      if (g && variance === 0) {
-        const i = calls - 1 - k, sigma = plan.chain.sqrtOneMinusAlphasCumprod[i];
-        const delta = Float32Array.from(g, (v) => -guided!.scale * sigma * v);
-        shifted!.set(out);
-        out = shiftEpsilon(
-          opts.prediction ?? "epsilon",
-          shifted!,
-          delta,
-          plan.chain.sqrtAlphasCumprod[i],
-          sigma,
-        );
-      }
-      plan.step(state, x, out, k, plan.needsNoise(k) ? rng.fillNormal(noise) : null);
-      if (g && variance > 0) {
-        const c = guided!.scale * variance;
-        for (let j = 0; j < x.length; j++) x[j] += c * g[j];
-      }
+      const out = await model(x, plan.timesteps[k]);
+      if (guided) await guidedStep(plan, state, x, out, k, guided, opts.prediction, rng, noise);
+      else plan.step(state, x, out, k, plan.needsNoise(k) ? rng.fillNormal(noise) : null);
       if (known) replaceKnown(x, known, plan.chain, calls - 2 - k, rng, noise);
       await opts.onStep?.(++done, total);
     }
     await opts.onDenoised?.(plan.denoised(state), k, calls);
   }
   return x;
+}
+
+/**
+ * Step k with classifier guidance (see `ClassifierGuidance`), noise drawn as the unguided step
+ * draws it: an ancestral step's mean shifted by S·σ²·g, any other step's ε̂ by −S·√(1−ᾱ_t)·g.
+ */
+async function guidedStep(
+  plan: Plan,
+  state: unknown,
+  x: Float32Array,
+  out: ArrayLike<number>,
+  k: number,
+  guided: ClassifierGuidance,
+  prediction: Prediction = "epsilon",
+  rng: Rng,
+  noise: Float32Array,
+): Promise<void> {
+  const variance = plan.ancestralVariance?.(k) ?? 0;
+  const z = plan.needsNoise(k) ? rng.fillNormal(noise) : null;
+  if (variance > 0 && guided.at === "mean") {
+    // μ (the step without noise), then g at μ and the next call's timestep.
+    plan.step(state, x, out, k, new Float32Array(x.length));
+    const g = await guided.grad(x, plan.timesteps[k + 1]);
+    const c = guided.scale * variance, sd = Math.sqrt(variance);
+    for (let j = 0; j < x.length; j++) x[j] += c * g[j] + sd * z![j];
+    return;
+  }
+  const g = await guided.grad(x, plan.timesteps[k]);
+  if (variance > 0) {
+    plan.step(state, x, out, k, z);
+    const c = guided.scale * variance;
+    for (let j = 0; j < x.length; j++) x[j] += c * g[j];
+    return;
+  }
+  const i = plan.timesteps.length - 1 - k, sigma = plan.chain.sqrtOneMinusAlphasCumprod[i];
+  const delta = Float32Array.from(g, (v) => -guided.scale * sigma * v);
+  const shifted = shiftEpsilon(
+    prediction,
+    Float32Array.from(out),
+    delta,
+    plan.chain.sqrtAlphasCumprod[i],
+    sigma,
+  );
+  plan.step(state, x, shifted, k, z);
 }
 
 function checkKnown(known: KnownRegion, plan: Plan, length: number): void {
