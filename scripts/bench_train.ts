@@ -1,11 +1,13 @@
 /**
  * Trainer throughput benchmark for BENCHMARKS.md: images per second of one Adam step
- * (ε-MSE on a 28×28×1 batch, the MNIST UNet: levels c@28², 2c@14², 2c@7², one res block per
- * level, attention at 7×7, 10 classes) on the tfjs wasm backend with this project's kernels
+ * (ε-MSE on a 28×28×1 batch by default, the MNIST UNet: levels c@28², 2c@14², 2c@7², one res
+ * block per level, attention at 7×7, 10 classes; `--size 32 --channels-in 3 --classes 9` is the
+ * emoji shape, `--space-to-depth 2` its lean stem) on the tfjs wasm backend with this project's kernels
  * (or another trainer backend: --backend webgpu, auto, …), for several base widths c and thread
  * counts, each in its own child process (the wasm thread count is fixed per process):
  *
  *   deno run -A scripts/bench_train.ts [--c 16,32] [--batch 64] [--threads 1,2] [--steps 5]
+ *     [--size 28] [--channels-in 1] [--classes 10] [--space-to-depth 1]
  *     [--warmup 2] [--markdown out.md] [--profile] [--bpf auto|direct|tap|grid|dilated]
  *     [--backend wasm|webgpu|auto|tfjs-node-gpu|tfjs-node|cpu]
  *
@@ -43,6 +45,9 @@ import {
 /** One measured configuration. */
 export interface BenchRow {
   c: number;
+  /** The image shape, e.g. "28×28×1", and the space-to-depth block (1 = off). */
+  shape: string;
+  spaceToDepth: number;
   batch: number;
   threads: number;
   /** What ran, e.g. "wasm" or "webgpu on NVIDIA …". */
@@ -58,17 +63,32 @@ export interface BenchRow {
   kernels?: { name: string; cpuMs: number }[];
 }
 
+/** The image and stem a benchmark runs at (default: MNIST's). */
+export interface BenchShape {
+  imageSize: number;
+  inChannels: number;
+  numClasses: number;
+  spaceToDepth: number;
+}
+export const MNIST_SHAPE: BenchShape = {
+  imageSize: 28,
+  inChannels: 1,
+  numClasses: 10,
+  spaceToDepth: 1,
+};
+
 /** The benchmarked architecture at base width c. */
-export function benchConfig(c: number): UNetConfig {
+export function benchConfig(c: number, shape: BenchShape = MNIST_SHAPE): UNetConfig {
   return {
-    imageSize: 28,
-    inChannels: 1,
+    imageSize: shape.imageSize,
+    inChannels: shape.inChannels,
     channels: c,
     channelMult: [1, 2, 2],
     numResBlocks: 1,
     attention: true,
     groups: 8,
-    numClasses: 10,
+    numClasses: shape.numClasses,
+    ...(shape.spaceToDepth > 1 ? { spaceToDepth: shape.spaceToDepth } : {}),
   };
 }
 
@@ -124,24 +144,26 @@ export async function measure(
   warmup: number,
   profile = false,
   backend: BackendChoice = "wasm",
+  shape: BenchShape = MNIST_SHAPE,
 ): Promise<BenchRow> {
   const info = await initBackend({ backend, threads });
   const kernelMs = new Map<string, number>();
   if (profile) profileKernels(tf.getBackend(), kernelMs);
-  const cfg = benchConfig(c);
+  const cfg = benchConfig(c, shape);
+  const S = shape.imageSize, C = shape.inChannels;
   const params = initParams(cfg, 0);
   const vars = Object.values(params);
   const opt = tf.train.adam(2e-4);
   const rng = new Rng(1);
-  const n = batch * 28 * 28;
+  const n = batch * S * S * C;
   const x = new Float32Array(n), eps = new Float32Array(n);
   const step = async () => {
     rng.fillNormal(x);
     rng.fillNormal(eps);
     const t = Float32Array.from({ length: batch }, () => rng.int(1000));
-    const y = Float32Array.from({ length: batch }, () => rng.int(11));
+    const y = Float32Array.from({ length: batch }, () => rng.int(shape.numClasses + 1));
     const loss = tf.tidy(() => {
-      const xt = tf.tensor4d(x, [batch, 28, 28, 1]), e = tf.tensor4d(eps, [batch, 28, 28, 1]);
+      const xt = tf.tensor4d(x, [batch, S, S, C]), e = tf.tensor4d(eps, [batch, S, S, C]);
       const tt = tf.tensor1d(t), yt = tf.tensor1d(y);
       return opt.minimize(
         () => tf.mean(tf.square(tf.sub(forward(params, cfg, xt, tt, yt), e))) as tf.Scalar,
@@ -167,6 +189,8 @@ export async function measure(
   const ms = times[Math.floor(times.length / 2)];
   const row: BenchRow = {
     c,
+    shape: `${S}×${S}×${C}`,
+    spaceToDepth: shape.spaceToDepth,
     batch,
     threads: info.threads,
     backend: info.adapter !== undefined ? `${info.name} on ${info.adapter}` : info.name,
@@ -188,14 +212,15 @@ export async function measure(
 
 /** Markdown table of measured rows. */
 export function markdownTable(rows: BenchRow[]): string {
-  const head = "| c | batch | params | fwd MFLOP/img | backend | threads | ms/step | img/s | " +
-    "img per CPU-s | own CPU (cores) | other load (cores) |\n" +
-    "|---|---|---|---|---|---|---|---|---|---|---|\n";
+  const head =
+    "| image | s2d | c | batch | params | fwd MFLOP/img | backend | threads | ms/step | " +
+    "img/s | img per CPU-s | own CPU (cores) | other load (cores) |\n" +
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   return head +
     rows.map((r) =>
-      `| ${r.c} | ${r.batch} | ${r.params.toLocaleString("en-US")} | ${
-        r.fwdMflopPerImage.toFixed(0)
-      } | ` +
+      `| ${r.shape} | ${r.spaceToDepth} | ${r.c} | ${r.batch} | ${
+        r.params.toLocaleString("en-US")
+      } | ${r.fwdMflopPerImage.toFixed(0)} | ` +
       `${r.backend} | ${r.threads} | ${r.msPerStep.toFixed(0)} | ${r.imgPerSec.toFixed(1)} | ` +
       `${(r.imgPerSec / Math.max(r.ownCpu, 1e-9)).toFixed(1)} | ` +
       `${r.ownCpu.toFixed(2)} | ${r.otherCpu.toFixed(2)} |`
@@ -209,7 +234,8 @@ export function profileTable(row: BenchRow, top = 10): string {
   const lines = kernels.slice(0, top).map((k) =>
     `| ${k.name} | ${k.cpuMs.toFixed(0)} | ${(100 * k.cpuMs / Math.max(total, 1e-9)).toFixed(1)}% |`
   );
-  return `c=${row.c}, batch ${row.batch}, ${row.threads} thread(s): ${total.toFixed(0)} CPU ms ` +
+  return `${row.shape}, s2d ${row.spaceToDepth}, c=${row.c}, batch ${row.batch}, ` +
+    `${row.threads} thread(s): ${total.toFixed(0)} CPU ms ` +
     `per step in kernels\n\n| kernel | CPU ms/step | share |\n|---|---|---|\n${lines.join("\n")}\n`;
 }
 
@@ -235,13 +261,28 @@ async function main() {
       bpf: { type: "string", default: "auto" },
       child: { type: "boolean", default: false },
       backend: { type: "string", default: "wasm" },
+      size: { type: "string", default: "28" },
+      "channels-in": { type: "string", default: "1" },
+      classes: { type: "string", default: "10" },
+      "space-to-depth": { type: "string", default: "1" },
     },
   }, {
     name: "bench_train",
     summary:
       "trainer throughput: images per second of one Adam step, per base width and thread count",
-    help: { child: "internal: measure one configuration in this process" },
+    help: {
+      child: "internal: measure one configuration in this process",
+      size: "image side (32 for emoji)",
+      "channels-in": "1 gray | 3 RGB",
+      classes: "class count of the conditional UNet (emoji: 9)",
+      "space-to-depth": "the lean stem's block b (1 = off)",
+    },
   });
+  const [size] = numbers(values.size), [inChannels] = numbers(values["channels-in"]);
+  const [numClasses] = numbers(values.classes, 0),
+    [spaceToDepth] = numbers(values["space-to-depth"]);
+  const shape: BenchShape = { imageSize: size, inChannels, numClasses, spaceToDepth };
+  if (inChannels !== 1 && inChannels !== 3) throw new Error("--channels-in must be 1 or 3");
   const [steps] = numbers(values.steps), [warmup] = numbers(values.warmup, 0);
   const batches = numbers(values.batch);
   const backend = values.backend as BackendChoice;
@@ -252,7 +293,16 @@ async function main() {
     const [c] = numbers(values.c), [threads] = numbers(values.threads);
     if (threads !== 1 && threads !== 2) throw new Error("--threads must be 1 or 2");
     setBackpropFilterMethod(values.bpf as BackpropFilterMethod);
-    const row = await measure(c, batches[0], threads, steps, warmup, values.profile, backend);
+    const row = await measure(
+      c,
+      batches[0],
+      threads,
+      steps,
+      warmup,
+      values.profile,
+      backend,
+      shape,
+    );
     console.log(JSON.stringify(row));
     shutdownWasmThreads();
     return;
@@ -266,6 +316,8 @@ async function main() {
         args.push("--steps", `${steps}`, "--warmup", `${warmup}`);
         if (values.profile) args.push("--profile");
         args.push("--bpf", values.bpf, "--backend", backend);
+        args.push("--size", `${size}`, "--channels-in", `${inChannels}`);
+        args.push("--classes", `${numClasses}`, "--space-to-depth", `${spaceToDepth}`);
         const out = await new Deno.Command(Deno.execPath(), {
           args,
           stdout: "piped",
@@ -290,7 +342,10 @@ async function main() {
   }
   const cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.*)/)?.[1] ?? "?";
   const what = backend === "wasm" ? "wasm + project kernels" : `--backend ${backend}`;
-  const text = `Adam step, ε-MSE, 28×28×1, tfjs 4.22 ${what}, median of ${steps} ` +
+  const text = `Adam step, ε-MSE, ${size}×${size}×${inChannels}` +
+    `${
+      spaceToDepth > 1 ? ` (space-to-depth ${spaceToDepth})` : ""
+    }, tfjs 4.22 ${what}, median of ${steps} ` +
     `steps after ${warmup} warm-up; ${navigator.hardwareConcurrency} cores (${cpu}), ` +
     `Deno ${Deno.version.deno}.\n\n${markdownTable(rows)}` +
     (values.profile ? `\n${rows.map((r) => profileTable(r)).join("\n")}` : "");

@@ -11,9 +11,20 @@ Deno.test("benchConfig is a valid 3-level MNIST UNet config", () => {
   assert.deepEqual(cfg.channelMult, [1, 2, 2]);
 });
 
+Deno.test("benchConfig at the emoji shape: 32×32×3, 9 classes, the lean stem optional", () => {
+  const shape = { imageSize: 32, inChannels: 3, numClasses: 9, spaceToDepth: 2 };
+  const cfg = UNetConfigSchema.parse(benchConfig(32, shape));
+  assert.equal(cfg.inChannels, 3);
+  assert.equal(cfg.numClasses, 9);
+  assert.equal(cfg.spaceToDepth, 2);
+  assert.equal(benchConfig(32, { ...shape, spaceToDepth: 1 }).spaceToDepth, undefined);
+});
+
 Deno.test("markdownTable: one row per measurement, img per CPU-s = img/s ÷ own CPU", () => {
   const row: BenchRow = {
     c: 16,
+    shape: "28×28×1",
+    spaceToDepth: 1,
     batch: 64,
     threads: 1,
     backend: "wasm",
@@ -28,7 +39,7 @@ Deno.test("markdownTable: one row per measurement, img per CPU-s = img/s ÷ own 
   assert.equal(lines.length, 4);
   assert.equal(
     lines[2],
-    "| 16 | 64 | 200,433 | 70 | wasm | 1 | 1000 | 64.0 | 128.0 | 0.50 | 1.50 |",
+    "| 28×28×1 | 1 | 16 | 64 | 200,433 | 70 | wasm | 1 | 1000 | 64.0 | 128.0 | 0.50 | 1.50 |",
   );
   assert.equal(lines[0].split("|").length, lines[1].split("|").length);
 });
@@ -55,9 +66,27 @@ Deno.test("bench_train end to end (tiny: c=8, batch 2, 1 step) prints a table ro
   }).output();
   const text = new TextDecoder().decode(out.stdout);
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  const row = text.split("\n").find((l) => l.startsWith("| 8 | 2 |"));
+  const row = text.split("\n").find((l) => l.startsWith("| 28×28×1 | 1 | 8 | 2 |"));
   assert.ok(row, text);
   assert.match(row, /\| wasm \| 1 \|/);
+});
+
+Deno.test("bench_train end to end at the emoji shape (32×32×3, space-to-depth 2, tiny)", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./bench_train.ts", import.meta.url).pathname,
+      ...["--c", "8", "--batch", "2", "--threads", "1", "--steps", "1", "--warmup", "0"],
+      ...["--size", "32", "--channels-in", "3", "--classes", "9", "--space-to-depth", "2"],
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.match(text, /ε-MSE, 32×32×3 \(space-to-depth 2\)/);
+  assert.ok(text.split("\n").some((l) => l.startsWith("| 32×32×3 | 2 | 8 | 2 |")), text);
 });
 
 Deno.test("profileTable: shares of the kernel CPU total, largest first, top N", () => {
@@ -89,7 +118,7 @@ Deno.test({
     const text = new TextDecoder().decode(out.stdout);
     assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
     assert.match(text, /tfjs 4\.22 --backend webgpu,/);
-    const rows = text.split("\n").filter((l) => l.startsWith("| 8 | 2 |"));
+    const rows = text.split("\n").filter((l) => l.startsWith("| 28×28×1 | 1 | 8 | 2 |"));
     assert.equal(rows.length, 1, text); // one row: --threads is for wasm only
     assert.match(rows[0], /\| webgpu on .+ \| 0 \|/);
   },
