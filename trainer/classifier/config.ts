@@ -218,7 +218,7 @@ export function parseClassifierFlags(argv: string[]): ParsedClassifierFlags {
   try {
     ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
   } catch (e) {
-    throw new ConfigError(`${(e as Error).message} (see --help)`);
+    throw new ConfigError(`${(e as Error).message.split("\n")[0]} (see --help)`);
   }
   const given = new Map<string, unknown>();
   for (const [name, f] of Object.entries(CLASSIFIER_FLAGS)) {

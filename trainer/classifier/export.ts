@@ -157,7 +157,7 @@ export async function exportClassifierMain(argv: string[]): Promise<ExportClassi
       allowPositionals: false,
     }));
   } catch (e) {
-    throw new ConfigError(`${(e as Error).message} (see --help)`);
+    throw new ConfigError(`${(e as Error).message.split("\n")[0]} (see --help)`);
   }
   if (!values.run) throw new ConfigError("--run <classifier run dir> is required");
   if (!values.card) throw new ConfigError("--card <model.json> is required");
