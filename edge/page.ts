@@ -3,10 +3,11 @@
  * n / guidance controls (eta only for the samplers that take it; samplers needing statistics the
  * card lacks are disabled); clicking the image draws a new random seed; "animate" asks for
  * `format=apng` (the denoising, one x̂₀ frame per step, which the browser plays). Below it a
- * drawing pad: in "draw" mode the mouse draws white on black and "denoise" sends the pad as a
- * PNG to `POST /denoise` (a rough digit comes back clean); in "inpaint" mode the pad shows a
- * fresh sample, the mouse paints the region to regenerate (red; a white-on-black mask behind
- * it) and "inpaint" sends both to `POST /inpaint`. No inline script or style, so the CSP is
+ * drawing pad: in "draw" mode the mouse draws white on black (on a colour card, in the colour
+ * of a picker) and "denoise" sends the pad as a PNG to `POST /denoise` (a rough digit or emoji
+ * comes back clean); in "inpaint" mode the pad shows a fresh sample, the mouse paints the region
+ * to regenerate (translucent red on gray cards, translucent gray on colour ones; a white-on-black
+ * mask behind it) and "inpaint" sends both to `POST /inpaint`. No inline script or style, so the CSP is
  * strict: the script and stylesheet are served as separate files (`/app.js`, `/app.css`).
  */
 import { SAMPLER_NAMES, SAMPLERS } from "../shared/samplers/mod.ts";
@@ -65,10 +66,11 @@ export const PAGE_HTML = `<!doctype html>
 </figure>
 <h2>Draw, denoise, inpaint</h2>
 <form id="pad-controls" novalidate>
-  <label>mode <select id="mode"><option value="draw">draw a digit</option>
+  <label>mode <select id="mode"><option value="draw">draw</option>
     <option value="inpaint">inpaint a sample</option></select></label>
   <label>strength <input id="strength" type="number" min="0.05" max="1" step="0.05" value="0.5"></label>
   <label>resample <input id="resample" type="number" min="1" max="10" step="1" value="1"></label>
+  <label id="brush-label" hidden>colour <input id="brush" type="color" value="#ffcc33"></label>
   <button id="clear" type="button">clear</button>
   <button id="send" type="submit">denoise</button>
 </form>
@@ -139,12 +141,14 @@ async function run(randomSeed) {
   }
 }
 
-// The drawing pad. Draw mode: white strokes on black, sent to /denoise. Inpaint mode: a sample
-// under red strokes; the strokes also go white on a black mask canvas, sent with the sample.
+// The drawing pad. Draw mode: white strokes on black (a colour card: the picker's colour), sent to
+// /denoise. Inpaint mode: a sample under translucent strokes; the strokes also go white on a
+// black mask canvas, sent with the sample.
 const PAD = 280;
 const mask = document.createElement("canvas");
 mask.width = mask.height = PAD;
 let card = null, base = null, drawing = false, last = null;
+const colour = () => card && card.image.channels === 3;
 
 /** The pad's scale for the model's images (the API allows up to 16). */
 const padScale = () => Math.min(16, Math.max(1, Math.floor(PAD / card.image.size)));
@@ -161,7 +165,10 @@ function clearPad() {
 
 function stroke(from, to) {
   const inpaint = $("mode").value === "inpaint";
-  for (const [ctx, color] of [[$("pad").getContext("2d"), inpaint ? "rgba(255,0,0,0.6)" : "#fff"],
+  const paint = inpaint
+    ? (colour() ? "rgba(160,160,160,0.75)" : "rgba(255,0,0,0.6)")
+    : (colour() ? $("brush").value : "#fff");
+  for (const [ctx, color] of [[$("pad").getContext("2d"), paint],
     ...(inpaint ? [[mask.getContext("2d"), "#fff"]] : [])]) {
     ctx.strokeStyle = color;
     ctx.lineWidth = inpaint ? 36 : 22;
@@ -199,7 +206,11 @@ async function modeChanged() {
   $("resample").disabled = !inpaint;
   clearPad();
   if (inpaint) await newBase();
-  else $("pad-status").textContent = "draw a digit, then denoise it";
+  else {
+    $("pad-status").textContent = colour()
+      ? "draw in colour (pick it above), then denoise it"
+      : "draw a digit, then denoise it";
+  }
 }
 
 async function showError(where, res) {
@@ -295,6 +306,7 @@ async function init() {
     $("label").disabled = true;
   }
   if (!card.labels) $("guidance").disabled = true;
+  $("brush-label").hidden = !colour();
   $("controls").addEventListener("submit", (ev) => { ev.preventDefault(); run(false); });
   $("grid").addEventListener("click", () => run(true));
   initPad();
