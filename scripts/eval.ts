@@ -15,6 +15,13 @@
  * of the classifier against the requested label; nearest-neighbour L2 distance in pixel space
  * ([0, 1] pixels, 28×28) to the training split. The same numbers for as many held-out real
  * digits (balanced over classes; the training never saw them) are the ceiling.
+ *
+ * Diversity (scripts/metrics.ts): improved precision and recall (Kynkäänniemi et al. 2019) and
+ * density and coverage (Naeem et al. 2020) at k = 3, in pixel space ([0, 1] pixels) and in the
+ * classifier's feature space, against a fixed reference of 1,000 training digits (100 per class,
+ * evenly spread through each class), with recall per class. The real row is as many held-out
+ * digits scored against the same reference: compare rows of equal n only (a larger generated set
+ * has smaller k-NN balls). At n = 1,000 the real row is every held-out digit.
  * CPU ms per sample = process CPU time (user + system, all threads) spent in `generate` / n.
  */
 import { parseCli, runCli } from "./cli_args.ts";
@@ -47,12 +54,21 @@ import {
   classStats,
   frechetDistance,
   type GaussianStats,
+  type ManifoldMetrics,
+  manifoldMetricsAgainst,
+  type ManifoldReference,
+  manifoldReference,
   meanCov,
   nearestNeighbour,
   softmax,
 } from "./metrics.ts";
 
 const SIZE = 28, PX = SIZE * SIZE;
+
+/** k of the k-NN manifolds (Kynkäänniemi et al. 2019's choice, and the issue's). */
+export const MANIFOLD_K = 3;
+/** Reference digits per class for precision/recall (1,000 in all). */
+export const MANIFOLD_PER_CLASS = 100;
 
 /** What every evaluation compares against, loaded once. */
 export interface EvalContext {
@@ -64,7 +80,29 @@ export interface EvalContext {
   trainStats: GaussianStats;
   /** Held-out real digits in [−1, 1] and their labels. */
   heldOut: { images: Float32Array; labels: Int32Array; count: number };
+  /** Precision/recall references: 1,000 training digits in pixel and in feature space. */
+  manifold: { pixels: ManifoldReference; features: ManifoldReference };
 }
+
+/** Indices of `perClass` training digits per class, evenly spread through each class. */
+export function spreadPerClass(labels: Int32Array, perClass: number, classes = 10): number[] {
+  const byClass: number[][] = Array.from({ length: classes }, () => []);
+  labels.forEach((c, i) => byClass[c].push(i));
+  return byClass.flatMap((list) => {
+    const m = Math.min(perClass, list.length);
+    return Array.from({ length: m }, (_, j) => list[Math.floor((j * list.length) / m)]);
+  });
+}
+
+/** Rows `picked` of an n × d array. */
+function pickRows(data: Float32Array, d: number, picked: number[]): Float32Array {
+  const out = new Float32Array(picked.length * d);
+  picked.forEach((i, j) => out.set(data.subarray(i * d, (i + 1) * d), j * d));
+  return out;
+}
+
+/** [−1, 1] images → [0, 1] pixels, clipped (what a PNG shows). */
+const toPixels = (images: Float32Array) => images.map((v) => Math.min(Math.max((v + 1) / 2, 0), 1));
 
 export async function loadEvalContext(): Promise<EvalContext> {
   const classifier = await loadClassifier();
@@ -72,12 +110,28 @@ export async function loadEvalContext(): Promise<EvalContext> {
   if (!train.labels || !test.labels) throw new Error("MNIST without labels");
   const feats = classify(classifier, train.images, train.count).features;
   const trainStats = meanCov({ n: train.count, d: FEATURE_DIM, data: feats });
+  const trainPixels = train.images.map((v) => (v + 1) / 2);
+  const picked = spreadPerClass(train.labels, MANIFOLD_PER_CLASS);
+  const labels = Int32Array.from(picked, (i) => train.labels![i]);
+  const n = picked.length;
   return {
     classifier,
-    trainPixels: train.images.map((v) => (v + 1) / 2),
+    trainPixels,
     trainCount: train.count,
     trainStats,
     heldOut: { images: test.images, labels: test.labels, count: test.count },
+    manifold: {
+      pixels: manifoldReference(
+        { n, d: PX, data: pickRows(trainPixels, PX, picked) },
+        MANIFOLD_K,
+        labels,
+      ),
+      features: manifoldReference(
+        { n, d: FEATURE_DIM, data: pickRows(feats, FEATURE_DIM, picked) },
+        MANIFOLD_K,
+        labels,
+      ),
+    },
   };
 }
 
@@ -93,6 +147,10 @@ export interface QualityMetrics {
   nnMean: number;
   nnMedian: number;
   histogram: number[];
+  /** Precision, recall, density, coverage in [0, 1] pixel space (k = 3, 1,000 training digits). */
+  pixelManifold: ManifoldMetrics;
+  /** The same in the classifier's 128-d feature space. */
+  featureManifold: ManifoldMetrics;
 }
 
 /**
@@ -110,7 +168,7 @@ export function evaluateImages(
   const probs = softmax({ n, d: NUM_CLASSES, data: out.logits });
   const cs = classStats({ n, d: NUM_CLASSES, data: probs }, labels);
   const fid = frechetDistance(meanCov({ n, d: FEATURE_DIM, data: out.features }), ctx.trainStats);
-  const pixels = images.map((v) => Math.min(Math.max((v + 1) / 2, 0), 1));
+  const pixels = toPixels(images);
   const nn = nearestNeighbour({ n, d: PX, data: pixels }, {
     n: ctx.trainCount,
     d: PX,
@@ -126,6 +184,12 @@ export function evaluateImages(
     nnMean: nn.mean,
     nnMedian: nn.median,
     histogram: cs.histogram,
+    pixelManifold: manifoldMetricsAgainst(ctx.manifold.pixels, { n, d: PX, data: pixels }),
+    featureManifold: manifoldMetricsAgainst(ctx.manifold.features, {
+      n,
+      d: FEATURE_DIM,
+      data: out.features,
+    }),
   };
 }
 
@@ -288,8 +352,22 @@ export async function evalConfig(
 const f = (v: number | null, d = 3) => (v === null || Number.isNaN(v) ? "–" : v.toFixed(d));
 
 export const TABLE_HEADER =
-  "| sampler | steps | UNet calls | η | guidance | n | FID (clf) ↓ | confidence | conf > 0.9 | coverage | cond. acc. | NN L2 to train | CPU ms / sample | grid |\n" +
-  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+  "| sampler | steps | UNet calls | η | guidance | n | FID (clf) ↓ | P / R (px) | D / C (px) | P / R (clf) | D / C (clf) | confidence | conf > 0.9 | coverage | cond. acc. | NN L2 to train | CPU ms / sample | grid |\n" +
+  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+
+/** "P / R | D / C" cells of one space. */
+const manifoldCells = (m: ManifoldMetrics) =>
+  `${f(m.precision)} / ${f(m.recall)} | ${f(m.density)} / ${f(m.coverage)}`;
+
+/** FID and the four manifold cells of a row. */
+const qualityCells = (m: QualityMetrics) =>
+  `${f(m.fid, 2)} | ${manifoldCells(m.pixelManifold)} | ${manifoldCells(m.featureManifold)}`;
+
+/** Per-class recall in pixel space, one line ("0: 0.91, 1: …"), when the reference has labels. */
+export function recallByClassLine(m: QualityMetrics): string {
+  const r = m.pixelManifold.recallByClass;
+  return r ? r.map((v, c) => `${c}: ${f(v)}`).join(", ") : "–";
+}
 
 /** One markdown row; the grid link is relative to the working directory (the repo root). */
 export function tableRow(r: EvalRow): string {
@@ -309,13 +387,13 @@ export function tableRow(r: EvalRow): string {
   const grid = r.grid ? `[png](${relative(Deno.cwd(), r.grid)})` : "";
   return `| ${sampler} | ${r.steps} | ${r.calls} | ${usesEta ? r.eta : "–"} | ${
     r.guidance ?? "–"
-  } | ${m.n} | ${f(m.fid, 2)} | ` +
+  } | ${m.n} | ${qualityCells(m)} | ` +
     `${f(m.confidence)} | ${f(m.confidentFraction)} | ${f(m.coverage)} | ${f(m.accuracy)} | ` +
     `${f(m.nnMean, 2)} | ${f(r.cpuMsPerSample, 0)} | ${grid} |`;
 }
 
 export function ceilingRow(m: QualityMetrics): string {
-  return `| real held-out digits | – | – | – | – | ${m.n} | ${f(m.fid, 2)} | ${
+  return `| real held-out digits | – | – | – | – | ${m.n} | ${qualityCells(m)} | ${
     f(m.confidence)
   } | ` +
     `${f(m.confidentFraction)} | ${f(m.coverage)} | ${f(m.accuracy)} | ${f(m.nnMean, 2)} | – | |`;
@@ -430,7 +508,10 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
       eta: Number(a.eta ?? card.sampling.eta),
       guidance,
     };
-    rows.push(await evalConfig(ctx, engine, r, a.grid ?? null));
+    const row = await evalConfig(ctx, engine, r, a.grid ?? null);
+    rows.push(row);
+    console.log(`recall per class (pixels): ${recallByClassLine(row.metrics)}`);
+    console.log(`real held-out digits, same n: ${recallByClassLine(ceilings()[0])}`);
   } else {
     const dir = a.grids ??
       join(new URL("../fixtures/models/mnist/grids/", import.meta.url).pathname);

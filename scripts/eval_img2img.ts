@@ -7,9 +7,13 @@
  *   clean digit ([0, 1] pixels) against the noisy input's, the share that ends closer;
  * - inpaint: masks (bottom/top/left half, centre square) over clean digits through /inpaint's
  *   path, without and with the true label, resample 1 and 3: kept pixels changed (must be 0),
- *   label accuracy, L2 to the clean digit inside the regenerated region.
+ *   label accuracy, L2 to the clean digit inside the regenerated region;
+ * - inpaint at the server's defaults: the bottom half of every one of the n digits regenerated
+ *   with no label and the parameters an /inpaint request without a query gets (edge/routes/
+ *   params.ts parseInpaint): the class-keep rate (classifier label accuracy).
  *
  *   deno run -A scripts/eval_img2img.ts [--n 500] [--grids DIR] [--model path/model.json]
+ *     [--part all|denoise|inpaint|inpaint-defaults]
  */
 import { parseCli, runCli } from "./cli_args.ts";
 import { loadModel } from "../edge/model.ts";
@@ -20,6 +24,8 @@ import { fromUnit } from "../shared/resize.ts";
 import { Rng } from "../shared/rng.ts";
 import { classify, loadClassifier } from "./classifier/model.ts";
 import { loadHeldOut } from "../trainer/data/datasets.ts";
+import { type InpaintParams, parseInpaint } from "../edge/routes/params.ts";
+import type { ModelCard } from "../shared/model_card.ts";
 
 const PX = 784, SIDE = 28;
 
@@ -110,6 +116,40 @@ export function maskOf(name: string): Uint8Array {
   );
 }
 
+/** What POST /inpaint without a query samples with (no label: the null class). */
+export function serverInpaintDefaults(card: ModelCard): InpaintParams {
+  const r = parseInpaint(new URLSearchParams(), card, Infinity);
+  if (!r.ok) throw new Error(`the card's defaults do not parse: ${JSON.stringify(r.issues)}`);
+  return r.params;
+}
+
+/**
+ * Regenerate `mask` of every digit through /inpaint's path with the server's defaults (no label),
+ * seed 11 + batch: the inpainted digits and the class-keep rate.
+ */
+export async function inpaintAtServerDefaults(
+  engine: Engine,
+  classifier: Awaited<ReturnType<typeof loadClassifier>>,
+  d: Digits,
+  mask: Uint8Array,
+  batch = 50,
+): Promise<{ params: InpaintParams; images: Float32Array; keep: number; calls: number }> {
+  const p = serverInpaintDefaults(engine.model.card);
+  const runs0 = engine.runs;
+  const images = await batched(
+    d,
+    batch,
+    (x, labels, b) =>
+      inpaint(engine, x, mask, { ...p, seed: 11 + b, n: labels.length, label: p.label }),
+  );
+  return {
+    params: p,
+    images,
+    keep: accuracy(classifier, images, d.labels),
+    calls: (engine.runs - runs0) / Math.ceil(d.count / batch),
+  };
+}
+
 function writeRows(path: string, rows: Float32Array[], cols: number) {
   const all = new Float32Array(rows.length * cols * PX);
   rows.forEach((r, i) => all.set(r.subarray(0, cols * PX), i * cols * PX));
@@ -155,7 +195,7 @@ export async function main(argv: string[]) {
   // Denoise.
   const strengths = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0];
   const tenDigits = (x: Float32Array) => x.subarray(0, 10 * PX);
-  for (const sigma of values.part === "inpaint" ? [] : [0.5, 1.0]) {
+  for (const sigma of values.part.startsWith("inpaint") ? [] : [0.5, 1.0]) {
     const noisy = addNoise(d.images, sigma, 1000 + sigma * 10);
     const dn = distances(noisy, d.images, d.count);
     console.log(`\n### σ = ${sigma}\n`);
@@ -192,6 +232,23 @@ export async function main(argv: string[]) {
     if (values.grids) {
       await writeRows(`${values.grids}/denoise_sigma${sigma}.png`, grid, 10);
     }
+  }
+
+  if (values.part === "inpaint-defaults" || values.part === "all" || values.part === "inpaint") {
+    const r = await inpaintAtServerDefaults(engine, classifier, d, maskOf("bottom half"), batch);
+    const p = r.params;
+    console.log(
+      `\nunlabelled /inpaint at the server's defaults (${p.sampler}, ${p.steps} steps, ` +
+        `${p.spacing}, resample ${p.resample}; ${r.calls} UNet calls), bottom half of ${d.count} ` +
+        `held-out digits: class kept ${r.keep.toFixed(3)}`,
+    );
+    if (values.grids) {
+      await writeRows(`${values.grids}/inpaint_defaults.png`, [
+        tenDigits(d.images),
+        tenDigits(r.images),
+      ], 10);
+    }
+    if (values.part === "inpaint-defaults") return;
   }
 
   // Inpaint (resampling with ddpm when the card's sampler is multistep, which cannot redo steps).

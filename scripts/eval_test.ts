@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { decode } from "fast-png";
+import { manifoldMetricsAgainst } from "./metrics.ts";
 import { tinyUNet, untrained, writeRandomModel } from "../trainer/export/test_models.ts";
 import { DEFAULT_MODEL_CARD, loadModel } from "../edge/model.ts";
 import { createEngine } from "../edge/engine.ts";
@@ -12,8 +13,10 @@ import {
   heldOutSubset,
   loadEvalContext,
   main,
+  MANIFOLD_K,
   realCeiling,
   sampleImages,
+  spreadPerClass,
 } from "./eval.ts";
 
 const ctx = await loadEvalContext();
@@ -51,6 +54,31 @@ Deno.test("real held-out digits: confident, covering all classes, accurate, low 
   assert.ok(z.fid > 5 * m.fid, `noise FID ${z.fid} vs real ${m.fid}`);
   assert.ok(z.nnMean > 2 * m.nnMean);
   assert.equal(z.accuracy, null);
+});
+
+Deno.test("precision/recall reference: 1,000 training digits, 100 per class; its own digits score 1, held-out digits less", () => {
+  const ref = ctx.manifold.pixels;
+  assert.equal(ref.rows.n, 1000);
+  assert.equal(ref.k, MANIFOLD_K);
+  const counts = new Array(10).fill(0);
+  for (let i = 0; i < ref.rows.n; i++) counts[ref.labels![i]]++;
+  assert.deepEqual(counts, new Array(10).fill(100));
+  assert.equal(ctx.manifold.features.rows.n, 1000);
+  // The reference's own digits (back in [−1, 1]) lie on its manifolds: 1 on all four counts.
+  for (const r of [ref, ctx.manifold.features]) {
+    const mm = manifoldMetricsAgainst(r, r.rows);
+    assert.deepEqual([mm.precision, mm.recall, mm.coverage], [1, 1, 1]);
+  }
+  // Real held-out digits: high, below 1 (k = 3 balls miss some of a fresh draw), every class.
+  const real = realCeiling(ctx, 200);
+  for (const mm of [real.pixelManifold, real.featureManifold]) {
+    assert.ok(mm.precision > 0.7 && mm.precision < 1, `precision ${mm.precision}`);
+    assert.ok(mm.recall > 0.6 && mm.recall < 1, `recall ${mm.recall}`);
+    assert.equal(mm.nFake, 200);
+    assert.ok(mm.recallByClass!.every((r) => r > 0.3), `per class ${mm.recallByClass}`);
+  }
+  // Spread per class: picks are distinct and span each class.
+  assert.deepEqual(spreadPerClass(Int32Array.of(0, 0, 1, 0, 1, 0), 2, 2), [0, 3, 2, 4]);
 });
 
 Deno.test("heldOutSubset interleaves classes: any n is balanced", () => {
