@@ -212,6 +212,15 @@ export const ModelCardSchema = z.object({
   /** The classifier of classifier guidance (absent: no `classifier_scale`). */
   classifier: ClassifierSchema.optional(),
   dataset: z.string(),
+  /**
+   * Where the training images come from and under which licences (optional; absent = none
+   * declared, as on the MNIST cards). The emoji model names its two image sets here.
+   */
+  credits: z.array(z.object({
+    source: z.string(),
+    licence: z.string(),
+    attribution: z.string(),
+  })).optional(),
   training: z.object({
     steps: z.number().int().nonnegative(),
     batch: z.number().int().positive(),

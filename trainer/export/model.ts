@@ -26,6 +26,8 @@ export interface CardSource {
   schedule: ModelCard["schedule"];
   labels: string[] | null;
   dataset: string;
+  /** The training images' sources and licences (absent: none declared). */
+  credits?: ModelCard["credits"];
   training: ModelCard["training"];
   sampling?: Partial<ModelCard["sampling"]>;
 }
@@ -115,6 +117,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
       timestepType: "float32",
     },
     dataset: o.card.dataset,
+    ...(o.card.credits ? { credits: o.card.credits } : {}),
     training: o.card.training,
     createdAt: (o.createdAt ?? new Date()).toISOString(),
   });
