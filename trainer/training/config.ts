@@ -520,7 +520,7 @@ export function unetConfig(cfg: TrainConfig, numLabels: number): UNetConfig {
 
 export function helpText(): string {
   const lines = [
-    "deno task train --data mnist|fashion|<folder> --steps N --out <run dir> [options]",
+    "deno task train --data mnist|fashion|emoji|<folder> --steps N --out <run dir> [options]",
     "",
   ];
   const usage = Object.entries(FLAGS).map((
