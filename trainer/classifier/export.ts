@@ -22,6 +22,7 @@ import { type ClassifierMeta, readClassifierCheckpoint } from "./checkpoint.ts";
 import type { ClassifierConfig } from "./net.ts";
 import { buildClassifierGradOnnx } from "./onnx_grad.ts";
 import { ConfigError } from "./config.ts";
+import { shellQuote } from "../training/run_files.ts";
 
 export interface GradRun {
   grad: Float32Array;
@@ -98,8 +99,13 @@ export async function verifyClassifier(
 }
 
 /** What the card says about a classifier's training (the field's free-form `training`). */
-export function trainingSummary(m: ClassifierMeta, quant: Quantization): Record<string, unknown> {
+export function trainingSummary(
+  m: ClassifierMeta,
+  quant: Quantization,
+  exported?: { run: string; command: string },
+): Record<string, unknown> {
   return {
+    ...(exported ? { run: exported.run, exportCommand: exported.command } : {}),
     command: m.command,
     commands: m.commands,
     steps: m.step,
@@ -193,7 +199,10 @@ export async function exportClassifierMain(argv: string[]): Promise<ExportClassi
     file: values.file!,
     labels: ck.meta.labels,
     scale,
-    training: trainingSummary(ck.meta, quant),
+    training: trainingSummary(ck.meta, quant, {
+      run: values.run,
+      command: ["deno", "task", "export-classifier", ...argv].map(shellQuote).join(" "),
+    }),
   });
   return { field, bytes: bytes.length, verify };
 }
