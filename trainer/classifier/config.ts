@@ -11,6 +11,7 @@ import { z } from "zod";
 import { ConfigError } from "../training/config.ts";
 import { BACKENDS } from "../backends/choice.ts";
 import { LR_SCHEDULES } from "../training/lr_schedule.ts";
+import { defaultChannels } from "../data/datasets.ts";
 import { type ClassifierConfig, classifierConfigProblems, ClassifierConfigSchema } from "./net.ts";
 
 export { ConfigError };
@@ -75,7 +76,11 @@ interface FlagSpec {
 }
 
 export const CLASSIFIER_FLAGS: Record<string, FlagSpec> = {
-  data: { kind: "string", key: "data", help: "mnist | fashion | <folder of class subfolders>" },
+  data: {
+    kind: "string",
+    key: "data",
+    help: "mnist | fashion | emoji (32×32 RGB) | <folder of class subfolders>",
+  },
   limit: { kind: "int", key: "limit", help: "train on only N training images (0 = all) [0]" },
   out: { kind: "string", key: "out", resumable: true, help: "run directory" },
   steps: { kind: "int", key: "steps", resumable: true, help: "total training steps of the run" },
@@ -115,7 +120,7 @@ export const CLASSIFIER_FLAGS: Record<string, FlagSpec> = {
     key: "arch.imageSize",
     help: "image side [28 for mnist/fashion, 32 else]",
   },
-  "channels-in": { kind: "int", key: "arch.inChannels", help: "1 gray | 3 RGB [1]" },
+  "channels-in": { kind: "int", key: "arch.inChannels", help: "1 gray | 3 RGB [emoji 3, else 1]" },
   channels: { kind: "int", key: "arch.channels", help: "base channel count c [8]" },
   "channel-mult": { kind: "list", key: "arch.channelMult", help: "per-level multipliers [1,2,4]" },
   "res-blocks": { kind: "int", key: "arch.numResBlocks", help: "res blocks per level [1]" },
@@ -253,7 +258,10 @@ function withDecayHorizon(c: ClassifierTrainConfig): ClassifierTrainConfig {
   return c.lrSchedule !== "constant" && c.lrDecaySteps === 0 ? { ...c, lrDecaySteps: c.steps } : c;
 }
 
-/** A fresh run's configuration: `--data`, `--steps` and `--out` required, defaults for the rest. */
+/**
+ * A fresh run's configuration: `--data`, `--steps` and `--out` required, defaults for the rest
+ * (image size and channels per dataset as the diffusion trainer's).
+ */
 export function freshClassifierConfig(flags: ParsedClassifierFlags): ClassifierTrainConfig {
   for (const k of ["data", "steps", "out"]) {
     if (!flags.given.has(k)) throw new ConfigError(`--${k} is required (see --help)`);
@@ -261,6 +269,7 @@ export function freshClassifierConfig(flags: ParsedClassifierFlags): ClassifierT
   const raw = structuredClone(DEFAULTS) as Record<string, unknown>;
   const data = flags.given.get("data") as string;
   setPath(raw, "arch.imageSize", data === "mnist" || data === "fashion" ? 28 : 32);
+  setPath(raw, "arch.inChannels", defaultChannels(data));
   for (const [k, v] of flags.given) setPath(raw, k, v);
   return withDecayHorizon(validate(raw));
 }

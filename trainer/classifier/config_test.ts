@@ -18,6 +18,8 @@ Deno.test("freshClassifierConfig: defaults, the MNIST image size, the decay hori
   assert.deepEqual(c.arch.channelMult, [1, 2, 4]);
   assert.deepEqual(c.schedule, { kind: "linear", T: 1000 });
   assert.equal(c.lrDecaySteps, 100);
+  assert.equal(fresh("--data", "emoji").arch.inChannels, 3);
+  assert.equal(fresh("--data", "emoji").arch.imageSize, 32);
   assert.deepEqual(classifierConfigOf(fresh("--schedule", "cosine"), 10), {
     imageSize: 28,
     inChannels: 1,
