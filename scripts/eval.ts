@@ -23,11 +23,18 @@
  * digits scored against the same reference: compare rows of equal n only (a larger generated set
  * has smaller k-NN balls). At n = 1,000 the real row is every held-out digit.
  * CPU ms per sample = process CPU time (user + system, all threads) spent in `generate` / n.
+ *
+ * Emoji (a card whose `dataset` is "emoji"): the same metrics on 32×32 RGB (CHW) with the emoji
+ * category classifier (fixtures/classifier-emoji: its features for FID and precision/recall, its
+ * predictions for category accuracy), 100 reference images per category (fewer where a category
+ * has fewer), the real row from held-out emoji, and memorisation (scripts/memorisation.ts):
+ * nearest-training-image distance and the share of near copies, for the samples and for the real
+ * held-out row.
  */
 import { parseCli, runCli } from "./cli_args.ts";
 import process from "node:process";
 import { join, relative } from "node:path";
-import { loadDataset } from "../trainer/data/datasets.ts";
+import { type Dataset, loadDataset } from "../trainer/data/datasets.ts";
 import { DEFAULT_MODEL_CARD, loadModel } from "../edge/model.ts";
 import { createEngine, type Engine, samplesNullClass } from "../edge/engine.ts";
 import { generate } from "../edge/sampler.ts";
@@ -43,13 +50,8 @@ import {
   type SamplerName,
   SAMPLERS,
 } from "../shared/samplers/mod.ts";
-import {
-  type Classifier,
-  classify,
-  FEATURE_DIM,
-  loadClassifier,
-  NUM_CLASSES,
-} from "./classifier/model.ts";
+import { type Classifier, classifierDir, classify, loadClassifier } from "./classifier/model.ts";
+import { type MemorisationStats, memorisationStats, nearestTraining } from "./memorisation.ts";
 import {
   classStats,
   frechetDistance,
@@ -59,11 +61,11 @@ import {
   type ManifoldReference,
   manifoldReference,
   meanCov,
-  nearestNeighbour,
   softmax,
 } from "./metrics.ts";
 
-const SIZE = 28, PX = SIZE * SIZE;
+/** MNIST's image side (the default evaluation data). */
+const SIZE = 28;
 
 /** k of the k-NN manifolds (Kynkäänniemi et al. 2019's choice, and the issue's). */
 export const MANIFOLD_K = 3;
@@ -72,8 +74,20 @@ export const MANIFOLD_PER_CLASS = 100;
 
 /** What every evaluation compares against, loaded once. */
 export interface EvalContext {
+  /** "mnist" or "emoji": the data, classifier and image shape below. */
+  dataset: string;
+  size: number;
+  channels: number;
+  /** Values per image (size² × channels); images are CHW, as the edge's. */
+  px: number;
+  /** The classifier's classes (= the dataset's) and its feature width. */
+  labelNames: string[];
+  numClasses: number;
+  featureDim: number;
   classifier: Classifier;
-  /** Training-split pixels in [0, 1] (n × 784), the nearest-neighbour reference. */
+  /** Training-split images in [−1, 1] (n × px, CHW): the memorisation reference. */
+  trainImages: Float32Array;
+  /** Training-split pixels in [0, 1] (n × px), the nearest-neighbour reference. */
   trainPixels: Float32Array;
   trainCount: number;
   /** Classifier features of the training split: the FID reference. */
@@ -104,22 +118,53 @@ function pickRows(data: Float32Array, d: number, picked: number[]): Float32Array
 /** [−1, 1] images → [0, 1] pixels, clipped (what a PNG shows). */
 const toPixels = (images: Float32Array) => images.map((v) => Math.min(Math.max((v + 1) / 2, 0), 1));
 
-export async function loadEvalContext(): Promise<EvalContext> {
-  const classifier = await loadClassifier();
-  const { train, test } = await loadDataset("mnist");
-  if (!train.labels || !test.labels) throw new Error("MNIST without labels");
-  const feats = classify(classifier, train.images, train.count).features;
-  const trainStats = meanCov({ n: train.count, d: FEATURE_DIM, data: feats });
-  const trainPixels = train.images.map((v) => (v + 1) / 2);
-  const picked = spreadPerClass(train.labels, MANIFOLD_PER_CLASS);
+/** A dataset's images as CHW per image (the edge's layout; a no-op for one channel). */
+function chwImages(d: Dataset): Float32Array {
+  if (d.channels === 1) return d.images;
+  const hw = d.imageSize ** 2, px = hw * d.channels, out = new Float32Array(d.images.length);
+  for (let i = 0; i < d.count; i++) {
+    for (let p = 0; p < hw; p++) {
+      for (let c = 0; c < d.channels; c++) {
+        out[i * px + c * hw + p] = d.images[i * px + p * d.channels + c];
+      }
+    }
+  }
+  return out;
+}
+
+/** The evaluation data of a model card's `dataset`: emoji for emoji, else MNIST. */
+export const evalDataset = (cardDataset: string) => cardDataset === "emoji" ? "emoji" : "mnist";
+
+export async function loadEvalContext(dataset = "mnist"): Promise<EvalContext> {
+  const classifier = await loadClassifier(classifierDir(dataset));
+  const { train, test } = await loadDataset(dataset);
+  if (!train.labels || !test.labels || !train.labelNames) throw new Error(`${dataset}: no labels`);
+  const px = train.imageSize ** 2 * train.channels;
+  if (classifier.layers[0].nin !== px) throw new Error(`${dataset}: classifier input ≠ ${px}`);
+  const numClasses = train.labelNames.length;
+  const featureDim = classifier.layers[classifier.layers.length - 2].nout;
+  const trainImages = chwImages(train);
+  const feats = classify(classifier, trainImages, train.count).features;
+  const trainStats = meanCov({ n: train.count, d: featureDim, data: feats });
+  const trainPixels = trainImages.map((v) => (v + 1) / 2);
+  const picked = spreadPerClass(train.labels, MANIFOLD_PER_CLASS, numClasses);
   const labels = Int32Array.from(picked, (i) => train.labels![i]);
   const n = picked.length;
+  const PX = px, FEATURE_DIM = featureDim;
   return {
+    dataset,
+    size: train.imageSize,
+    channels: train.channels,
+    px,
+    labelNames: train.labelNames,
+    numClasses,
+    featureDim,
     classifier,
+    trainImages,
     trainPixels,
     trainCount: train.count,
     trainStats,
-    heldOut: { images: test.images, labels: test.labels, count: test.count },
+    heldOut: { images: chwImages(test), labels: test.labels, count: test.count },
     manifold: {
       pixels: manifoldReference(
         { n, d: PX, data: pickRows(trainPixels, PX, picked) },
@@ -151,11 +196,13 @@ export interface QualityMetrics {
   pixelManifold: ManifoldMetrics;
   /** The same in the classifier's 128-d feature space. */
   featureManifold: ManifoldMetrics;
+  /** Nearest-training-image distance and near copies (scripts/memorisation.ts). */
+  memorisation: MemorisationStats;
 }
 
 /**
- * Score n images (NCHW = NHWC for one channel, 28×28, values in [−1, 1]); `labels` are the
- * requested classes (digits) for conditional samples, or null.
+ * Score n images (CHW, the context's size and channels, values in [−1, 1]); `labels` are the
+ * requested classes for conditional samples, or null.
  */
 export function evaluateImages(
   ctx: EvalContext,
@@ -163,17 +210,23 @@ export function evaluateImages(
   n: number,
   labels: ArrayLike<number> | null,
 ): QualityMetrics {
-  if (images.length !== n * PX) throw new RangeError(`expected ${n} 28×28 images`);
+  const PX = ctx.px, FEATURE_DIM = ctx.featureDim, NUM_CLASSES = ctx.numClasses;
+  if (images.length !== n * PX) {
+    throw new RangeError(`expected ${n} ${ctx.size}×${ctx.size}×${ctx.channels} images`);
+  }
   const out = classify(ctx.classifier, images, n);
   const probs = softmax({ n, d: NUM_CLASSES, data: out.logits });
   const cs = classStats({ n, d: NUM_CLASSES, data: probs }, labels);
   const fid = frechetDistance(meanCov({ n, d: FEATURE_DIM, data: out.features }), ctx.trainStats);
   const pixels = toPixels(images);
-  const nn = nearestNeighbour({ n, d: PX, data: pixels }, {
-    n: ctx.trainCount,
-    d: PX,
-    data: ctx.trainPixels,
-  });
+  // One exact search serves both the L2 nearest neighbour ([0, 1] pixels) and memorisation.
+  const clipped = pixels.map((v) => v * 2 - 1);
+  const near = nearestTraining(clipped, n, ctx.trainImages, ctx.trainCount, PX);
+  const l2 = Float64Array.from(near.d1, (d) => d * Math.sqrt(PX)).sort();
+  const nn = {
+    mean: l2.reduce((a, b) => a + b, 0) / n,
+    median: n % 2 ? l2[(n - 1) / 2] : (l2[n / 2 - 1] + l2[n / 2]) / 2,
+  };
   return {
     n,
     fid,
@@ -190,6 +243,7 @@ export function evaluateImages(
       d: FEATURE_DIM,
       data: out.features,
     }),
+    memorisation: memorisationStats(near),
   };
 }
 
@@ -198,7 +252,8 @@ export function heldOutSubset(
   ctx: EvalContext,
   n: number,
 ): { images: Float32Array; labels: Int32Array } {
-  const byClass: number[][] = Array.from({ length: NUM_CLASSES }, () => []);
+  const PX = ctx.px;
+  const byClass: number[][] = Array.from({ length: ctx.numClasses }, () => []);
   ctx.heldOut.labels.forEach((c, i) => byClass[c].push(i));
   const order: number[] = [];
   for (let k = 0; order.length < ctx.heldOut.count; k++) {
@@ -261,15 +316,27 @@ export function digitLabels(engine: Engine): boolean {
   return labels !== null && labels.length === 10 && labels.every((l, i) => l === String(i));
 }
 
+/** Whether a card's classes are the evaluation classifier's (so accuracy can be scored). */
+export function classifierLabels(ctx: EvalContext, engine: Engine): boolean {
+  const labels = engine.model.card.labels;
+  return labels !== null && labels.length === ctx.numClasses &&
+    labels.every((l, i) => l === ctx.labelNames[i]);
+}
+
 /**
  * Draw n samples through the edge sampler in batches; conditional models get labels i mod
  * numClasses (balanced). Batch b uses seed + b.
  */
-export async function sampleImages(engine: Engine, r: SampleRequest): Promise<SampleResult> {
+export async function sampleImages(
+  engine: Engine,
+  r: SampleRequest,
+  ctx?: EvalContext,
+): Promise<SampleResult> {
   const card = engine.model.card;
-  if (card.image.size !== SIZE || card.image.channels !== 1) {
+  const size = ctx?.size ?? SIZE, channels = ctx?.channels ?? 1, PX = size * size * channels;
+  if (card.image.size !== size || card.image.channels !== channels) {
     throw new Error(
-      `the evaluation classifier takes 28×28 grayscale; model is ${card.image.size}² × ${card.image.channels}`,
+      `the evaluation classifier takes ${size}×${size}×${channels}; model is ${card.image.size}² × ${card.image.channels}`,
     );
   }
   const k = card.architecture.numClasses;
@@ -317,9 +384,15 @@ export interface EvalRow {
 }
 
 /** Write up to 100 images as a PNG grid (10 columns, so conditional columns show one digit). */
-export async function writeGrid(path: string, images: Float32Array, n: number): Promise<void> {
-  const k = Math.min(n, 100);
-  const g = tileImages(images.subarray(0, k * PX), k, 1, SIZE, 2, Math.min(10, k));
+export async function writeGrid(
+  path: string,
+  images: Float32Array,
+  n: number,
+  size = SIZE,
+  channels = 1,
+): Promise<void> {
+  const k = Math.min(n, 100), cols = Math.min(channels === 1 ? 10 : 9, k);
+  const g = tileImages(images.subarray(0, k * size * size * channels), k, channels, size, 2, cols);
   await Deno.writeFile(path, encodePng(g));
 }
 
@@ -330,10 +403,10 @@ export async function evalConfig(
   r: SampleRequest,
   gridPath: string | null,
 ): Promise<EvalRow> {
-  const s = await sampleImages(engine, r);
-  const labels = s.labels && digitLabels(engine) ? s.labels : null;
+  const s = await sampleImages(engine, r, ctx);
+  const labels = s.labels && classifierLabels(ctx, engine) ? s.labels : null;
   const metrics = evaluateImages(ctx, s.images, r.n, labels);
-  if (gridPath) await writeGrid(gridPath, s.images, r.n);
+  if (gridPath) await writeGrid(gridPath, s.images, r.n, ctx.size, ctx.channels);
   return {
     sampler: r.sampler ?? cardSampler(engine.model.card.sampling),
     steps: r.steps,
@@ -367,6 +440,14 @@ const qualityCells = (m: QualityMetrics) =>
 export function recallByClassLine(m: QualityMetrics): string {
   const r = m.pixelManifold.recallByClass;
   return r ? r.map((v, c) => `${c}: ${f(v)}`).join(", ") : "–";
+}
+
+/** Nearest-training distance and near copies, one line. */
+export function memorisationLine(m: QualityMetrics): string {
+  const s = m.memorisation;
+  return `median nearest-training RMS ${f(s.medianNearest)} (5th percentile ${
+    f(s.p5Nearest)
+  }), near copies ${(100 * s.nearCopyShare).toFixed(1)} % of ${s.n}`;
 }
 
 /** One markdown row; the grid link is relative to the working directory (the repo root). */
@@ -446,7 +527,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
   const model = await loadModel(a.model!);
   const card = model.card;
   const engine = await createEngine(model, { backend: "wasm", threads: Number(a.threads) });
-  const ctx = context ?? await loadEvalContext();
+  const ctx = context ?? await loadEvalContext(evalDataset(card.dataset));
   const conditional = card.architecture.numClasses > 0;
   const base = {
     seed: Number(a.seed),
@@ -512,6 +593,8 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
     rows.push(row);
     console.log(`recall per class (pixels): ${recallByClassLine(row.metrics)}`);
     console.log(`real held-out digits, same n: ${recallByClassLine(ceilings()[0])}`);
+    console.log(`memorisation: ${memorisationLine(row.metrics)}`);
+    console.log(`real held-out, same n: ${memorisationLine(ceilings()[0])}`);
   } else {
     const dir = a.grids ??
       join(new URL("../fixtures/models/mnist/grids/", import.meta.url).pathname);

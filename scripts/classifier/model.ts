@@ -1,6 +1,8 @@
 /**
  * The evaluation classifier: a dense MLP 784 → 256 → 128 → 10 (ReLU) on 28×28 grayscale digits,
- * trained once with tfjs (`train.ts`) on MNIST's training split. Its 128-d penultimate
+ * trained once with tfjs (`train.ts`) on MNIST's training split; for emoji (`--data emoji`),
+ * 3072 → 512 → 128 → 9 on 32×32 RGB (CHW, as the edge's images) by category, in
+ * fixtures/classifier-emoji/ (`classifierDir`). Its 128-d penultimate
  * activations are the features for the project's FID; its softmax gives confidence, coverage
  * and conditional accuracy. Inference here is plain JS matmuls (no tfjs, no backend start-up).
  *
@@ -11,6 +13,14 @@ import { join } from "node:path";
 import { z } from "zod";
 
 export const CLASSIFIER_DIR = new URL("../../fixtures/classifier/", import.meta.url).pathname;
+/** The emoji category classifier (32×32 RGB, CHW). */
+export const EMOJI_CLASSIFIER_DIR =
+  new URL("../../fixtures/classifier-emoji/", import.meta.url).pathname;
+
+/** The evaluation classifier of a model card's `dataset` (MNIST's for everything but emoji). */
+export function classifierDir(dataset: string): string {
+  return dataset === "emoji" ? EMOJI_CLASSIFIER_DIR : CLASSIFIER_DIR;
+}
 
 export const INPUT_SIZE = 28;
 /** Layer widths, input first. */
@@ -25,8 +35,11 @@ export const ClassifierCardSchema = z.object({
     kind: z.literal("mlp"),
     layers: z.array(z.number().int().positive()),
     activation: z.literal("relu"),
-    /** Pixels as fed to the network: [0, 1] (image in [−1, 1] mapped by (x + 1) / 2). */
-    input: z.literal("28x28 grayscale in [0,1], row-major"),
+    /**
+     * Pixels as fed to the network: [0, 1] (image in [−1, 1] mapped by (x + 1) / 2), e.g.
+     * "28x28 grayscale in [0,1], row-major" or "32x32 RGB in [0,1], CHW (planes R, G, B)".
+     */
+    input: z.string(),
     featureLayer: z.number().int().nonnegative(),
   }),
   weights: z.object({
@@ -45,6 +58,8 @@ export const ClassifierCardSchema = z.object({
     train: z.number().int().positive(),
     heldOut: z.number().int().positive(),
     split: z.string(),
+    /** Class names, index = class (absent on the MNIST card: the digits 0…9). */
+    labels: z.array(z.string()).optional(),
   }),
   heldOutAccuracy: z.number().min(0).max(1),
   training: z.record(z.string(), z.unknown()),
@@ -145,8 +160,9 @@ function denseForward(x: Float32Array, n: number, layer: Dense, relu: boolean): 
 }
 
 /**
- * Classify n images given as floats in [−1, 1] (NCHW or NHWC: identical for one channel,
- * 28×28). Values outside [−1, 1] are clamped, as an 8-bit image would be.
+ * Classify n images given as floats in [−1, 1] in the card's input layout (NCHW for RGB; for
+ * one channel NCHW and NHWC are the same). Values outside [−1, 1] are clamped, as an 8-bit image
+ * would be.
  */
 export function classify(c: Classifier, images: ArrayLike<number>, n: number): ClassifierOutput {
   const px = c.layers[0].nin;

