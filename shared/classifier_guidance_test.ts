@@ -141,7 +141,7 @@ Deno.test("classifier guidance is the same for an ε-, v- and x0-predicting mode
 });
 
 Deno.test("classifier guidance at the step's mean (ancestral steps): class y, g at μ and the next timestep", async () => {
-  for (const sampler of ["ddpm", "ddim", "analytic"] as const) {
+  for (const sampler of ["ddpm", "ddim", "analytic", "dpm++2m-sde"] as const) {
     for (const y of [0, 1]) {
       const o = { n: 24, size: 16, steps: 25, seed: 7, sampler, eta: 1, analytic: gamma };
       const classifier = { scale: 1, grad: exactGrad(base, y), at: "mean" as const };

@@ -67,12 +67,15 @@ export type MultistepUpdate = (
  * The DPM-Solver++ plan scaffolding shared by the 2M solvers: x̂₀ through shared/prediction.ts,
  * the history (previous x̂₀ and λ-step) in the per-request state, and the last call returning
  * x̂₀ itself (σ = 0 ends the chain: first order, as diffusers' lower_order_final).
+ * `noiseVariance(c, i)`: the variance of the noise a stochastic step from i adds, which makes its
+ * steps ancestral (x' = μ + σ·z) for classifier guidance's mean shift.
  */
 export function multistepPlan(
   base: Schedule,
   s: SamplerSettings,
   stochastic: boolean,
   update: MultistepUpdate,
+  noiseVariance?: (c: LogSnrChain, i: number) => number,
 ): Plan {
   const c = logSnrChain(base, s);
   const S = c.chain.T;
@@ -83,6 +86,9 @@ export function multistepPlan(
     init: multistepState,
     denoised: (state) => (state as MultistepState).x0,
     history: true,
+    ...(noiseVariance
+      ? { ancestralVariance: (k: number) => (k < S - 1 ? noiseVariance(c, S - 1 - k) : 0) }
+      : {}),
     step(state, x, out, k, noise) {
       const st = state as MultistepState;
       const i = S - 1 - k;

@@ -28,5 +28,5 @@ export const dpmpp2mSde: Sampler = {
         const d = x0[j] + half * (x0[j] - prevX0[j]);
         x[j] = keep * x[j] + gain * d + z * noise![j];
       }
-    }),
+    }, (c, i) => c.sigma[i - 1] ** 2 * -Math.expm1(-2 * (c.lambda[i - 1] - c.lambda[i]))),
 };
