@@ -170,11 +170,13 @@ export async function loadEvalContext(dataset = "mnist"): Promise<EvalContext> {
         { n, d: PX, data: pickRows(trainPixels, PX, picked) },
         MANIFOLD_K,
         labels,
+        numClasses,
       ),
       features: manifoldReference(
         { n, d: FEATURE_DIM, data: pickRows(feats, FEATURE_DIM, picked) },
         MANIFOLD_K,
         labels,
+        numClasses,
       ),
     },
   };

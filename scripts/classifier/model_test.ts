@@ -1,9 +1,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadDataset, subset } from "../../trainer/data/datasets.ts";
+import { EMOJI_CATEGORIES, loadEmoji } from "../../trainer/data/emoji.ts";
 import {
   CLASSIFIER_DIR,
+  classifierDir,
   classify,
+  EMOJI_CLASSIFIER_DIR,
   FEATURE_DIM,
   LAYERS,
   loadClassifier,
@@ -68,4 +71,38 @@ Deno.test("classify: clamps inputs to [−1, 1] and rejects wrong sizes", async 
   const a = classify(c, x, 2), b = classify(c, y, 2);
   assert.deepEqual(a.logits, b.logits);
   assert.throws(() => classify(c, x, 3), RangeError);
+});
+
+Deno.test("committed emoji classifier: the 9 categories, CHW RGB, and it names the committed sample's emoji", async () => {
+  const c = await loadClassifier(EMOJI_CLASSIFIER_DIR);
+  assert.equal(c.card.architecture.layers[0], 32 * 32 * 3);
+  assert.deepEqual(c.card.data.labels, EMOJI_CATEGORIES);
+  assert.equal(classifierDir("emoji"), EMOJI_CLASSIFIER_DIR);
+  assert.equal(classifierDir("mnist"), CLASSIFIER_DIR);
+  // The committed emoji sample (no download): its images through the trainer's loader, as CHW.
+  const { train, test } = await loadEmoji({
+    packages: new URL("../../fixtures/emoji-sample", import.meta.url).pathname,
+  });
+  const hw = 32 * 32, n = train.count + test.count, chw = new Float32Array(n * 3 * hw);
+  const all = [train, test];
+  let i = 0;
+  for (const d of all) {
+    for (let k = 0; k < d.count; k++, i++) {
+      for (let p = 0; p < hw; p++) {
+        for (let ch = 0; ch < 3; ch++) {
+          chw[i * 3 * hw + ch * hw + p] = d.images[(k * hw + p) * 3 + ch];
+        }
+      }
+    }
+  }
+  const labels = [...train.labels!, ...test.labels!];
+  const out = classify(c, chw, n);
+  let correct = 0;
+  for (let j = 0; j < n; j++) {
+    const row = Array.from(out.logits.subarray(j * 9, (j + 1) * 9));
+    if (row.indexOf(Math.max(...row)) === labels[j]) correct++;
+  }
+  console.log(`emoji classifier on the committed sample: ${correct}/${n}`);
+  assert.ok(correct / n >= 0.8, `${correct}/${n}`);
+  assert.ok(c.card.heldOutAccuracy >= 0.8);
 });
