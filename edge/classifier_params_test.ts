@@ -76,6 +76,24 @@ Deno.test("classifier_scale: parsed with the card's defaults; 0 or absent change
   assert.equal(JSON.stringify(canonical(absent.params)).includes("classifier"), false);
 });
 
+Deno.test("the card's classifier.steps is the default chain of a request with classifier_scale > 0", () => {
+  const card: ModelCard = { ...withClassifier, classifier: { ...classifier, steps: 25 } };
+  const steps = (s: string) => {
+    const r = parseQuery(q(s), card);
+    assert.ok(r.ok, s);
+    return r.params.steps;
+  };
+  assert.equal(steps("guidance=0&label=3&classifier_scale=2"), 25);
+  assert.equal(steps("guidance=0&label=3&classifier_scale=2&steps=7"), 7);
+  assert.equal(steps("guidance=0&label=3&classifier_scale=0"), shipped.sampling.nullClassSteps);
+  assert.equal(steps("guidance=0&label=3"), shipped.sampling.nullClassSteps);
+  assert.equal(steps("label=3"), shipped.sampling.steps);
+  assert.equal(steps("label=3&classifier_scale=1"), 25);
+  // Without it, a guided request keeps the chain it would have had.
+  const r = parseQuery(q("guidance=0&label=3&classifier_scale=2"), withClassifier);
+  assert.ok(r.ok && r.params.steps === shipped.sampling.nullClassSteps);
+});
+
 Deno.test("an unconditional card with a classifier: label names the classifier's class, with classifier_scale only", () => {
   const r = parseQuery(q("seed=1&label=7&classifier_scale=3"), unconditional);
   assert.ok(r.ok);

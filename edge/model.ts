@@ -126,6 +126,9 @@ export function parseCard(json: unknown, file: string): ModelCard {
     fail("classifier.labels must be the card's labels (a label names one class for both)");
   }
   if (cl && cl.file === card.onnx.file) fail("classifier.file must not be the UNet's file");
+  if (cl?.steps !== undefined && cl.steps > T) {
+    fail(`classifier.steps ${cl.steps} exceeds schedule.T ${T}`);
+  }
   return card;
 }
 

@@ -119,7 +119,11 @@ export function openapi(card: ModelCard, limits: ApiLimits) {
             ? "; with guidance=0 it steers the null class"
             : " (on this unconditional model, a class of its classifier: " +
               `${card.classifier.labels.join(", ")})`) +
-          `; recommended ${card.classifier.scale}; 0 or absent: none`,
+          `; recommended ${card.classifier.scale}` +
+          (card.classifier.steps !== undefined
+            ? `, with steps ${card.classifier.steps} by default`
+            : "") +
+          "; 0 or absent: none",
         { type: "number", minimum: 0, maximum: MAX_CLASSIFIER_SCALE, default: 0 },
       )]
       : []),

@@ -183,7 +183,13 @@ export function parseQuery(
     classifierScale: q.classifier_scale ?? 0,
     format: q.format ?? "png",
   };
-  if (q.steps === undefined) params.steps = defaultSteps(card, labelsUsed(params, card) === null);
+  if (q.steps === undefined) {
+    params.steps = defaultSteps(
+      card,
+      labelsUsed(params, card) === null,
+      params.classifierScale > 0,
+    );
+  }
   const p = workPasses(params, sampledLabels(params, card), card);
   const calls = params.steps * def.callsPerStep;
   const work = params.n * calls * p;
@@ -271,10 +277,16 @@ export function labelsUsed(p: GenerateParams, card: ModelCard): number[] | null 
 }
 
 /**
- * The steps of a request that names none: the card's `sampling.nullClassSteps` where the request
- * samples the null class (`labelsUsed` is null), else (and for a card without them) its `steps`.
+ * The steps of a request that names none: the card's `classifier.steps` where it steers with the
+ * classifier and the card has them; else its `sampling.nullClassSteps` where the request samples
+ * the null class (`labelsUsed` is null); else (and for a card without them) its `steps`.
  */
-export function defaultSteps(card: ModelCard, nullClass: boolean): number {
+export function defaultSteps(
+  card: ModelCard,
+  nullClass: boolean,
+  classifierGuided = false,
+): number {
+  if (classifierGuided && card.classifier?.steps !== undefined) return card.classifier.steps;
   return nullClass ? card.sampling.nullClassSteps ?? card.sampling.steps : card.sampling.steps;
 }
 

@@ -7,11 +7,12 @@
  *
  *   deno task eval:classifier-guidance [--model fixtures/models/mnist/model.json]
  *     [--scales 0,1,2,4,8] [--steps S] [--sampler S] [--n 640] [--seed 0] [--batch 50]
- *     [--labelled-steps 5] [--labelled-guidance G] [--at input|mean] [--grids <dir>]
+ *     [--labelled 5,16,9:2] [--at input|mean] [--grids <dir>]
  *
- * `--steps` (default: the card's null-class steps) and `--sampler` apply to the guided rows;
- * scale 0 is the unguided null class. The labelled rows use the card's sampler and
- * `--labelled-guidance` (default: the card's). Each row also reports the lowest per-digit
+ * `--steps` (default: the card's, as a request gets them: `classifier.steps` with a scale > 0,
+ * else the null class's) and `--sampler` apply to the guided rows;
+ * scale 0 is the unguided null class. `--labelled` lists labelled rows as steps or
+ * steps:guidance (classifier-free; default the card's), on the card's sampler. Each row also reports the lowest per-digit
  * accuracy (the label spread). CPU counts the UNet and the classifier. `--at mean`: ancestral
  * steps take the gradient at their mean instead of x_t (shared/sample.ts ClassifierGuidance).
  */
@@ -127,10 +128,9 @@ const CLI: CliInfo = {
   help: {
     model: "a model card with a classifier (default: the shipped MNIST model)",
     scales: "classifier_scale values for the null class (0: unguided)",
-    steps: "steps of the guided rows (default: the card's null-class steps)",
+    steps: "steps of the guided rows (default: the card's for such a request)",
     sampler: "sampler of the guided rows (default: the card's)",
-    "labelled-steps": "steps of the labelled rows, one row each (empty: none)",
-    "labelled-guidance": "classifier-free guidance of the labelled rows (default: the card's)",
+    labelled: "labelled rows, steps or steps:guidance each (empty: none; default the card's)",
     grids: "write each row's first 100 samples as a PNG grid into this directory",
     at: "where ancestral steps take the gradient: input (x_t) or mean",
   },
@@ -149,8 +149,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<strin
       n: { type: "string", default: "640" },
       seed: { type: "string", default: "0" },
       batch: { type: "string", default: "50" },
-      "labelled-steps": { type: "string" },
-      "labelled-guidance": { type: "string" },
+      labelled: { type: "string" },
       grids: { type: "string" },
       at: { type: "string", default: "input" },
     },
@@ -185,11 +184,13 @@ export async function main(argv: string[], context?: EvalContext): Promise<strin
     lines.push(line);
     console.log(line);
   };
-  const steps = Number(a.steps ?? (sampler ? card.sampling.steps : defaultSteps(card, true)));
+  // The card's default steps for each row (a request with classifier_scale: classifier.steps).
+  const stepsOf = (s: number) =>
+    Number(a.steps ?? (sampler ? card.sampling.steps : defaultSteps(card, true, s > 0)));
   for (const s of scales) {
     const r = await evalGuided(ctx, engine, {
       ...common,
-      steps,
+      steps: stepsOf(s),
       sampler,
       guidance: 0,
       classifierScale: s,
@@ -197,8 +198,13 @@ export async function main(argv: string[], context?: EvalContext): Promise<strin
     }, gridOf(`null-s${s}`));
     emit(s === 0 ? "null class, unguided" : `null class, classifier_scale ${s}`, r);
   }
-  const g = Number(a["labelled-guidance"] ?? card.sampling.guidance);
-  for (const st of list(a["labelled-steps"] ?? String(card.sampling.steps))) {
+  for (const entry of (a.labelled ?? String(card.sampling.steps)).split(",")) {
+    if (entry.trim() === "") continue;
+    const [st, g] = [
+      Number(entry.split(":")[0]),
+      Number(entry.split(":")[1] ?? card.sampling.guidance),
+    ];
+    if (!(st >= 1) || !(g >= 0)) throw usageError(CLI, `--labelled: bad entry "${entry}"`);
     const r = await evalGuided(ctx, engine, {
       ...common,
       steps: st,

@@ -147,6 +147,11 @@ export const ClassifierSchema = z.object({
   labels: z.array(z.string()).min(2),
   /** The recommended `classifier_scale`. */
   scale: z.number().min(0),
+  /**
+   * The steps a request with `classifier_scale` > 0 gets when it names none (optional; absent =
+   * the request's usual default): guidance that acts at every step may need a longer chain.
+   */
+  steps: z.number().int().positive().optional(),
   /** How it was trained (free-form: data, steps, accuracy against t, the command). */
   training: z.record(z.string(), z.unknown()).optional(),
 });
