@@ -3,6 +3,7 @@
  * onnxruntime-web), scored with the committed MNIST classifier (scripts/classifier/):
  *
  *   deno task eval --model fixtures/models/mnist/model.json [--sampler S] [--steps 14] [--eta 1]
+ *     [--pairs closest.png: the 8 samples nearest to a training image, beside it]
  *     [--guidance 2] [--n 500] [--batch 50] [--seed 0] [--threads 1] [--grid out.png] [--json f]
  *   deno task eval --sweep [--sweep-sampler ddpm,analytic,dpm++2m,...]
  *     [--sweep-steps 5,10,14,20,50,100,1000] [--sweep-eta 0,1]
@@ -398,17 +399,37 @@ export async function writeGrid(
   await Deno.writeFile(path, encodePng(g));
 }
 
-/** Sample one configuration, score it, optionally write its grid. */
+/**
+ * The closest samples beside their nearest training images (memorisation's `closest` pairs):
+ * one row per pair, sample left, training image right.
+ */
+export async function writePairs(
+  path: string,
+  ctx: EvalContext,
+  images: Float32Array,
+  closest: MemorisationStats["closest"],
+): Promise<void> {
+  const PX = ctx.px, k = closest.length, pairs = new Float32Array(2 * k * PX);
+  closest.forEach(([q, t], i) => {
+    pairs.set(images.subarray(q * PX, (q + 1) * PX), 2 * i * PX);
+    pairs.set(ctx.trainImages.subarray(t * PX, (t + 1) * PX), (2 * i + 1) * PX);
+  });
+  await Deno.writeFile(path, encodePng(tileImages(pairs, 2 * k, ctx.channels, ctx.size, 2, 2)));
+}
+
+/** Sample one configuration, score it, optionally write its grid and its closest pairs. */
 export async function evalConfig(
   ctx: EvalContext,
   engine: Engine,
   r: SampleRequest,
   gridPath: string | null,
+  pairsPath: string | null = null,
 ): Promise<EvalRow> {
   const s = await sampleImages(engine, r, ctx);
   const labels = s.labels && classifierLabels(ctx, engine) ? s.labels : null;
   const metrics = evaluateImages(ctx, s.images, r.n, labels);
   if (gridPath) await writeGrid(gridPath, s.images, r.n, ctx.size, ctx.channels);
+  if (pairsPath) await writePairs(pairsPath, ctx, s.images, metrics.memorisation.closest);
   return {
     sampler: r.sampler ?? cardSampler(engine.model.card.sampling),
     steps: r.steps,
@@ -506,6 +527,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
       seed: { type: "string", default: "0" },
       threads: { type: "string", default: "1" },
       grid: { type: "string" },
+      pairs: { type: "string" },
       json: { type: "string" },
       sweep: { type: "boolean", default: false },
       "sweep-sampler": { type: "string" },
@@ -591,7 +613,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<void>
       eta: Number(a.eta ?? card.sampling.eta),
       guidance,
     };
-    const row = await evalConfig(ctx, engine, r, a.grid ?? null);
+    const row = await evalConfig(ctx, engine, r, a.grid ?? null, a.pairs ?? null);
     rows.push(row);
     console.log(`recall per class (pixels): ${recallByClassLine(row.metrics)}`);
     console.log(`real held-out digits, same n: ${recallByClassLine(ceilings()[0])}`);

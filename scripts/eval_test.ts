@@ -17,6 +17,7 @@ import {
   realCeiling,
   sampleImages,
   spreadPerClass,
+  writePairs,
 } from "./eval.ts";
 
 const ctx = await loadEvalContext();
@@ -264,4 +265,25 @@ Deno.test("eval --variance large samples with σ² = β: named rows and grids, o
     sweep({ ...flags, variance: "huge" }),
     /variance must be one of small, large, got "huge"/,
   );
+});
+
+Deno.test("memorisation in eval: training digits are their own near copies; writePairs shows them", async () => {
+  const picked = [3, 400, 5000, 7000, 8999];
+  const images = new Float32Array(picked.length * 784);
+  picked.forEach((i, j) => images.set(ctx.trainImages.subarray(i * 784, (i + 1) * 784), j * 784));
+  const m = evaluateImages(ctx, images, picked.length, null);
+  assert.equal(m.memorisation.nearCopyShare, 1);
+  assert.ok(m.memorisation.closest.every(([q, t]) => t === picked[q]));
+  assert.ok(m.memorisation.medianNearest < 1e-6);
+  // Held-out digits are not copies of training digits.
+  const real = realCeiling(ctx, 200).memorisation;
+  assert.ok(real.nearCopyShare < 0.05, `${real.nearCopyShare}`);
+  const dir = await Deno.makeTempDir();
+  try {
+    await writePairs(join(dir, "pairs.png"), ctx, images, m.memorisation.closest);
+    const png = decode(await Deno.readFile(join(dir, "pairs.png")));
+    assert.deepEqual([png.width, png.height], [2 * 56 + 2, 5 * 56 + 8]); // 2× scale, 2 px gaps
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
