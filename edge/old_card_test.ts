@@ -8,7 +8,9 @@
  * written before cards carried their own chain; fixtures/models/mnist-v2-2026-12-01/), and v2
  * guidance-distilled (the default of session 6, fixtures/models/mnist-v2-guided-2026-12-01/), and
  * its null-class autoguided successor (the default of session 7, written before cards carried
- * `sampling.nullClassSteps`; fixtures/models/mnist-autoguided-2026-12-01/).
+ * `sampling.nullClassSteps`; fixtures/models/mnist-autoguided-2026-12-01/), and the session-8
+ * default (before the default card carried its own chain, issue 26;
+ * fixtures/models/mnist-2026-12-07/).
  */
 import assert from "node:assert/strict";
 import { createApp } from "./app.ts";
@@ -155,4 +157,28 @@ Deno.test("the autoguided card (training.autoguide, no nullClassSteps) draws the
     await sha256Hex(new Uint8Array(await r.arrayBuffer())),
     GOLDEN_AUTOGUIDED["seed=5&guidance=0&n=2"],
   );
+});
+
+const CARD_2026_12_07 = new URL("../fixtures/models/mnist-2026-12-07/model.json", import.meta.url);
+
+/**
+ * Taken with the server of commit 0fbd052, where this card (without the classifier field added
+ * later) was the shipped default: the session-8 default, dpm++2m-sde on power spacing, 12
+ * null-class steps, no chain of its own (issue 26 gave the default one).
+ */
+const GOLDEN_2026_12_07: Record<string, string> = {
+  "seed=42": "4a202fd489866ce8c0e271a4ce40739623ac415708dc64472a062505cf76454a",
+  "seed=7&label=3&n=4": "b6af5d11efa81801367d2685e1ff58f98cfe6c800ed401dba15a0a364bad782b",
+  "seed=5&guidance=0&n=2": "eee378ca1003bfc825e0f2407c815296a15f06b9e39dff77c8a659a928632a6c",
+  "seed=1&sampler=ddim&eta=0&steps=5":
+    "54648dc48f834eab0ad11d4e0cd190db7dd6d8cf3ffdc646c4e59393387fd878",
+  "seed=3&steps=8&n=2": "a7f0b702230618bf2d8a3e9558a1df6d1787c5056216ee3980f0561506cc10d7",
+};
+
+Deno.test("the session-8 default card (nullClassSteps, no chain of its own) draws the same PNGs as before", async () => {
+  const model = await loadModel(CARD_2026_12_07);
+  assert.equal(model.card.sampling.sampler, "dpm++2m-sde");
+  assert.equal(model.card.sampling.nullClassSteps, 12);
+  assert.equal(model.card.sampling.timesteps, undefined);
+  await appMatchingGoldens(model, GOLDEN_2026_12_07);
 });
