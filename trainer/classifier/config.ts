@@ -6,12 +6,20 @@
  * the noise schedule, the data or the seed must match it). Every problem is a ConfigError whose
  * one-line message names the flag.
  */
-import { parseArgs } from "node:util";
 import { z } from "zod";
-import { ConfigError } from "../training/config.ts";
+import {
+  ConfigError,
+  flagHelpLines,
+  type FlagTable,
+  freshRaw,
+  issueLines,
+  type ParsedFlags,
+  parseFlagTable,
+  resumedRaw,
+  withDecayHorizon,
+} from "../training/flags.ts";
 import { BACKENDS } from "../backends/choice.ts";
 import { LR_SCHEDULES } from "../training/lr_schedule.ts";
-import { defaultChannels } from "../data/datasets.ts";
 import { type ClassifierConfig, classifierConfigProblems, ClassifierConfigSchema } from "./net.ts";
 
 export { ConfigError };
@@ -66,16 +74,7 @@ export const ClassifierTrainConfigSchema = z.object({
 });
 export type ClassifierTrainConfig = z.infer<typeof ClassifierTrainConfigSchema>;
 
-type Kind = "int" | "float" | "string" | "list";
-interface FlagSpec {
-  kind: Kind;
-  key: string;
-  help: string;
-  /** May differ from the checkpoint on --resume. */
-  resumable?: boolean;
-}
-
-export const CLASSIFIER_FLAGS: Record<string, FlagSpec> = {
+export const CLASSIFIER_FLAGS: FlagTable = {
   data: {
     kind: "string",
     key: "data",
@@ -185,77 +184,18 @@ const DEFAULTS = {
   logEvery: 50,
 };
 
-export interface ParsedClassifierFlags {
-  /** Explicitly given flags, converted (by config key). */
-  given: Map<string, unknown>;
-  resume: boolean;
-  help: boolean;
-}
-
-function convert(flag: string, kind: Kind, raw: string): unknown {
-  if (kind === "string") return raw;
-  if (kind === "list") {
-    const parts = raw.split(",").map((p) => Number(p.trim()));
-    if (parts.some((p) => !Number.isInteger(p))) {
-      throw new ConfigError(
-        `--${flag}: expected comma-separated integers like 1,2,4, got "${raw}"`,
-      );
-    }
-    return parts;
-  }
-  const n = Number(raw);
-  if (raw.trim() === "" || !Number.isFinite(n) || (kind === "int" && !Number.isInteger(n))) {
-    throw new ConfigError(
-      `--${flag}: expected ${kind === "int" ? "an integer" : "a number"}, got "${raw}"`,
-    );
-  }
-  return n;
-}
+export type ParsedClassifierFlags = ParsedFlags;
 
 /** Parse argv (strict). Throws ConfigError for unknown flags or malformed values. */
 export function parseClassifierFlags(argv: string[]): ParsedClassifierFlags {
-  const options: Record<string, { type: "string" | "boolean" }> = {
-    resume: { type: "boolean" },
-    help: { type: "boolean" },
-  };
-  for (const name of Object.keys(CLASSIFIER_FLAGS)) options[name] = { type: "string" };
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
-  } catch (e) {
-    throw new ConfigError(`${(e as Error).message.split("\n")[0]} (see --help)`);
-  }
-  const given = new Map<string, unknown>();
-  for (const [name, f] of Object.entries(CLASSIFIER_FLAGS)) {
-    const v = values[name];
-    if (typeof v === "string") given.set(f.key, convert(name, f.kind, v));
-  }
-  return { given, resume: values.resume === true, help: values.help === true };
+  return parseFlagTable(argv, CLASSIFIER_FLAGS, { listExample: "1,2,4", firstLineOnly: true });
 }
 
-function setPath(obj: Record<string, unknown>, key: string, value: unknown) {
-  const parts = key.split(".");
-  let o = obj;
-  for (const p of parts.slice(0, -1)) o = o[p] as Record<string, unknown>;
-  o[parts[parts.length - 1]] = value;
-}
-
-function getPath(obj: unknown, key: string): unknown {
-  return key.split(".").reduce((o, p) => (o as Record<string, unknown>)?.[p], obj);
-}
-
-const flagOf = (key: string) =>
-  Object.entries(CLASSIFIER_FLAGS).find(([, f]) => f.key === key)?.[0] ?? key;
-
+/** The configuration if valid, else a ConfigError naming the first problem's flag. */
 function validate(raw: unknown): ClassifierTrainConfig {
   const r = ClassifierTrainConfigSchema.safeParse(raw);
   if (r.success) return r.data;
-  const i = r.error.issues[0];
-  throw new ConfigError(`--${flagOf(i.path.join("."))}: ${i.message}`);
-}
-
-function withDecayHorizon(c: ClassifierTrainConfig): ClassifierTrainConfig {
-  return c.lrSchedule !== "constant" && c.lrDecaySteps === 0 ? { ...c, lrDecaySteps: c.steps } : c;
+  throw new ConfigError(issueLines(CLASSIFIER_FLAGS, r.error.issues)[0]);
 }
 
 /**
@@ -263,15 +203,7 @@ function withDecayHorizon(c: ClassifierTrainConfig): ClassifierTrainConfig {
  * (image size and channels per dataset as the diffusion trainer's).
  */
 export function freshClassifierConfig(flags: ParsedClassifierFlags): ClassifierTrainConfig {
-  for (const k of ["data", "steps", "out"]) {
-    if (!flags.given.has(k)) throw new ConfigError(`--${k} is required (see --help)`);
-  }
-  const raw = structuredClone(DEFAULTS) as Record<string, unknown>;
-  const data = flags.given.get("data") as string;
-  setPath(raw, "arch.imageSize", data === "mnist" || data === "fashion" ? 28 : 32);
-  setPath(raw, "arch.inChannels", defaultChannels(data));
-  for (const [k, v] of flags.given) setPath(raw, k, v);
-  return withDecayHorizon(validate(raw));
+  return withDecayHorizon(validate(freshRaw(DEFAULTS, flags)));
 }
 
 /** A resumed run's configuration: the checkpoint's, with the resumable flags applied. */
@@ -279,15 +211,7 @@ export function resumedClassifierConfig(
   flags: ParsedClassifierFlags,
   stored: ClassifierTrainConfig,
 ): ClassifierTrainConfig {
-  const raw = structuredClone(stored) as unknown as Record<string, unknown>;
-  const conflicts: string[] = [];
-  for (const [k, v] of flags.given) {
-    const flag = flagOf(k);
-    if (CLASSIFIER_FLAGS[flag]?.resumable) setPath(raw, k, v);
-    else if (JSON.stringify(getPath(stored, k)) !== JSON.stringify(v)) {
-      conflicts.push(`--${flag} ${v} conflicts with the checkpoint (${getPath(stored, k)})`);
-    }
-  }
+  const { raw, conflicts } = resumedRaw(CLASSIFIER_FLAGS, flags, stored);
   if (conflicts.length > 0) {
     throw new ConfigError(
       `${conflicts.join("; ")}: a resumed run keeps its model, schedule, data and seed`,
@@ -302,18 +226,10 @@ export function classifierConfigOf(c: ClassifierTrainConfig, numClasses: number)
 }
 
 export function classifierHelpText(): string {
-  const lines = [
+  return [
     "deno task train-classifier --data mnist|fashion|<folder> --steps N --out <run dir> [options]",
     "deno task export-classifier --run <run dir> --card <model.json> [--quant int8|fp16|fp32] [--scale S]",
     "",
-  ];
-  const usage = Object.entries(CLASSIFIER_FLAGS).map(([name, f]) => [
-    `--${name} <${f.kind === "list" ? "a,b,c" : f.kind}>`,
-    f.help,
-  ]);
-  const width = Math.max(...usage.map(([u]) => u.length + 1));
-  lines.push(`  ${"--resume".padEnd(width)}continue <run dir>/checkpoint up to --steps`);
-  lines.push(`  ${"--help".padEnd(width)}this text`);
-  for (const [u, help] of usage) lines.push(`  ${u.padEnd(width)}${help}`);
-  return lines.join("\n");
+    ...flagHelpLines(CLASSIFIER_FLAGS),
+  ].join("\n");
 }

@@ -7,18 +7,25 @@
  * the noise schedule or the data of a resumed run. Every problem is a ConfigError whose message
  * names the flag.
  */
-import { parseArgs } from "node:util";
 import { z } from "zod";
 import { GUIDE_NULL_TARGETS, UNetConfigSchema } from "../../shared/model_card.ts";
 import type { UNetConfig } from "../../shared/model_card.ts";
 import { PREDICTIONS } from "../../shared/prediction.ts";
 import { LR_SCHEDULES } from "./lr_schedule.ts";
 import { BACKENDS } from "../backends/choice.ts";
-import { defaultChannels } from "../data/datasets.ts";
+import {
+  ConfigError,
+  flagHelpLines,
+  type FlagTable,
+  freshRaw,
+  issueLines,
+  type ParsedFlags,
+  parseFlagTable,
+  resumedRaw,
+  withDecayHorizon,
+} from "./flags.ts";
 
-export class ConfigError extends Error {
-  override name = "ConfigError";
-}
+export { ConfigError, type ParsedFlags };
 
 /** Architecture of the UNet apart from numClasses (which comes from the data's labels). */
 export const ArchSchema = UNetConfigSchema.omit({ numClasses: true }).extend({
@@ -153,18 +160,8 @@ export function runInUse(path: string | undefined): path is string {
   return path !== undefined && path !== "" && path !== "none";
 }
 
-type Kind = "int" | "float" | "string" | "bool" | "list";
-interface FlagSpec {
-  kind: Kind;
-  help: string;
-  /** Where the value goes in TrainConfig (dotted). */
-  key: string;
-  /** May differ from the checkpoint on --resume. */
-  resumable?: boolean;
-}
-
 /** Every flag, its config key and whether a resumed run may change it. */
-export const FLAGS: Record<string, FlagSpec> = {
+export const FLAGS: FlagTable = {
   data: {
     kind: "string",
     key: "data",
@@ -373,84 +370,15 @@ const DEFAULTS = {
   logEvery: 10,
 };
 
-export interface ParsedFlags {
-  /** Explicitly given flags, converted (by config key). */
-  given: Map<string, unknown>;
-  resume: boolean;
-  help: boolean;
-}
-
-function convert(flag: string, kind: Kind, raw: string | boolean): unknown {
-  if (kind === "bool") return raw;
-  const s = String(raw);
-  if (kind === "string") return s;
-  if (kind === "list") {
-    const parts = s.split(",").map((p) => Number(p.trim()));
-    if (parts.length === 0 || parts.some((p) => !Number.isInteger(p))) {
-      throw new ConfigError(`--${flag}: expected comma-separated integers like 1,2,2, got "${s}"`);
-    }
-    return parts;
-  }
-  const n = Number(s);
-  if (s.trim() === "" || !Number.isFinite(n) || (kind === "int" && !Number.isInteger(n))) {
-    throw new ConfigError(
-      `--${flag}: expected ${kind === "int" ? "an integer" : "a number"}, got "${s}"`,
-    );
-  }
-  return n;
-}
-
 /** Parse argv (strict). Throws ConfigError for unknown flags or malformed values. */
 export function parseFlags(argv: string[]): ParsedFlags {
-  const options: Record<string, { type: "string" | "boolean" }> = {
-    resume: { type: "boolean" },
-    help: { type: "boolean" },
-  };
-  for (const [name, f] of Object.entries(FLAGS)) {
-    options[name] = { type: f.kind === "bool" ? "boolean" : "string" };
-  }
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options,
-      strict: true,
-      allowPositionals: false,
-      allowNegative: true,
-    }));
-  } catch (e) {
-    throw new ConfigError(`${(e as Error).message} (see --help)`);
-  }
-  const given = new Map<string, unknown>();
-  for (const [name, f] of Object.entries(FLAGS)) {
-    const v = values[name];
-    if (v !== undefined) given.set(f.key, convert(name, f.kind, v));
-  }
-  return { given, resume: values.resume === true, help: values.help === true };
+  return parseFlagTable(argv, FLAGS, { listExample: "1,2,2" });
 }
-
-function setPath(obj: Record<string, unknown>, key: string, value: unknown) {
-  const parts = key.split(".");
-  let o = obj;
-  for (const p of parts.slice(0, -1)) o = o[p] as Record<string, unknown>;
-  o[parts[parts.length - 1]] = value;
-}
-
-function getPath(obj: unknown, key: string): unknown {
-  return key.split(".").reduce((o, p) => (o as Record<string, unknown>)?.[p], obj);
-}
-
-const flagOf = (key: string) => Object.entries(FLAGS).find(([, f]) => f.key === key)?.[0] ?? key;
 
 function validate(raw: unknown): TrainConfig {
   const r = TrainConfigSchema.safeParse(raw);
   if (r.success) return r.data;
-  const msgs = r.error.issues.map((i) => {
-    const key = i.path.join(".");
-    const flag = flagOf(key);
-    return `--${flag}: ${i.message}`;
-  });
-  throw new ConfigError(msgs.join("\n"));
+  throw new ConfigError(issueLines(FLAGS, r.error.issues).join("\n"));
 }
 
 /**
@@ -459,23 +387,7 @@ function validate(raw: unknown): TrainConfig {
  * folders; the input channels to 3 (RGB) for emoji and 1 otherwise.
  */
 export function freshConfig(flags: ParsedFlags): TrainConfig {
-  for (const k of ["data", "steps", "out"]) {
-    if (!flags.given.has(k)) throw new ConfigError(`--${k} is required (see --help)`);
-  }
-  const raw = structuredClone(DEFAULTS) as Record<string, unknown>;
-  const data = flags.given.get("data") as string;
-  setPath(raw, "arch.imageSize", data === "mnist" || data === "fashion" ? 28 : 32);
-  setPath(raw, "arch.inChannels", defaultChannels(data));
-  for (const [k, v] of flags.given) setPath(raw, k, v);
-  return withDecayHorizon(validate(raw));
-}
-
-/**
- * Fix the decay horizon of a decaying lr schedule to the run's --steps when none is given, so a
- * later `--resume --steps <more>` keeps the schedule it started with (and resumes it exactly).
- */
-function withDecayHorizon(c: TrainConfig): TrainConfig {
-  return c.lrSchedule !== "constant" && c.lrDecaySteps === 0 ? { ...c, lrDecaySteps: c.steps } : c;
+  return withDecayHorizon(validate(freshRaw(DEFAULTS, flags)));
 }
 
 /**
@@ -485,18 +397,7 @@ function withDecayHorizon(c: TrainConfig): TrainConfig {
  * must match the checkpoint or be left out.
  */
 export function resumedConfig(flags: ParsedFlags, stored: TrainConfig): TrainConfig {
-  const raw = structuredClone(stored) as unknown as Record<string, unknown>;
-  const conflicts: string[] = [];
-  for (const [k, v] of flags.given) {
-    const flag = flagOf(k);
-    if (FLAGS[flag]?.resumable) {
-      setPath(raw, k, v);
-    } else if (JSON.stringify(getPath(stored, k)) !== JSON.stringify(v)) {
-      conflicts.push(
-        `--${flag} ${fmt(v)} conflicts with the checkpoint (${fmt(getPath(stored, k))})`,
-      );
-    }
-  }
+  const { raw, conflicts } = resumedRaw(FLAGS, flags, stored);
   if (conflicts.length > 0) {
     throw new ConfigError(
       `${conflicts.join("\n")}\nA resumed run keeps its model, schedule, data and seed: ` +
@@ -504,10 +405,6 @@ export function resumedConfig(flags: ParsedFlags, stored: TrainConfig): TrainCon
     );
   }
   return withDecayHorizon(validate(raw));
-}
-
-function fmt(v: unknown): string {
-  return Array.isArray(v) ? v.join(",") : String(v);
 }
 
 /** The UNet of a run, given the number of classes of its data (used only when conditional). */
@@ -519,20 +416,10 @@ export function unetConfig(cfg: TrainConfig, numLabels: number): UNetConfig {
 }
 
 export function helpText(): string {
-  const lines = [
+  return [
     "deno task train --data mnist|fashion|emoji|<folder> --steps N --out <run dir> [options]",
     "",
-  ];
-  const usage = Object.entries(FLAGS).map((
-    [name, f],
-  ) => [
-    `--${name}${f.kind === "bool" ? "" : ` <${f.kind === "list" ? "a,b,c" : f.kind}>`}`,
-    f.help,
-  ]);
-  // The column fits the longest usage (--autoguide-weight <float>), one space after it.
-  const width = Math.max(25, ...usage.map(([u]) => u.length + 1));
-  lines.push(`  ${"--resume".padEnd(width)}continue <run dir>/checkpoint up to --steps`);
-  lines.push(`  ${"--help".padEnd(width)}this text`);
-  for (const [u, help] of usage) lines.push(`  ${u.padEnd(width)}${help}`);
-  return lines.join("\n");
+    // The column fits the longest usage (--autoguide-weight <float>), one space after it.
+    ...flagHelpLines(FLAGS, 25),
+  ].join("\n");
 }
