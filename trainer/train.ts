@@ -25,7 +25,6 @@ import {
   TrainConfigSchema,
   unetConfig,
 } from "./training/config.ts";
-import { DataError, loadRunData } from "./data/datasets.ts";
 import {
   type Checkpoint,
   CheckpointError,
@@ -34,13 +33,13 @@ import {
   osReason,
   readCheckpoint,
   RunWriteError,
+  savedStateOf,
   writeCheckpoint,
 } from "./training/checkpoint.ts";
 import {
   disposeState,
   emaDecayAt,
   freshState,
-  NonFiniteError,
   paramCount,
   restoreState,
   saveState,
@@ -48,7 +47,17 @@ import {
   trainStep,
 } from "./training/loop.ts";
 import { createProgress, formatDuration, Throughput } from "./training/progress.ts";
-import { listenForStop, stopExitCode } from "./training/stop_signals.ts";
+import { listenForStop } from "./training/stop_signals.ts";
+import {
+  alreadyDone,
+  failureExit,
+  keptMessage,
+  knownErrorExit,
+  loadRunSplit,
+  RecentLoss,
+  resumeDir,
+  stoppedExit,
+} from "./training/cli.ts";
 import { sampleGrid, writeSampleGrid } from "./training/sample_grid.ts";
 import { forwardFlops } from "./network/unet.ts";
 import { GuideTeacherError } from "./guidance/guide_teacher.ts";
@@ -139,11 +148,7 @@ async function checkpoint(
 }
 
 /** What is left on disk after a failure, for the one-line error. */
-function keptMessage(s: Session): string {
-  return s.saved === null
-    ? `no checkpoint was written to ${s.cfg.out}`
-    : `the last good checkpoint (step ${s.saved}) in ${s.cfg.out}/checkpoint is kept`;
-}
+const kept = (s: Session) => keptMessage(s.cfg.out, s.saved);
 
 /** Run the trainer with these arguments; resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -157,11 +162,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (flags.resume) {
-      const out = flags.given.get("out") as string | undefined;
-      if (!out) throw new ConfigError("--resume needs --out <run dir>");
-      if (!(await hasCheckpoint(out))) {
-        throw new ConfigError(`--resume: ${out} has no checkpoint to resume from`);
-      }
+      const out = await resumeDir(flags.given);
       ck = await readCheckpoint(out);
       const stored = TrainConfigSchema.safeParse(ck.meta.config);
       if (!stored.success) throw new CheckpointError(`${out}: checkpoint config is invalid`);
@@ -179,27 +180,12 @@ export async function main(argv: string[]): Promise<number> {
       }
     }
   } catch (e) {
-    if (e instanceof ConfigError || e instanceof CheckpointError) {
-      console.error(`error: ${e.message}`);
-      return 2;
-    }
-    throw e;
+    return knownErrorExit(e, [ConfigError, CheckpointError]);
   }
 
   // Data first: nothing is created until it has loaded and validated.
-  let split;
-  try {
-    split = await loadRunData(cfg.data, cfg.limit, {
-      imageSize: cfg.arch.imageSize,
-      channels: cfg.arch.inChannels,
-    });
-  } catch (e) {
-    if (e instanceof DataError) {
-      console.error(`error: ${e.message}`);
-      return 2;
-    }
-    throw e;
-  }
+  const split = await loadRunSplit(cfg);
+  if (split === 2) return 2;
   const train = split.train;
   if (cfg.arch.conditional && (!train.labels || !train.labelNames)) {
     console.error(
@@ -215,12 +201,7 @@ export async function main(argv: string[]): Promise<number> {
     );
     return 2;
   }
-  if (ck && ck.meta.step >= cfg.steps) {
-    console.log(
-      `${cfg.out} is already at step ${ck.meta.step} ≥ --steps ${cfg.steps}: nothing to do`,
-    );
-    return 0;
-  }
+  if (ck && alreadyDone(cfg.out, ck.meta.step, cfg.steps)) return 0;
 
   const be = await startRun(cfg.out, { backend: cfg.backend, threads: cfg.threads });
   if (typeof be === "number") return be;
@@ -253,26 +234,14 @@ export async function main(argv: string[]): Promise<number> {
       ck ? (ck.meta.config as Partial<TrainConfig>) : undefined,
     );
   } catch (e) {
-    const known = e instanceof GuideTeacherError || e instanceof FrozenRunError ||
-      e instanceof CheckpointError;
-    if (!known) throw e;
-    console.error(`error: ${e.message}`);
-    return 2;
+    return knownErrorExit(e, [GuideTeacherError, FrozenRunError, CheckpointError]);
   }
   cfg = extra.cfg;
   extra.describe.forEach((l) => console.log(l));
 
   const sched = makeSchedule(cfg.schedule.kind, cfg.schedule.T);
   const st = ck
-    ? restoreState(unet, {
-      step: ck.meta.step,
-      params: ck.params,
-      ema: ck.ema,
-      adamM: ck.adamM,
-      adamV: ck.adamV,
-      sampler: ck.meta.rng.sampler,
-      noise: ck.meta.rng.noise,
-    }, train.count)
+    ? restoreState(unet, savedStateOf(ck), train.count)
     : freshState(unet, cfg.seed, train.count);
   const session: Session = {
     cfg,
@@ -292,8 +261,7 @@ export async function main(argv: string[]): Promise<number> {
   ck = null; // free the host copies
 
   const metricsFile = join(cfg.out, "metrics.jsonl");
-  const recent: number[] = [];
-  const lastLoss = () => recent.length ? recent.reduce((a, b) => a + b, 0) / recent.length : null;
+  const recent = new RecentLoss();
   let metrics: Deno.FsFile;
   try {
     if (st.step > 0) {
@@ -308,7 +276,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     disposeState(st);
     if (!(e instanceof RunWriteError)) throw e;
-    console.error(`error: ${e.message}; ${keptMessage(session)}.`);
+    console.error(`error: ${e.message}; ${kept(session)}.`);
     return 4;
   }
   if (st.step > 0) console.log(`resuming at step ${st.step} → ${cfg.steps}`);
@@ -353,15 +321,14 @@ export async function main(argv: string[]): Promise<number> {
       const t = performance.now();
       const r = await trainStep(st, train, sched, unet, cfg.batch, cfg, extra.targets);
       const sec = (performance.now() - t) / 1000;
-      recent.push(r.loss);
-      if (recent.length > 50) recent.shift();
+      recent.add(r.loss);
       intervalLoss += r.loss;
       intervalNorm += r.gradNorm;
       intervalSteps++;
       intervalImg += cfg.batch;
       intervalSec += sec;
       const imgPerS = speed.add(cfg.batch, sec);
-      progress.update({ step: r.step, loss: lastLoss() ?? r.loss, imgPerS, lr: r.lr });
+      progress.update({ step: r.step, loss: recent.mean() ?? r.loss, imgPerS, lr: r.lr });
       if (r.step % cfg.logEvery === 0 || r.step === cfg.steps) {
         const line = {
           step: r.step,
@@ -385,7 +352,7 @@ export async function main(argv: string[]): Promise<number> {
             0;
       }
       if (r.step % cfg.checkpointEvery === 0 && r.step < cfg.steps) {
-        await checkpoint(session, st, unet, lastLoss());
+        await checkpoint(session, st, unet, recent.mean());
       }
       if (cfg.sampleEvery > 0 && r.step % cfg.sampleEvery === 0 && r.step < cfg.steps) {
         await writeGrid();
@@ -393,39 +360,26 @@ export async function main(argv: string[]): Promise<number> {
       // Let signal handlers run (tfjs reads may resolve without yielding to the event loop).
       await new Promise((res) => setTimeout(res, 0));
     }
-    await checkpoint(session, st, unet, lastLoss());
+    await checkpoint(session, st, unet, recent.mean());
     if (stop.received === null && cfg.sampleEvery > 0) await writeGrid();
     progress.stop();
     if (stop.received !== null) {
-      console.log(
-        `${stop.received}: checkpoint at step ${st.step} written to ${cfg.out}/checkpoint`,
-      );
-      exitCode = stopExitCode(stop.received);
+      exitCode = stoppedExit(stop.received, st.step, cfg.out);
     } else {
       const wall = session.wallBefore + (performance.now() - session.t0) / 1000;
       console.log(
-        `done: step ${st.step}, loss ${lastLoss()?.toFixed(4)} (mean of last ${recent.length}), ` +
+        `done: step ${st.step}, loss ${
+          recent.mean()?.toFixed(4)
+        } (mean of last ${recent.count}), ` +
           `${formatDuration(wall)} total; checkpoint in ${cfg.out}/checkpoint`,
       );
     }
   } catch (e) {
     progress.stop();
-    if (e instanceof NonFiniteError) {
-      console.error(
-        `error: ${e.message}. Training stopped; ${keptMessage(session)} ` +
-          `(try a lower --lr or --grad-clip).`,
-      );
-      exitCode = 3;
-    } else if (e instanceof RunWriteError) {
-      console.error(
-        `error: ${e.message}. Training stopped at step ${st.step}; ${
-          keptMessage(session)
-        } (free space or make it writable, then --resume).`,
-      );
-      exitCode = 4;
-    } else {
-      throw e;
-    }
+    exitCode = failureExit(e, st.step, kept(session), {
+      nonFinite: "try a lower --lr or --grad-clip",
+      write: "free space or make it writable, then --resume",
+    });
   } finally {
     metrics.close();
     stop.dispose();

@@ -16,17 +16,20 @@ import * as tf from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-web";
 import { join } from "node:path";
 import { makeSchedule } from "../shared/schedule.ts";
-import { DataError, loadRunData } from "./data/datasets.ts";
-import {
-  disposeState,
-  emaDecayAt,
-  NonFiniteError,
-  saveState,
-  type TrainState,
-} from "./training/loop.ts";
+import { disposeState, emaDecayAt, saveState, type TrainState } from "./training/loop.ts";
 import { shellQuote, startRun, truncateMetrics } from "./training/run_files.ts";
 import { createProgress, formatDuration, Throughput } from "./training/progress.ts";
-import { listenForStop, stopExitCode } from "./training/stop_signals.ts";
+import { listenForStop } from "./training/stop_signals.ts";
+import {
+  alreadyDone,
+  failureExit,
+  keptMessage,
+  knownErrorExit,
+  loadRunSplit,
+  RecentLoss,
+  resumeDir,
+  stoppedExit,
+} from "./training/cli.ts";
 import {
   classifierConfigOf,
   classifierHelpText,
@@ -40,11 +43,11 @@ import {
 import {
   CheckpointError,
   type ClassifierCheckpoint,
-  hasClassifierCheckpoint,
   readClassifierCheckpoint,
   RunWriteError,
   writeClassifierCheckpoint,
 } from "./classifier/checkpoint.ts";
+import { savedStateOf } from "./training/checkpoint.ts";
 import { type ClassifierConfig, classifierFlops, classifierParamCount } from "./classifier/net.ts";
 import { classifierStep, freshClassifierState, restoreClassifierState } from "./classifier/step.ts";
 import { type AccuracyByT, accuracyByT, formatAccuracy } from "./classifier/accuracy.ts";
@@ -96,11 +99,7 @@ async function checkpoint(s: Session, st: TrainState, lastLoss: number | null): 
   s.saved = st.step;
 }
 
-function kept(s: Session): string {
-  return s.saved === null
-    ? `no checkpoint was written to ${s.cfg.out}`
-    : `the last good checkpoint (step ${s.saved}) in ${s.cfg.out}/checkpoint is kept`;
-}
+const kept = (s: Session) => keptMessage(s.cfg.out, s.saved);
 
 /** Train (or resume) with these arguments; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -115,11 +114,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (flags.resume) {
-      const out = flags.given.get("out") as string | undefined;
-      if (!out) throw new ConfigError("--resume needs --out <run dir>");
-      if (!(await hasClassifierCheckpoint(out))) {
-        throw new ConfigError(`--resume: ${out} has no classifier checkpoint to resume from`);
-      }
+      const out = await resumeDir(flags.given, "classifier checkpoint");
       ck = await readClassifierCheckpoint(out);
       const stored = ClassifierTrainConfigSchema.safeParse(ck.meta.config);
       if (!stored.success) throw new CheckpointError(`${out}: checkpoint config is invalid`);
@@ -140,26 +135,11 @@ export async function main(argv: string[]): Promise<number> {
       }
     }
   } catch (e) {
-    if (e instanceof ConfigError || e instanceof CheckpointError) {
-      console.error(`error: ${e.message}`);
-      return 2;
-    }
-    throw e;
+    return knownErrorExit(e, [ConfigError, CheckpointError]);
   }
 
-  let split;
-  try {
-    split = await loadRunData(cfg.data, cfg.limit, {
-      imageSize: cfg.arch.imageSize,
-      channels: cfg.arch.inChannels,
-    });
-  } catch (e) {
-    if (e instanceof DataError) {
-      console.error(`error: ${e.message}`);
-      return 2;
-    }
-    throw e;
-  }
+  const split = await loadRunSplit(cfg);
+  if (split === 2) return 2;
   const { train, test } = split;
   if (!train.labels || !train.labelNames || !test.labels || test.count === 0) {
     console.error(
@@ -173,12 +153,7 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`error: the data gives a different classifier than the checkpoint's`);
     return 2;
   }
-  if (ck && ck.meta.step >= cfg.steps) {
-    console.log(
-      `${cfg.out} is already at step ${ck.meta.step} ≥ --steps ${cfg.steps}: nothing to do`,
-    );
-    return 0;
-  }
+  if (ck && alreadyDone(cfg.out, ck.meta.step, cfg.steps)) return 0;
   const be = await startRun(cfg.out, { backend: cfg.backend, threads: cfg.threads });
   if (typeof be === "number") return be;
   console.log(
@@ -194,15 +169,7 @@ export async function main(argv: string[]): Promise<number> {
 
   const sched = makeSchedule(cfg.schedule.kind, cfg.schedule.T);
   const st = ck
-    ? restoreClassifierState(net, {
-      step: ck.meta.step,
-      params: ck.params,
-      ema: ck.ema,
-      adamM: ck.adamM,
-      adamV: ck.adamV,
-      sampler: ck.meta.rng.sampler,
-      noise: ck.meta.rng.noise,
-    }, train.count)
+    ? restoreClassifierState(net, savedStateOf(ck), train.count)
     : freshClassifierState(net, cfg.seed, train.count);
   const s: Session = {
     cfg,
@@ -265,8 +232,7 @@ export async function main(argv: string[]): Promise<number> {
   });
   const stop = listenForStop(new AbortController(), (line) => progress.log(line));
   const speed = new Throughput();
-  const recent: number[] = [];
-  const lastLoss = () => recent.length ? recent.reduce((a, b) => a + b, 0) / recent.length : null;
+  const recent = new RecentLoss();
   let iv = { loss: 0, acc: 0, norm: 0, steps: 0, sec: 0 };
   let code = 0;
   try {
@@ -274,8 +240,7 @@ export async function main(argv: string[]): Promise<number> {
       const t = performance.now();
       const r = await classifierStep(st, train, sched, net, cfg.batch, cfg);
       const sec = (performance.now() - t) / 1000;
-      recent.push(r.loss);
-      if (recent.length > 50) recent.shift();
+      recent.add(r.loss);
       iv = {
         loss: iv.loss + r.loss,
         acc: iv.acc + r.accuracy,
@@ -285,7 +250,7 @@ export async function main(argv: string[]): Promise<number> {
       };
       progress.update({
         step: r.step,
-        loss: lastLoss() ?? r.loss,
+        loss: recent.mean() ?? r.loss,
         imgPerS: speed.add(cfg.batch, sec),
         lr: r.lr,
       });
@@ -305,7 +270,7 @@ export async function main(argv: string[]): Promise<number> {
       }
       if (cfg.evalEvery > 0 && r.step % cfg.evalEvery === 0 && r.step < cfg.steps) await evaluate();
       if (r.step % cfg.checkpointEvery === 0 && r.step < cfg.steps) {
-        await checkpoint(s, st, lastLoss());
+        await checkpoint(s, st, recent.mean());
       }
       await new Promise((res) => setTimeout(res, 0));
     }
@@ -316,31 +281,22 @@ export async function main(argv: string[]): Promise<number> {
         JSON.stringify({ step: st.step, ...s.accuracy }, null, 2) + "\n",
       );
     }
-    await checkpoint(s, st, lastLoss());
+    await checkpoint(s, st, recent.mean());
     progress.stop();
     if (stop.received !== null) {
-      console.log(
-        `${stop.received}: checkpoint at step ${st.step} written to ${cfg.out}/checkpoint`,
-      );
-      code = stopExitCode(stop.received);
+      code = stoppedExit(stop.received, st.step, cfg.out);
     } else {
       const wall = s.wallBefore + (performance.now() - s.t0) / 1000;
       console.log(
-        `done: step ${st.step}, loss ${lastLoss()?.toFixed(4)}, ${formatDuration(wall)} total; ` +
+        `done: step ${st.step}, loss ${recent.mean()?.toFixed(4)}, ${
+          formatDuration(wall)
+        } total; ` +
           `checkpoint in ${cfg.out}/checkpoint, accuracy by t in ${cfg.out}/accuracy.json`,
       );
     }
   } catch (e) {
     progress.stop();
-    if (e instanceof NonFiniteError) {
-      console.error(`error: ${e.message}. Training stopped; ${kept(s)} (try a lower --lr).`);
-      code = 3;
-    } else if (e instanceof RunWriteError) {
-      console.error(`error: ${e.message}. Training stopped at step ${st.step}; ${kept(s)}.`);
-      code = 4;
-    } else {
-      throw e;
-    }
+    code = failureExit(e, st.step, kept(s), { nonFinite: "try a lower --lr" });
   } finally {
     metrics.close();
     stop.dispose();
@@ -368,11 +324,7 @@ export async function exportMain(argv: string[]): Promise<number> {
     );
     return 0;
   } catch (e) {
-    if (e instanceof ConfigError || e instanceof CheckpointError || e instanceof CardEditError) {
-      console.error(`error: ${e.message}`);
-      return 2;
-    }
-    throw e;
+    return knownErrorExit(e, [ConfigError, CheckpointError, CardEditError]);
   }
 }
 

@@ -9,14 +9,13 @@ import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { makeSchedule } from "../../shared/schedule.ts";
 import { initBackend } from "./backend.ts";
-import { readCheckpoint } from "../training/checkpoint.ts";
+import { readCheckpoint, savedStateOf } from "../training/checkpoint.ts";
 import { loadDataset, subset } from "../data/datasets.ts";
 import {
   ADAM_DEFAULTS,
   disposeState,
   freshState,
   restoreState,
-  type SavedState,
   saveState,
   trainStep,
 } from "../training/loop.ts";
@@ -124,16 +123,7 @@ async function continueOnWasm(run: string, steps: number) {
   const data = subset(split.train, 64);
   const cfg = ck.meta.config as { lr: number; warmup: number; ema: number; gradClip: number };
   await initBackend({ backend: "wasm", threads: 1 });
-  const start: SavedState = {
-    step: ck.meta.step,
-    params: ck.params,
-    ema: ck.ema,
-    adamM: ck.adamM,
-    adamV: ck.adamV,
-    sampler: ck.meta.rng.sampler,
-    noise: ck.meta.rng.noise,
-  };
-  const st = restoreState(ck.meta.unet, start, data.count);
+  const st = restoreState(ck.meta.unet, savedStateOf(ck), data.count);
   const sched = makeSchedule(ck.meta.schedule.kind, ck.meta.schedule.T);
   const out: number[] = [];
   for (let i = 0; i < steps; i++) {

@@ -23,9 +23,10 @@ import { z } from "zod";
 import { join } from "node:path";
 import { ScheduleSchema, UNetConfigSchema } from "../../shared/model_card.ts";
 import type { UNetConfig } from "../../shared/model_card.ts";
-import { paramSpecs } from "../network/unet.ts";
+import { type ParamSpec, paramSpecs } from "../network/unet.ts";
 import { PREDICTIONS } from "../../shared/prediction.ts";
 import { LR_SCHEDULES } from "./lr_schedule.ts";
+import type { SavedState } from "./loop.ts";
 
 export const CHECKPOINT_FILES = ["params", "ema", "adam_m", "adam_v"] as const;
 export type TensorSet = (typeof CHECKPOINT_FILES)[number];
@@ -33,6 +34,12 @@ export type TensorSet = (typeof CHECKPOINT_FILES)[number];
 const RngStateSchema = z.object({
   s: z.tuple([z.number(), z.number(), z.number(), z.number()]),
   spare: z.number().nullable(),
+});
+
+/** A checkpoint's `rng`: the epoch sampler's and the noise stream's states (resume exactly). */
+export const RunRngSchema = z.object({
+  sampler: z.object({ epochRng: RngStateSchema, epoch: z.number().int(), pos: z.number().int() }),
+  noise: RngStateSchema,
 });
 
 export const CheckpointMetaSchema = z.looseObject({
@@ -55,10 +62,7 @@ export const CheckpointMetaSchema = z.looseObject({
   adamStep: z.number().int().nonnegative(),
   emaDecay: z.number(),
   epochs: z.number().nonnegative(),
-  rng: z.object({
-    sampler: z.object({ epochRng: RngStateSchema, epoch: z.number().int(), pos: z.number().int() }),
-    noise: RngStateSchema,
-  }),
+  rng: RunRngSchema,
   paramCount: z.number().int().positive(),
   savedAt: z.string(),
   /** What the network predicts (absent in checkpoints written before the option: epsilon). */
@@ -78,12 +82,16 @@ export const CheckpointMetaSchema = z.looseObject({
 });
 export type CheckpointMeta = z.infer<typeof CheckpointMetaSchema>;
 
-export interface Checkpoint {
-  meta: CheckpointMeta;
+/** A checkpoint's four tensor sets by parameter name (`CHECKPOINT_FILES`, in that order). */
+export interface TensorSets {
   params: Map<string, Float32Array>;
   ema: Map<string, Float32Array>;
   adamM: Map<string, Float32Array>;
   adamV: Map<string, Float32Array>;
+}
+
+export interface Checkpoint extends TensorSets {
+  meta: CheckpointMeta;
 }
 
 export class CheckpointError extends Error {
@@ -121,7 +129,23 @@ export async function hasCheckpoint(runDir: string): Promise<boolean> {
 
 /** Concatenate tensors in paramSpecs order as little-endian float32 bytes. */
 export function packTensors(unet: UNetConfig, tensors: Map<string, Float32Array>): Uint8Array {
-  const specs = paramSpecs(unet);
+  return packSpecTensors(paramSpecs(unet), tensors);
+}
+
+/** Split little-endian float32 bytes into the tensors of paramSpecs(unet). */
+export function unpackTensors(
+  unet: UNetConfig,
+  bytes: Uint8Array,
+  what = "tensors",
+): Map<string, Float32Array> {
+  return unpackSpecTensors(paramSpecs(unet), bytes, what);
+}
+
+/** Concatenate tensors in `specs` order as little-endian float32 bytes (any network's specs). */
+export function packSpecTensors(
+  specs: readonly ParamSpec[],
+  tensors: Map<string, Float32Array>,
+): Uint8Array {
   const total = specs.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
   const out = new Float32Array(total);
   let o = 0;
@@ -137,13 +161,12 @@ export function packTensors(unet: UNetConfig, tensors: Map<string, Float32Array>
   return littleEndianBytes(out);
 }
 
-/** Split little-endian float32 bytes into the tensors of paramSpecs(unet). */
-export function unpackTensors(
-  unet: UNetConfig,
+/** Split little-endian float32 bytes into the tensors of `specs`; `what` names them in errors. */
+export function unpackSpecTensors(
+  specs: readonly ParamSpec[],
   bytes: Uint8Array,
-  what = "tensors",
+  what: string,
 ): Map<string, Float32Array> {
-  const specs = paramSpecs(unet);
   const total = specs.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
   if (bytes.length !== total * 4) {
     throw new CheckpointError(`${what}: ${bytes.length} bytes, expected ${total * 4}`);
@@ -192,24 +215,34 @@ async function syncDir(path: string) {
   }
 }
 
-export interface CheckpointData {
+export interface CheckpointData extends TensorSets {
   meta: CheckpointMeta;
-  params: Map<string, Float32Array>;
-  ema: Map<string, Float32Array>;
-  adamM: Map<string, Float32Array>;
-  adamV: Map<string, Float32Array>;
 }
 
 /** Write a checkpoint atomically (see the module comment). */
 export async function writeCheckpoint(runDir: string, ck: CheckpointData): Promise<void> {
   const meta = CheckpointMetaSchema.parse(ck.meta);
+  await writeCheckpointFiles(runDir, meta, ck, (t) => packTensors(meta.unet, t));
+}
+
+/**
+ * Write `meta` (already validated, as `meta.json`) and the tensor sets packed by `pack` as the
+ * checkpoint of step `meta.step`, atomically (see the module comment); any network's checkpoint.
+ * Throws the packer's CheckpointError before writing anything, RunWriteError on a failed write.
+ */
+export async function writeCheckpointFiles(
+  runDir: string,
+  meta: { step: number },
+  ck: TensorSets,
+  pack: (tensors: Map<string, Float32Array>) => Uint8Array,
+): Promise<void> {
   const sets: Record<TensorSet, Map<string, Float32Array>> = {
     params: ck.params,
     ema: ck.ema,
     adam_m: ck.adamM,
     adam_v: ck.adamV,
   };
-  const blobs = CHECKPOINT_FILES.map((f) => [f, packTensors(meta.unet, sets[f])] as const);
+  const blobs = CHECKPOINT_FILES.map((f) => [f, pack(sets[f])] as const);
   const root = join(runDir, "checkpoints");
   const base = `step-${String(meta.step).padStart(8, "0")}`;
   let name = base;
@@ -254,6 +287,39 @@ export async function writeCheckpoint(runDir: string, ck: CheckpointData): Promi
 }
 
 /**
+ * The four tensor sets of the checkpoint directory `dir` (resolved), each file's bytes split by
+ * `unpack` (given the file's path for its errors).
+ */
+export async function readTensorSets(
+  dir: string,
+  unpack: (bytes: Uint8Array, what: string) => Map<string, Float32Array>,
+): Promise<TensorSets> {
+  const read = async (f: TensorSet) =>
+    unpack(await Deno.readFile(join(dir, `${f}.bin`)), `${dir}/${f}.bin`);
+  return {
+    params: await read("params"),
+    ema: await read("ema"),
+    adamM: await read("adam_m"),
+    adamV: await read("adam_v"),
+  };
+}
+
+/** What `restoreState` (./loop.ts) takes from a checkpoint: its step, tensors and RNG states. */
+export function savedStateOf(
+  ck: TensorSets & { meta: { step: number; rng: z.infer<typeof RunRngSchema> } },
+): SavedState {
+  return {
+    step: ck.meta.step,
+    params: ck.params,
+    ema: ck.ema,
+    adamM: ck.adamM,
+    adamV: ck.adamV,
+    sampler: ck.meta.rng.sampler,
+    noise: ck.meta.rng.noise,
+  };
+}
+
+/**
  * Read and validate `<run>/checkpoint`: meta plus the four tensor sets by parameter name.
  * The symlink is resolved once, so a checkpoint written concurrently never mixes into the read
  * (if the trainer deletes the directory mid-read, the read is retried on the new one).
@@ -287,13 +353,5 @@ async function readResolved(runDir: string): Promise<Checkpoint> {
     throw new CheckpointError(`${dir}/meta.json is invalid: ${z.prettifyError(parsed.error)}`);
   }
   const meta = parsed.data;
-  const read = async (f: TensorSet) =>
-    unpackTensors(meta.unet, await Deno.readFile(join(dir, `${f}.bin`)), `${dir}/${f}.bin`);
-  return {
-    meta,
-    params: await read("params"),
-    ema: await read("ema"),
-    adamM: await read("adam_m"),
-    adamV: await read("adam_v"),
-  };
+  return { meta, ...await readTensorSets(dir, (b, what) => unpackTensors(meta.unet, b, what)) };
 }

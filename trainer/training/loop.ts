@@ -13,7 +13,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { UNetConfig } from "../../shared/model_card.ts";
 import { qSample, type Schedule } from "../../shared/schedule.ts";
 import { Rng, type RngState } from "../../shared/rng.ts";
-import { paramSpecs } from "../network/unet.ts";
+import { type ParamSpec, paramSpecs } from "../network/unet.ts";
 import { forward, initParams } from "../network/tfjs_ops.ts";
 import {
   BatchSampler,
@@ -97,13 +97,14 @@ export function streamSeeds(seed: number): { init: number; data: number; noise: 
   return { init: seed >>> 0, data: (seed + 0x51ed27) >>> 0, noise: (seed + 0xa3c59ac3) >>> 0 };
 }
 
-function variablesFrom(
-  unet: UNetConfig,
+/** A variable per parameter of `specs`: its value in `values`, zeros when none is given. */
+function specVariables(
+  specs: readonly ParamSpec[],
   values: Map<string, Float32Array> | null,
   trainable: boolean,
 ): Vars {
   const out: Vars = {};
-  for (const s of paramSpecs(unet)) {
+  for (const s of specs) {
     const v = values?.get(s.name);
     out[s.name] = tf.tidy(() =>
       tf.variable(v ? tf.tensor(v, s.shape) : tf.zeros(s.shape), trainable)
@@ -114,16 +115,29 @@ function variablesFrom(
 
 /** A fresh run's state: initParams(unet, seed), EMA = params, zero moments. */
 export function freshState(unet: UNetConfig, seed: number, trainCount: number): TrainState {
+  return freshStateOf(paramSpecs(unet), (s) => initParams(unet, s), seed, trainCount);
+}
+
+/**
+ * A fresh run's state for any network: `init(seed of the init stream)` as the parameters, EMA =
+ * parameters, zero moments, the data and noise streams of `seed`.
+ */
+export function freshStateOf(
+  specs: readonly ParamSpec[],
+  init: (seed: number) => Vars,
+  seed: number,
+  trainCount: number,
+): TrainState {
   const seeds = streamSeeds(seed);
-  const params = initParams(unet, seeds.init);
+  const params = init(seeds.init);
   const ema: Vars = {};
   for (const [k, p] of Object.entries(params)) ema[k] = tf.variable(p.clone(), false);
   return {
     step: 0,
     params,
     ema,
-    m: variablesFrom(unet, null, false),
-    v: variablesFrom(unet, null, false),
+    m: specVariables(specs, null, false),
+    v: specVariables(specs, null, false),
     sampler: new BatchSampler(trainCount, seeds.data),
     noise: new Rng(seeds.noise),
   };
@@ -141,12 +155,21 @@ export interface SavedState {
 
 /** Rebuild a state from saved tensors and RNG states (exact float32 values). */
 export function restoreState(unet: UNetConfig, s: SavedState, trainCount: number): TrainState {
+  return restoreStateOf(paramSpecs(unet), s, trainCount);
+}
+
+/** `restoreState` for any network's parameter specs. */
+export function restoreStateOf(
+  specs: readonly ParamSpec[],
+  s: SavedState,
+  trainCount: number,
+): TrainState {
   return {
     step: s.step,
-    params: variablesFrom(unet, s.params, true),
-    ema: variablesFrom(unet, s.ema, false),
-    m: variablesFrom(unet, s.adamM, false),
-    v: variablesFrom(unet, s.adamV, false),
+    params: specVariables(specs, s.params, true),
+    ema: specVariables(specs, s.ema, false),
+    m: specVariables(specs, s.adamM, false),
+    v: specVariables(specs, s.adamV, false),
     sampler: new BatchSampler(trainCount, s.sampler),
     noise: Rng.fromState(s.noise),
   };
@@ -209,11 +232,7 @@ export function drawBatch(
   prediction: Prediction = "epsilon",
 ): Batch {
   const px = imageValues(data);
-  const idx = st.sampler.next(batch);
-  const t = new Float32Array(batch);
-  for (let i = 0; i < batch; i++) t[i] = st.noise.int(sched.T);
-  const eps = st.noise.fillNormal(new Float32Array(batch * px));
-  const xt = noisedImages(sched, data, idx, t, eps);
+  const { idx, t, eps, xt } = drawNoised(st, data, sched, batch);
   let tgt = eps;
   if (prediction !== "epsilon") {
     tgt = new Float32Array(batch * px);
@@ -229,6 +248,23 @@ export function drawBatch(
   const y = droppedLabels(st.noise, data, idx, unet, condDrop);
   const labels = y && data.labels ? Int32Array.from(idx, (j) => data.labels![j]) : null;
   return { xt, eps, target: tgt, t, y, labels };
+}
+
+/**
+ * The first draws of every batch, in the resume contract's order: the images' indices from the
+ * epoch sampler, t uniform over 0…T−1 for each, then ε for the whole batch; and x_t from them.
+ */
+export function drawNoised(
+  st: TrainState,
+  data: Dataset,
+  sched: Schedule,
+  batch: number,
+): { idx: Int32Array; t: Float32Array; eps: Float32Array; xt: Float32Array } {
+  const idx = st.sampler.next(batch);
+  const t = new Float32Array(batch);
+  for (let i = 0; i < batch; i++) t[i] = st.noise.int(sched.T);
+  const eps = st.noise.fillNormal(new Float32Array(batch * imageValues(data)));
+  return { idx, t, eps, xt: noisedImages(sched, data, idx, t, eps) };
 }
 
 /** x_t = q(x_t | x₀) of the drawn images `idx` at their timesteps `t`, with noise `eps`. */
@@ -304,31 +340,60 @@ export async function applyStep(
   /** Maps the network's output (and x_t) to what is compared with b.target (default: itself). */
   transform?: (out: tf.Tensor4D, xt: tf.Tensor4D) => tf.Tensor,
 ): Promise<StepResult> {
-  const { beta1, beta2, epsilon } = { ...ADAM_DEFAULTS, ...opt };
+  const adam = { ...ADAM_DEFAULTS, ...opt };
   const n = st.step + 1;
   const lr = optimLr(n, opt);
   const l1 = opt.loss === "l1";
   const names = Object.keys(st.params);
   const S = unet.imageSize, C = unet.inChannels;
 
-  const { loss, norm, grads } = tf.tidy(() => {
+  const g = tf.tidy(() => {
     const xt = tf.tensor4d(b.xt, [batch, S, S, C]);
     const tgt = tf.tensor4d(b.target, [batch, S, S, C]);
     const t = tf.tensor1d(b.t);
     const y = b.y ? tf.tensor1d(b.y, "int32") : undefined;
-    const vars = names.map((k) => st.params[k]);
-    const { value, grads } = tf.variableGrads(
-      () => {
-        const out = forward(st.params, unet, xt, t, y);
-        const d = tf.sub(transform ? transform(out, xt) : out, tgt);
-        return tf.mean(l1 ? tf.abs(d) : tf.square(d)) as tf.Scalar;
-      },
-      vars,
-    );
-    const gs = vars.map((v) => grads[v.name]);
-    const norm = tf.sqrt(tf.addN(gs.map((g) => tf.sum(tf.square(g)))));
-    return { loss: value, norm, grads: gs };
+    return lossGradients(st.params, names, () => {
+      const out = forward(st.params, unet, xt, t, y);
+      const d = tf.sub(transform ? transform(out, xt) : out, tgt);
+      return tf.mean(l1 ? tf.abs(d) : tf.square(d)) as tf.Scalar;
+    });
   });
+  const r = await adamUpdate(st, names, g, lr, opt, adam);
+  return { step: n, loss: r.loss, gradNorm: r.gradNorm, lr };
+}
+
+/** A loss, the gradients of the parameters `names` and their global norm (kept by tf.tidy). */
+export type LossGradients = {
+  loss: tf.Scalar;
+  norm: tf.Tensor;
+  grads: tf.Tensor[];
+};
+
+/** Inside a tf.tidy: the loss `f()` and its gradients with respect to `params[names]`. */
+export function lossGradients(params: Vars, names: string[], f: () => tf.Scalar): LossGradients {
+  const vars = names.map((k) => params[k]);
+  const { value, grads } = tf.variableGrads(f, vars);
+  const gs = vars.map((v) => grads[v.name]);
+  const norm = tf.sqrt(tf.addN(gs.map((g) => tf.sum(tf.square(g)))));
+  return { loss: value, norm, grads: gs };
+}
+
+/**
+ * The update half of a step: read the loss and the gradient norm (a non-finite one throws
+ * NonFiniteError and changes nothing), clip the gradients' global norm, Adam at `lr`, the EMA of
+ * the weights; disposes `g` and counts the step (mutates `st`).
+ */
+export async function adamUpdate(
+  st: TrainState,
+  names: string[],
+  g: LossGradients,
+  lr: number,
+  opt: { gradClip: number; ema: number },
+  adam: { beta1: number; beta2: number; epsilon: number } = ADAM_DEFAULTS,
+): Promise<{ loss: number; gradNorm: number }> {
+  const { beta1, beta2, epsilon } = adam;
+  const n = st.step + 1;
+  const { loss, norm, grads } = g;
   const [lossV] = await loss.data();
   const [normV] = await norm.data();
   if (!Number.isFinite(lossV) || !Number.isFinite(normV)) {
@@ -353,7 +418,7 @@ export async function applyStep(
   });
   tf.dispose([loss, norm, ...grads]);
   st.step = n;
-  return { step: n, loss: lossV, gradNorm: normV, lr };
+  return { loss: lossV, gradNorm: normV };
 }
 
 /** Parameter count of a UNet. */
