@@ -50,12 +50,16 @@ import { createProgress, formatDuration, Throughput } from "./training/progress.
 import { listenForStop } from "./training/stop_signals.ts";
 import {
   alreadyDone,
+  elapsedSeconds,
   failureExit,
   keptMessage,
   knownErrorExit,
   loadRunSplit,
   RecentLoss,
   resumeDir,
+  runMeta,
+  type RunRecord,
+  runRecord,
   stoppedExit,
 } from "./training/cli.ts";
 import { sampleGrid, writeSampleGrid } from "./training/sample_grid.ts";
@@ -86,17 +90,9 @@ async function writing<T>(what: string, path: string, f: () => Promise<T>): Prom
   }
 }
 
-interface Session {
+interface Session extends RunRecord {
   cfg: TrainConfig;
-  command: string;
-  commands: string[];
-  backend: string;
-  datasetName: string;
   labels: string[] | null;
-  wallBefore: number;
-  t0: number;
-  /** Step of the last checkpoint known complete on disk (null: none yet). */
-  saved: number | null;
 }
 
 async function checkpoint(
@@ -108,24 +104,13 @@ async function checkpoint(
   const saved = await saveState(st);
   const meta: CheckpointMeta = {
     format: "ddpm-edge/checkpoint@1",
-    step: st.step,
+    ...runMeta(s, st, saved, { batch: s.cfg.batch, config: s.cfg, lastLoss }),
     unet,
     schedule: { kind: s.cfg.schedule.kind, T: s.cfg.schedule.T },
     labels: s.labels,
-    dataset: s.datasetName,
-    batch: s.cfg.batch,
-    wallTimeSeconds: s.wallBefore + (performance.now() - s.t0) / 1000,
-    lastLoss,
-    backend: s.backend,
-    command: s.command,
-    commands: s.commands,
-    config: s.cfg as unknown as Record<string, unknown>,
     adamStep: st.step,
     emaDecay: s.cfg.ema,
-    epochs: st.sampler.epochs,
-    rng: { sampler: saved.sampler, noise: saved.noise },
     paramCount: paramCount(unet),
-    savedAt: new Date().toISOString(),
     prediction: s.cfg.prediction,
     loss: s.cfg.loss,
     condDrop: s.cfg.condDrop,
@@ -137,18 +122,12 @@ async function checkpoint(
       decaySteps: s.cfg.lrDecaySteps,
     },
   };
-  await writeCheckpoint(s.cfg.out, {
-    meta,
-    params: saved.params,
-    ema: saved.ema,
-    adamM: saved.adamM,
-    adamV: saved.adamV,
-  });
+  await writeCheckpoint(s.out, { ...saved, meta });
   s.saved = st.step;
 }
 
 /** What is left on disk after a failure, for the one-line error. */
-const kept = (s: Session) => keptMessage(s.cfg.out, s.saved);
+const kept = (s: Session) => keptMessage(s.out, s.saved);
 
 /** Run the trainer with these arguments; resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -244,19 +223,20 @@ export async function main(argv: string[]): Promise<number> {
     ? restoreState(unet, savedStateOf(ck), train.count)
     : freshState(unet, cfg.seed, train.count);
   const session: Session = {
+    ...runRecord({
+      out: cfg.out,
+      command,
+      backend: be.adapter !== undefined
+        ? `${be.name} on ${be.adapter}`
+        : be.threads > 1
+        ? `${be.name} ×${be.threads} threads`
+        : be.name,
+      limit: cfg.limit,
+      train,
+      resumed: ck?.meta,
+    }),
     cfg,
-    command,
-    commands: [...(ck?.meta.commands ?? []), command],
-    backend: be.adapter !== undefined
-      ? `${be.name} on ${be.adapter}`
-      : be.threads > 1
-      ? `${be.name} ×${be.threads} threads`
-      : be.name,
-    datasetName: cfg.limit > 0 ? `${train.name} (first ${train.count})` : train.name,
     labels: unet.numClasses > 0 ? train.labelNames : null,
-    wallBefore: ck?.meta.wallTimeSeconds ?? 0,
-    t0: performance.now(),
-    saved: ck?.meta.step ?? null,
   };
   ck = null; // free the host copies
 
@@ -338,7 +318,7 @@ export async function main(argv: string[]): Promise<number> {
           grad_norm: intervalNorm / intervalSteps,
           ema_decay: emaDecayAt(r.step, cfg.ema),
           epoch: st.sampler.epochs,
-          elapsed: session.wallBefore + (performance.now() - session.t0) / 1000,
+          elapsed: elapsedSeconds(session),
         };
         const bytes = enc.encode(JSON.stringify(line) + "\n");
         await writing("metrics", metricsFile, async () => {
@@ -366,7 +346,7 @@ export async function main(argv: string[]): Promise<number> {
     if (stop.received !== null) {
       exitCode = stoppedExit(stop.received, st.step, cfg.out);
     } else {
-      const wall = session.wallBefore + (performance.now() - session.t0) / 1000;
+      const wall = elapsedSeconds(session);
       console.log(
         `done: step ${st.step}, loss ${
           recent.mean()?.toFixed(4)

@@ -22,12 +22,16 @@ import { createProgress, formatDuration, Throughput } from "./training/progress.
 import { listenForStop } from "./training/stop_signals.ts";
 import {
   alreadyDone,
+  elapsedSeconds,
   failureExit,
   keptMessage,
   knownErrorExit,
   loadRunSplit,
   RecentLoss,
   resumeDir,
+  runMeta,
+  type RunRecord,
+  runRecord,
   stoppedExit,
 } from "./training/cli.ts";
 import {
@@ -54,52 +58,31 @@ import { type AccuracyByT, accuracyByT, formatAccuracy } from "./classifier/accu
 import { exportClassifierMain } from "./classifier/export.ts";
 import { CardEditError } from "./classifier/card.ts";
 
-interface Session {
+interface Session extends RunRecord {
   cfg: ClassifierTrainConfig;
   net: ClassifierConfig;
   labels: string[];
-  dataset: string;
-  backend: string;
-  command: string;
-  commands: string[];
-  wallBefore: number;
-  t0: number;
-  saved: number | null;
   accuracy?: AccuracyByT;
 }
 
 async function checkpoint(s: Session, st: TrainState, lastLoss: number | null): Promise<void> {
   const saved = await saveState(st);
-  await writeClassifierCheckpoint(s.cfg.out, {
+  await writeClassifierCheckpoint(s.out, {
+    ...saved,
     meta: {
       format: "ddpm-edge/classifier-checkpoint@1",
-      step: st.step,
+      ...runMeta(s, st, saved, { batch: s.cfg.batch, config: s.cfg, lastLoss }),
       classifier: s.net,
       schedule: s.cfg.schedule,
       labels: s.labels,
-      dataset: s.dataset,
-      batch: s.cfg.batch,
-      wallTimeSeconds: s.wallBefore + (performance.now() - s.t0) / 1000,
-      lastLoss,
-      backend: s.backend,
-      command: s.command,
-      commands: s.commands,
-      config: s.cfg as unknown as Record<string, unknown>,
-      epochs: st.sampler.epochs,
-      rng: { sampler: saved.sampler, noise: saved.noise },
       paramCount: classifierParamCount(s.net),
-      savedAt: new Date().toISOString(),
       ...(s.accuracy ? { accuracy: s.accuracy } : {}),
     },
-    params: saved.params,
-    ema: saved.ema,
-    adamM: saved.adamM,
-    adamV: saved.adamV,
   });
   s.saved = st.step;
 }
 
-const kept = (s: Session) => keptMessage(s.cfg.out, s.saved);
+const kept = (s: Session) => keptMessage(s.out, s.saved);
 
 /** Train (or resume) with these arguments; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -172,16 +155,17 @@ export async function main(argv: string[]): Promise<number> {
     ? restoreClassifierState(net, savedStateOf(ck), train.count)
     : freshClassifierState(net, cfg.seed, train.count);
   const s: Session = {
+    ...runRecord({
+      out: cfg.out,
+      command,
+      backend: be.threads > 1 ? `${be.name} ×${be.threads} threads` : be.name,
+      limit: cfg.limit,
+      train,
+      resumed: ck?.meta,
+    }),
     cfg,
     net,
     labels: train.labelNames,
-    dataset: cfg.limit > 0 ? `${train.name} (first ${train.count})` : train.name,
-    backend: be.threads > 1 ? `${be.name} ×${be.threads} threads` : be.name,
-    command,
-    commands: [...(ck?.meta.commands ?? []), command],
-    wallBefore: ck?.meta.wallTimeSeconds ?? 0,
-    t0: performance.now(),
-    saved: ck?.meta.step ?? null,
     accuracy: ck?.meta.accuracy as AccuracyByT | undefined,
   };
   ck = null;
@@ -264,7 +248,7 @@ export async function main(argv: string[]): Promise<number> {
           grad_norm: iv.norm / iv.steps,
           ema_decay: emaDecayAt(r.step, cfg.ema),
           epoch: st.sampler.epochs,
-          elapsed: s.wallBefore + (performance.now() - s.t0) / 1000,
+          elapsed: elapsedSeconds(s),
         });
         iv = { loss: 0, acc: 0, norm: 0, steps: 0, sec: 0 };
       }
@@ -286,7 +270,7 @@ export async function main(argv: string[]): Promise<number> {
     if (stop.received !== null) {
       code = stoppedExit(stop.received, st.step, cfg.out);
     } else {
-      const wall = s.wallBefore + (performance.now() - s.t0) / 1000;
+      const wall = elapsedSeconds(s);
       console.log(
         `done: step ${st.step}, loss ${recent.mean()?.toFixed(4)}, ${
           formatDuration(wall)

@@ -9,6 +9,7 @@
  * The card's schema (shared/model_card.ts) belongs to the edge; this module only writes.
  */
 import { dirname, join } from "node:path";
+import { sha256Hex, writeAtomic } from "../export/model.ts";
 
 /** The recommended classifier_scale written when none is given (the edge's sweep sets it). */
 export const DEFAULT_CLASSIFIER_SCALE = 1;
@@ -19,12 +20,6 @@ export interface ClassifierCardField {
   labels: string[];
   scale: number;
   training: Record<string, unknown>;
-}
-
-/** Lower-case hex SHA-256 (as the card's other hashes). */
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
-  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 export class CardEditError extends Error {
@@ -63,17 +58,6 @@ export function withClassifier(cardText: string, field: ClassifierCardField): st
     );
   }
   return JSON.stringify({ ...card, classifier: field }, null, 2) + "\n";
-}
-
-async function writeAtomic(path: string, data: Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${crypto.randomUUID()}`;
-  try {
-    await Deno.writeFile(tmp, data);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
 }
 
 /**

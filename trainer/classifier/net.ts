@@ -10,8 +10,14 @@
  * one structure. Layouts and parameter naming follow `unet.ts`.
  */
 import { z } from "zod";
-import { resBlock, type UNetConfig, type UNetOps } from "../network/unet.ts";
-import type { ParamInit, ParamSpec } from "../network/unet.ts";
+import {
+  type ParamSpec,
+  recordParams,
+  resBlock,
+  specsSize,
+  type UNetConfig,
+  type UNetOps,
+} from "../network/unet.ts";
 
 export const ClassifierConfigSchema = z.object({
   imageSize: z.number().int().min(4).max(512),
@@ -89,36 +95,14 @@ function inertOps<V>(v: V, over: Partial<ClassifierOps<V>>): ClassifierOps<V> {
  */
 export function classifierParamSpecs(cfg: ClassifierConfig): ParamSpec[] {
   const specs: ParamSpec[] = [];
-  const add = (name: string, shape: number[], init: ParamInit, fanIn = 1) =>
-    specs.push({ name, shape, init, fanIn });
-  classifierForward(
-    inertOps<null>(null, {
-      conv: (_x, name, cin, cout, k) => {
-        add(`${name}.w`, [k, k, cin, cout], /\.c2$/.test(name) ? "zero" : "he", k * k * cin);
-        add(`${name}.b`, [cout], "zero");
-        return null;
-      },
-      dense: (_x, name, nin, nout) => {
-        add(`${name}.w`, [nin, nout], name === "head" ? "zero" : "he", nin);
-        add(`${name}.b`, [nout], "zero");
-        return null;
-      },
-      groupNorm: (_x, name, c) => {
-        add(`${name}.g`, [c], "one");
-        add(`${name}.b`, [c], "zero");
-        return null;
-      },
-    }),
-    cfg,
-    null,
-    null,
-  );
+  const zeroWeight = (name: string) => /\.c2$/.test(name) || name === "head";
+  classifierForward(inertOps<null>(null, recordParams(specs, zeroWeight)), cfg, null, null);
   return specs;
 }
 
 /** Number of parameters. */
 export function classifierParamCount(cfg: ClassifierConfig): number {
-  return classifierParamSpecs(cfg).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
+  return specsSize(classifierParamSpecs(cfg));
 }
 
 /** Forward multiply-adds ×2 per image (convs and dense layers). */

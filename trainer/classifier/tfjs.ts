@@ -4,8 +4,7 @@
  * `tf.grad` (what the exported gradient graph is tested against).
  */
 import * as tf from "@tensorflow/tfjs";
-import { Rng } from "../../shared/rng.ts";
-import { tfjsOps } from "../network/tfjs_ops.ts";
+import { initSpecParams, tfjsOps } from "../network/tfjs_ops.ts";
 import {
   type ClassifierConfig,
   classifierForward,
@@ -28,27 +27,14 @@ export function classifierLogits(
 }
 
 /**
- * Fresh parameters, the same on every backend for a seed (drawn in JS in spec order, as
- * `initParams` of the UNet): "he" ~ N(0, 2/fanIn), "zero", "one".
+ * Fresh parameters, the same on every backend for a seed (drawn in JS in spec order by the UNet's
+ * `initSpecParams`): "he" ~ N(0, 2/fanIn), "zero", "one".
  */
 export function initClassifierParams(
   cfg: ClassifierConfig,
   seed: number,
 ): Record<string, tf.Variable> {
-  const rng = new Rng(seed >>> 0);
-  const out: Record<string, tf.Variable> = {};
-  for (const s of classifierParamSpecs(cfg)) {
-    const data = new Float32Array(s.shape.reduce((a, b) => a * b, 1));
-    if (s.init === "he" || s.init === "normal") {
-      rng.fillNormal(data);
-      const std = Math.sqrt(2 / s.fanIn);
-      for (let i = 0; i < data.length; i++) data[i] *= std;
-    } else if (s.init === "one") {
-      data.fill(1);
-    }
-    out[s.name] = tf.tidy(() => tf.variable(tf.tensor(data, s.shape), true));
-  }
-  return out;
+  return initSpecParams(classifierParamSpecs(cfg), seed);
 }
 
 /** Tensors from host arrays by parameter name (frozen weights: export, tests). */

@@ -124,7 +124,8 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
   return { onnx, card };
 }
 
-async function writeAtomic(path: string, data: Uint8Array): Promise<void> {
+/** Write `data` to `path` through a temp file beside it and a rename (a reader sees old or new). */
+export async function writeAtomic(path: string, data: Uint8Array): Promise<void> {
   const tmp = `${path}.tmp-${crypto.randomUUID()}`;
   try {
     await Deno.writeFile(tmp, data);

@@ -8,6 +8,7 @@ import { Rng } from "../../shared/rng.ts";
 import type { UNetConfig } from "../../shared/model_card.ts";
 import {
   GROUP_NORM_EPS,
+  type ParamSpec,
   paramSpecs,
   timestepFrequencies,
   unetForward,
@@ -97,9 +98,17 @@ export function tfjsOps(params: Record<string, tf.Tensor>): UNetOps<tf.Tensor> {
  * "normal" ~ N(0, NORMAL_INIT_STD²), "zero", "one".
  */
 export function initParams(cfg: UNetConfig, seed: number): Record<string, tf.Variable> {
+  return initSpecParams(paramSpecs(cfg), seed);
+}
+
+/** `initParams` for any network's parameter specs (the classifier's too). */
+export function initSpecParams(
+  specs: readonly ParamSpec[],
+  seed: number,
+): Record<string, tf.Variable> {
   const rng = new Rng(seed >>> 0);
   const out: Record<string, tf.Variable> = {};
-  for (const spec of paramSpecs(cfg)) {
+  for (const spec of specs) {
     const size = spec.shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(size);
     if (spec.init === "he" || spec.init === "normal") {

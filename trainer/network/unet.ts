@@ -163,31 +163,10 @@ export interface ParamSpec {
 /** Every parameter of the UNet, in a fixed order, with its shape and initialisation. */
 export function paramSpecs(cfg: UNetConfig): ParamSpec[] {
   const specs: ParamSpec[] = [];
-  const add = (name: string, shape: number[], init: ParamInit, fanIn = 1) =>
-    specs.push({ name, shape, init, fanIn });
   // The second conv of a residual branch and the output conv start at zero (improved DDPM),
   // so every block starts as the identity.
-  const zeroInit = (name: string) => /\.(c2|proj)$/.test(name) || name === "out";
   const rec: UNetOps<null> = {
-    conv: (_x, name, cin, cout, k) => {
-      add(`${name}.w`, [k, k, cin, cout], zeroInit(name) ? "zero" : "he", k * k * cin);
-      add(`${name}.b`, [cout], "zero");
-      return null;
-    },
-    dense: (_x, name, nin, nout) => {
-      add(`${name}.w`, [nin, nout], "he", nin);
-      add(`${name}.b`, [nout], "zero");
-      return null;
-    },
-    groupNorm: (_x, name, c) => {
-      add(`${name}.g`, [c], "one");
-      add(`${name}.b`, [c], "zero");
-      return null;
-    },
-    embedding: (_y, name, rows, dim) => {
-      add(`${name}.w`, [rows, dim], "normal");
-      return null;
-    },
+    ...recordParams(specs, (name) => /\.(c2|proj)$/.test(name) || name === "out"),
     silu: () => null,
     add: () => null,
     addPerChannel: () => null,
@@ -201,6 +180,46 @@ export function paramSpecs(cfg: UNetConfig): ParamSpec[] {
   };
   unetForward(rec, cfg, null, null, cfg.numClasses > 0 ? null : undefined);
   return specs;
+}
+
+/**
+ * The ops that record a network's parameters into `specs` as its forward pass names them (also
+ * the classifier's): conv weights HWIO and dense weights [nin, nout], "he" with their fan-in or
+ * "zero" where `zeroWeight(layer name)`, their biases zero; GroupNorm scales one and shifts zero;
+ * embedding tables "normal".
+ */
+export function recordParams(
+  specs: ParamSpec[],
+  zeroWeight: (name: string) => boolean,
+): Pick<UNetOps<null>, "conv" | "dense" | "groupNorm" | "embedding"> {
+  const add = (name: string, shape: number[], init: ParamInit, fanIn = 1) =>
+    specs.push({ name, shape, init, fanIn });
+  return {
+    conv: (_x, name, cin, cout, k) => {
+      add(`${name}.w`, [k, k, cin, cout], zeroWeight(name) ? "zero" : "he", k * k * cin);
+      add(`${name}.b`, [cout], "zero");
+      return null;
+    },
+    dense: (_x, name, nin, nout) => {
+      add(`${name}.w`, [nin, nout], zeroWeight(name) ? "zero" : "he", nin);
+      add(`${name}.b`, [nout], "zero");
+      return null;
+    },
+    groupNorm: (_x, name, c) => {
+      add(`${name}.g`, [c], "one");
+      add(`${name}.b`, [c], "zero");
+      return null;
+    },
+    embedding: (_y, name, rows, dim) => {
+      add(`${name}.w`, [rows, dim], "normal");
+      return null;
+    },
+  };
+}
+
+/** How many values `specs` hold (a network's parameter count). */
+export function specsSize(specs: readonly ParamSpec[]): number {
+  return specs.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
 }
 
 /**

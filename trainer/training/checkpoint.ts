@@ -23,7 +23,7 @@ import { z } from "zod";
 import { join } from "node:path";
 import { ScheduleSchema, UNetConfigSchema } from "../../shared/model_card.ts";
 import type { UNetConfig } from "../../shared/model_card.ts";
-import { type ParamSpec, paramSpecs } from "../network/unet.ts";
+import { type ParamSpec, paramSpecs, specsSize } from "../network/unet.ts";
 import { PREDICTIONS } from "../../shared/prediction.ts";
 import { LR_SCHEDULES } from "./lr_schedule.ts";
 import type { SavedState } from "./loop.ts";
@@ -146,7 +146,7 @@ export function packSpecTensors(
   specs: readonly ParamSpec[],
   tensors: Map<string, Float32Array>,
 ): Uint8Array {
-  const total = specs.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
+  const total = specsSize(specs);
   const out = new Float32Array(total);
   let o = 0;
   for (const s of specs) {
@@ -167,7 +167,7 @@ export function unpackSpecTensors(
   bytes: Uint8Array,
   what: string,
 ): Map<string, Float32Array> {
-  const total = specs.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
+  const total = specsSize(specs);
   if (bytes.length !== total * 4) {
     throw new CheckpointError(`${what}: ${bytes.length} bytes, expected ${total * 4}`);
   }

@@ -2,12 +2,13 @@
  * What the trainers' command lines (`deno task train`, `deno task train-classifier`) share around
  * their loops: a known error as one line and exit code 2, the `--resume` directory, the run's
  * data, the "already there" check of a resumed run, the running mean of the loss, the words for
- * what a failure leaves on disk, and the exit after a stop signal or a failed step.
+ * what a failure leaves on disk, and the exit after a stop signal or a failed step; the record
+ * of the run that every checkpoint's meta carries beside its network's own fields.
  */
-import { DataError, type DatasetSplit, loadRunData } from "../data/datasets.ts";
+import { DataError, type Dataset, type DatasetSplit, loadRunData } from "../data/datasets.ts";
 import { ConfigError } from "./flags.ts";
 import { hasCheckpoint, RunWriteError } from "./checkpoint.ts";
-import { NonFiniteError } from "./loop.ts";
+import { NonFiniteError, type SavedState, type TrainState } from "./loop.ts";
 import { stopExitCode, type StopSignal } from "./stop_signals.ts";
 
 type ErrorClass = abstract new (...args: never[]) => Error;
@@ -110,4 +111,71 @@ export function failureExit(
     return 4;
   }
   throw e;
+}
+
+/** What a trainer's CLI knows of its run, for every checkpoint's meta and its lines. */
+export interface RunRecord {
+  /** The run directory. */
+  out: string;
+  command: string;
+  /** Every command that trained the run, oldest first (this one last). */
+  commands: string[];
+  backend: string;
+  dataset: string;
+  /** Training seconds of the earlier commands. */
+  wallBefore: number;
+  /** performance.now() when this command's training began. */
+  t0: number;
+  /** Step of the last checkpoint known complete on disk (null: none yet). */
+  saved: number | null;
+}
+
+/** The record of a run starting now: fresh, or resumed from a checkpoint's meta. */
+export function runRecord(o: {
+  out: string;
+  command: string;
+  backend: string;
+  /** `--limit` (0: the whole training split). */
+  limit: number;
+  train: Dataset;
+  resumed?: { commands: string[]; wallTimeSeconds: number; step: number };
+}): RunRecord {
+  return {
+    out: o.out,
+    command: o.command,
+    commands: [...(o.resumed?.commands ?? []), o.command],
+    backend: o.backend,
+    dataset: o.limit > 0 ? `${o.train.name} (first ${o.train.count})` : o.train.name,
+    wallBefore: o.resumed?.wallTimeSeconds ?? 0,
+    t0: performance.now(),
+    saved: o.resumed?.step ?? null,
+  };
+}
+
+/** Training seconds of the run so far, earlier commands included. */
+export function elapsedSeconds(r: RunRecord): number {
+  return r.wallBefore + (performance.now() - r.t0) / 1000;
+}
+
+/** The fields of a checkpoint's meta that describe the run at `st` rather than its network. */
+export function runMeta(
+  r: RunRecord,
+  st: TrainState,
+  saved: SavedState,
+  o: { batch: number; config: object; lastLoss: number | null },
+) {
+  return {
+    step: st.step,
+    dataset: r.dataset,
+    batch: o.batch,
+    wallTimeSeconds: elapsedSeconds(r),
+    lastLoss: o.lastLoss,
+    backend: r.backend,
+    command: r.command,
+    commands: r.commands,
+    config: o.config as Record<string, unknown>,
+    epochs: st.sampler.epochs,
+    rng: { sampler: saved.sampler, noise: saved.noise },
+    savedAt: new Date().toISOString(),
+  };
 }

@@ -13,7 +13,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { UNetConfig } from "../../shared/model_card.ts";
 import { qSample, type Schedule } from "../../shared/schedule.ts";
 import { Rng, type RngState } from "../../shared/rng.ts";
-import { type ParamSpec, paramSpecs } from "../network/unet.ts";
+import { type ParamSpec, paramSpecs, specsSize } from "../network/unet.ts";
 import { forward, initParams } from "../network/tfjs_ops.ts";
 import {
   BatchSampler,
@@ -423,5 +423,5 @@ export async function adamUpdate(
 
 /** Parameter count of a UNet. */
 export function paramCount(unet: UNetConfig): number {
-  return paramSpecs(unet).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
+  return specsSize(paramSpecs(unet));
 }
