@@ -6,17 +6,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ModelCardSchema } from "../shared/model_card.ts";
-import { runCli } from "./training/cli_testing.ts";
+import { CLASSIFIER_CLI as CLI, runCli, TINY_MNIST_DATA } from "./training/cli_testing.ts";
 
-const CLI = new URL("./train_classifier.ts", import.meta.url).pathname;
 const SHIPPED_CARD = new URL("../fixtures/models/mnist/model.json", import.meta.url).pathname;
 const TINY = [
-  "--data",
-  "mnist",
-  "--limit",
-  "64",
-  "--batch",
-  "8",
+  ...TINY_MNIST_DATA,
   "--channels",
   "4",
   "--channel-mult",

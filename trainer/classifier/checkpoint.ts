@@ -15,6 +15,7 @@ import {
   hasCheckpoint,
   packSpecTensors,
   readTensorSets,
+  RUN_META_FIELDS,
   RunRngSchema,
   RunWriteError,
   type TensorSets,
@@ -31,16 +32,8 @@ export const ClassifierMetaSchema = z.looseObject({
   classifier: ClassifierConfigSchema,
   schedule: z.object({ kind: z.enum(["linear", "cosine"]), T: z.number().int() }),
   labels: z.array(z.string()),
-  dataset: z.string(),
-  batch: z.number().int().positive(),
-  wallTimeSeconds: z.number().nonnegative(),
-  lastLoss: z.number().nullable(),
-  backend: z.string(),
-  command: z.string(),
-  /** Every command that trained this run, oldest first. */
-  commands: z.array(z.string()),
-  /** The full configuration (./config.ts ClassifierTrainConfig). */
-  config: z.record(z.string(), z.unknown()),
+  /** dataset … config; `config` is ./config.ts ClassifierTrainConfig. */
+  ...RUN_META_FIELDS,
   epochs: z.number().nonnegative(),
   rng: RunRngSchema,
   paramCount: z.number().int().positive(),

@@ -9,6 +9,7 @@
 import { z } from "zod";
 import {
   ConfigError,
+  emaClipFlags,
   flagHelpLines,
   type FlagTable,
   freshRaw,
@@ -16,9 +17,10 @@ import {
   type ParsedFlags,
   parseFlagTable,
   resumedRaw,
+  RUN_CONFIG_FIELDS,
+  runFlags,
   withDecayHorizon,
 } from "../training/flags.ts";
-import { BACKENDS } from "../backends/choice.ts";
 import { LR_SCHEDULES } from "../training/lr_schedule.ts";
 import { type ClassifierConfig, classifierConfigProblems, ClassifierConfigSchema } from "./net.ts";
 
@@ -28,18 +30,7 @@ export { ConfigError };
 export const ClassifierArchSchema = ClassifierConfigSchema.omit({ numClasses: true });
 
 export const ClassifierTrainConfigSchema = z.object({
-  /** "mnist", "fashion" or a folder of PNGs in class subfolders. */
-  data: z.string().min(1),
-  /** Train on only the first N training images (spread over classes); 0 = all. */
-  limit: z.number().int().min(0),
-  out: z.string().min(1),
-  steps: z.number().int().min(1),
-  batch: z.number().int().min(1).max(4096),
-  backend: z.enum(BACKENDS),
-  threads: z.union([z.literal(1), z.literal(2)]),
-  seed: z.number().int().min(0).max(0xffffffff),
-  lr: z.number().positive().max(1),
-  warmup: z.number().int().min(0),
+  ...RUN_CONFIG_FIELDS,
   lrSchedule: z.enum(LR_SCHEDULES),
   lrMin: z.number().min(0),
   /** Step at which a decaying schedule reaches lrMin (0 = the first command's --steps). */
@@ -80,20 +71,7 @@ export const CLASSIFIER_FLAGS: FlagTable = {
     key: "data",
     help: "mnist | fashion | emoji (32×32 RGB) | <folder of class subfolders>",
   },
-  limit: { kind: "int", key: "limit", help: "train on only N training images (0 = all) [0]" },
-  out: { kind: "string", key: "out", resumable: true, help: "run directory" },
-  steps: { kind: "int", key: "steps", resumable: true, help: "total training steps of the run" },
-  batch: { kind: "int", key: "batch", resumable: true, help: "batch size [128]" },
-  backend: {
-    kind: "string",
-    key: "backend",
-    resumable: true,
-    help: `${BACKENDS.join(" | ")} [auto]`,
-  },
-  threads: { kind: "int", key: "threads", resumable: true, help: "1 | 2 wasm threads [1]" },
-  seed: { kind: "int", key: "seed", help: "seed of init, data order and noise [0]" },
-  lr: { kind: "float", key: "lr", resumable: true, help: "peak Adam learning rate [1e-3]" },
-  warmup: { kind: "int", key: "warmup", resumable: true, help: "linear lr warm-up steps [100]" },
+  ...runFlags({ batch: "128", lr: "1e-3", warmup: "100" }),
   "lr-schedule": {
     kind: "string",
     key: "lrSchedule",
@@ -107,13 +85,7 @@ export const CLASSIFIER_FLAGS: FlagTable = {
     resumable: true,
     help: "step where the decay reaches --lr-min [--steps of the first command]",
   },
-  ema: { kind: "float", key: "ema", resumable: true, help: "EMA decay of the weights [0.999]" },
-  "grad-clip": {
-    kind: "float",
-    key: "gradClip",
-    resumable: true,
-    help: "global grad-norm clip, 0 = off [1]",
-  },
+  ...emaClipFlags(),
   "image-size": {
     kind: "int",
     key: "arch.imageSize",

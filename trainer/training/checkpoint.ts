@@ -42,12 +42,12 @@ export const RunRngSchema = z.object({
   noise: RngStateSchema,
 });
 
-export const CheckpointMetaSchema = z.looseObject({
-  format: z.literal("ddpm-edge/checkpoint@1"),
-  step: z.number().int().nonnegative(),
-  unet: UNetConfigSchema,
-  schedule: ScheduleSchema,
-  labels: z.array(z.string()).nullable(),
+/**
+ * The fields of a checkpoint's meta that record how the run was trained (`runMeta` in ./cli.ts
+ * writes them), the same in every network's checkpoint (in this order, after the network and
+ * its labels).
+ */
+export const RUN_META_FIELDS = {
   dataset: z.string(),
   batch: z.number().int().positive(),
   wallTimeSeconds: z.number().nonnegative(),
@@ -56,8 +56,17 @@ export const CheckpointMetaSchema = z.looseObject({
   command: z.string(),
   /** Every command that trained this run, oldest first. */
   commands: z.array(z.string()),
-  /** The full training configuration (trainer/training/config.ts TrainConfig). */
+  /** The full training configuration (./config.ts TrainConfig, the classifier's own). */
   config: z.record(z.string(), z.unknown()),
+};
+
+export const CheckpointMetaSchema = z.looseObject({
+  format: z.literal("ddpm-edge/checkpoint@1"),
+  step: z.number().int().nonnegative(),
+  unet: UNetConfigSchema,
+  schedule: ScheduleSchema,
+  labels: z.array(z.string()).nullable(),
+  ...RUN_META_FIELDS,
   /** Number of Adam updates applied (= step). */
   adamStep: z.number().int().nonnegative(),
   emaDecay: z.number(),

@@ -5,15 +5,21 @@
 
 export const TRAIN_CLI = new URL("../train.ts", import.meta.url).pathname;
 export const DISTILL_CLI = new URL("../distill.ts", import.meta.url).pathname;
+export const CLASSIFIER_CLI = new URL("../train_classifier.ts", import.meta.url).pathname;
 
-/** A tiny MNIST run: 64 digits, batch 8, c = 8, two levels, 4 groups (add --steps and --out). */
-export const TINY_MNIST_FLAGS: readonly string[] = [
+/** The data of every tiny test run: the first 64 MNIST digits, in batches of 8. */
+export const TINY_MNIST_DATA: readonly string[] = [
   "--data",
   "mnist",
   "--limit",
   "64",
   "--batch",
   "8",
+];
+
+/** A tiny MNIST run: 64 digits, batch 8, c = 8, two levels, 4 groups (add --steps and --out). */
+export const TINY_MNIST_FLAGS: readonly string[] = [
+  ...TINY_MNIST_DATA,
   "--channels",
   "8",
   "--groups",

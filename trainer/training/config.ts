@@ -12,9 +12,9 @@ import { GUIDE_NULL_TARGETS, UNetConfigSchema } from "../../shared/model_card.ts
 import type { UNetConfig } from "../../shared/model_card.ts";
 import { PREDICTIONS } from "../../shared/prediction.ts";
 import { LR_SCHEDULES } from "./lr_schedule.ts";
-import { BACKENDS } from "../backends/choice.ts";
 import {
   ConfigError,
+  emaClipFlags,
   flagHelpLines,
   type FlagTable,
   freshRaw,
@@ -22,6 +22,8 @@ import {
   type ParsedFlags,
   parseFlagTable,
   resumedRaw,
+  RUN_CONFIG_FIELDS,
+  runFlags,
   withDecayHorizon,
 } from "./flags.ts";
 
@@ -34,20 +36,7 @@ export const ArchSchema = UNetConfigSchema.omit({ numClasses: true }).extend({
 export type Arch = z.infer<typeof ArchSchema>;
 
 export const TrainConfigSchema = z.object({
-  /** "mnist", "fashion" or a folder of PNGs. */
-  data: z.string().min(1),
-  /** Train on only the first N training images (spread over classes); 0 = all. */
-  limit: z.number().int().min(0),
-  out: z.string().min(1),
-  /** Total steps of the run (a resumed run continues up to this). */
-  steps: z.number().int().min(1),
-  batch: z.number().int().min(1).max(4096),
-  backend: z.enum(BACKENDS),
-  threads: z.union([z.literal(1), z.literal(2)]),
-  seed: z.number().int().min(0).max(0xffffffff),
-  lr: z.number().positive().max(1),
-  /** Linear lr warm-up steps from 0. */
-  warmup: z.number().int().min(0),
+  ...RUN_CONFIG_FIELDS,
   /** After the warm-up: constant, or cosine/linear decay to lrMin at step lrDecaySteps. */
   lrSchedule: z.enum(LR_SCHEDULES).default("constant"),
   /** The floor of a decaying schedule (held after lrDecaySteps). */
@@ -168,20 +157,7 @@ export const FLAGS: FlagTable = {
     help:
       "mnist | fashion | emoji (32×32 RGB, 9 categories) | <folder of PNGs (or class subfolders)>",
   },
-  limit: { kind: "int", key: "limit", help: "train on only N training images (0 = all) [0]" },
-  out: { kind: "string", key: "out", resumable: true, help: "run directory" },
-  steps: { kind: "int", key: "steps", resumable: true, help: "total training steps of the run" },
-  batch: { kind: "int", key: "batch", resumable: true, help: "batch size [64]" },
-  backend: {
-    kind: "string",
-    key: "backend",
-    resumable: true,
-    help: `${BACKENDS.join(" | ")} [auto]`,
-  },
-  threads: { kind: "int", key: "threads", resumable: true, help: "1 | 2 wasm threads [1]" },
-  seed: { kind: "int", key: "seed", help: "seed of init, data order and noise [0]" },
-  lr: { kind: "float", key: "lr", resumable: true, help: "peak Adam learning rate [5e-4]" },
-  warmup: { kind: "int", key: "warmup", resumable: true, help: "linear lr warm-up steps [200]" },
+  ...runFlags({ batch: "64", lr: "5e-4", warmup: "200" }),
   "lr-schedule": {
     kind: "string",
     key: "lrSchedule",
@@ -206,13 +182,7 @@ export const FLAGS: FlagTable = {
     key: "prediction",
     help: `${PREDICTIONS.join(" | ")}: what the network predicts [epsilon]`,
   },
-  ema: { kind: "float", key: "ema", resumable: true, help: "EMA decay of the weights [0.999]" },
-  "grad-clip": {
-    kind: "float",
-    key: "gradClip",
-    resumable: true,
-    help: "global grad-norm clip, 0 = off [1]",
-  },
+  ...emaClipFlags(),
   "cond-drop": {
     kind: "float",
     key: "condDrop",

@@ -8,7 +8,9 @@
  * Every problem is a ConfigError whose message names the flag.
  */
 import { parseArgs } from "node:util";
+import { z } from "zod";
 import { defaultChannels } from "../data/datasets.ts";
+import { BACKENDS } from "../backends/choice.ts";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -27,6 +29,76 @@ export interface FlagSpec {
 
 /** Every flag by name (without the leading --). */
 export type FlagTable = Record<string, FlagSpec>;
+
+/**
+ * The run-control flags both trainers take right after --data, in this order: --limit, --out,
+ * --steps, --batch, --backend, --threads, --seed, --lr, --warmup. `defaults` are the defaults their
+ * help shows (each trainer's own; the values themselves are in its DEFAULTS).
+ */
+export function runFlags(defaults: { batch: string; lr: string; warmup: string }): FlagTable {
+  return {
+    limit: { kind: "int", key: "limit", help: "train on only N training images (0 = all) [0]" },
+    out: { kind: "string", key: "out", resumable: true, help: "run directory" },
+    steps: { kind: "int", key: "steps", resumable: true, help: "total training steps of the run" },
+    batch: {
+      kind: "int",
+      key: "batch",
+      resumable: true,
+      help: `batch size [${defaults.batch}]`,
+    },
+    backend: {
+      kind: "string",
+      key: "backend",
+      resumable: true,
+      help: `${BACKENDS.join(" | ")} [auto]`,
+    },
+    threads: { kind: "int", key: "threads", resumable: true, help: "1 | 2 wasm threads [1]" },
+    seed: { kind: "int", key: "seed", help: "seed of init, data order and noise [0]" },
+    lr: {
+      kind: "float",
+      key: "lr",
+      resumable: true,
+      help: `peak Adam learning rate [${defaults.lr}]`,
+    },
+    warmup: {
+      kind: "int",
+      key: "warmup",
+      resumable: true,
+      help: `linear lr warm-up steps [${defaults.warmup}]`,
+    },
+  };
+}
+
+/** The configuration fields of --data and `runFlags`, first in both trainers' configurations. */
+export const RUN_CONFIG_FIELDS = {
+  /** "mnist", "fashion", "emoji" or a folder of PNGs (the classifier's: in class subfolders). */
+  data: z.string().min(1),
+  /** Train on only the first N training images (spread over classes); 0 = all. */
+  limit: z.number().int().min(0),
+  out: z.string().min(1),
+  /** Total steps of the run (a resumed run continues up to this). */
+  steps: z.number().int().min(1),
+  batch: z.number().int().min(1).max(4096),
+  backend: z.enum(BACKENDS),
+  threads: z.union([z.literal(1), z.literal(2)]),
+  seed: z.number().int().min(0).max(0xffffffff),
+  lr: z.number().positive().max(1),
+  /** Linear lr warm-up steps from 0. */
+  warmup: z.number().int().min(0),
+};
+
+/** --ema and --grad-clip, as both trainers take them. */
+export function emaClipFlags(): FlagTable {
+  return {
+    ema: { kind: "float", key: "ema", resumable: true, help: "EMA decay of the weights [0.999]" },
+    "grad-clip": {
+      kind: "float",
+      key: "gradClip",
+      resumable: true,
+      help: "global grad-norm clip, 0 = off [1]",
+    },
+  };
+}
 
 export interface ParsedFlags {
   /** Explicitly given flags, converted (by config key). */
