@@ -1,10 +1,10 @@
 /**
- * `deno task train-classifier` flags → a validated classifier training configuration, in the
- * style of the diffusion trainer's `trainer/config.ts`: node:util parseArgs (strict), one table
- * of flags with their config keys and whether a resumed run may change them, defaults for a
- * fresh run, the checkpoint's configuration on `--resume` (flags that would change the model,
- * the noise schedule, the data or the seed must match it). Every problem is a ConfigError whose
- * one-line message names the flag.
+ * `deno task train-classifier` flags → a validated classifier training configuration, on the
+ * diffusion trainer's flag machinery (`trainer/training/flags.ts`): node:util parseArgs (strict),
+ * one table of flags with their config keys and whether a resumed run may change them (the
+ * run-control ones shared with `deno task train`), defaults for a fresh run, the checkpoint's
+ * configuration on `--resume` (flags that would change the model, the noise schedule, the data or
+ * the seed must match it). Every problem is a ConfigError whose one-line message names the flag.
  */
 import { z } from "zod";
 import {
