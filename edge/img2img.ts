@@ -10,6 +10,7 @@ import { makeSchedule, qSample, type Schedule } from "../shared/schedule.ts";
 import type { ModelCard } from "../shared/model_card.ts";
 import type { Engine } from "./engine.ts";
 import { generate, type GenerateOptions } from "./sampler.ts";
+import { inferLabels } from "./inpaint_label.ts";
 
 /** What every image-to-image call shares with generate() (n images of one input). */
 export type Common = Omit<GenerateOptions, "startAt" | "init" | "known">;
@@ -63,22 +64,29 @@ export async function denoise(
 
 /**
  * RePaint (Lugmayr et al. 2022) of one input (n samples) or n inputs: `regenerate` flags (size², 1 = generate, 0 = keep the input)
- * apply to every channel and image; `resample` rounds per step (1 = none).
+ * apply to every channel and image; `resample` rounds per step (1 = none). With `inferLabel` and
+ * no label, each image is first given the class its kept pixels read as (edge/inpaint_label.ts)
+ * and sampled conditioned on it; otherwise no label samples the null class.
  */
 export async function inpaint(
   engine: Engine,
   input: Float32Array,
   regenerate: Uint8Array,
-  o: Common & { resample: number },
+  o: Common & { resample: number; inferLabel?: boolean },
   signal?: AbortSignal,
 ): Promise<Float32Array> {
   const { card } = engine.model;
   const plane = regenerate.length;
   const keep = new Uint8Array(o.n * sizeOf(card));
   for (let j = 0; j < keep.length; j++) keep[j] = regenerate[j % plane] ? 0 : 1;
+  const x0 = repeat(input, o.n, sizeOf(card));
+  const label = o.label === undefined && o.inferLabel
+    ? Array.from(await inferLabels(engine, baseOf(card), x0, keep, o.n, o.seed, o.timing, signal))
+    : o.label;
   return await generate(engine, {
     ...o,
-    known: { x0: repeat(input, o.n, sizeOf(card)), keep, resample: o.resample },
+    label,
+    known: { x0, keep, resample: o.resample },
   }, signal);
 }
 

@@ -10,6 +10,7 @@ import {
   MIN_FRAMES,
 } from "./routes/params.ts";
 import { MAX_BODY_BYTES } from "./routes/upload.ts";
+import { LABEL_LEVELS } from "./inpaint_label.ts";
 
 type Param = { name: string; in: string; description: string; schema: Record<string, unknown> };
 
@@ -101,8 +102,12 @@ export function imagePaths(card: ModelCard, limits: ApiLimits, generate: Param[]
         description: `multipart/form-data with file parts image (${conversion}) and mask ` +
           `(white = regenerate, black = keep; resized nearest, threshold half gray). At every ` +
           `step the kept region is replaced by the input noised to that level, and at the end ` +
-          `by the input: kept pixels come back unchanged. (calls + (calls − 1)·(resample − 1)) ` +
-          `× n × passes ≤ ${maxWork}. ${uploads} ${cors}`,
+          `by the input: kept pixels come back unchanged. Without a label (and guidance ≠ 0) ` +
+          `a card with a data prior first reads each image's class off its kept pixels (a ` +
+          `diffusion classifier: ${LABEL_LEVELS.length} noise levels × every class) and ` +
+          `samples conditioned on it; otherwise no label samples the null class. ` +
+          `(calls + (calls − 1)·(resample − 1)) × n × passes (+ n × levels × classes when the ` +
+          `class is read) ≤ ${maxWork}. ${uploads} ${cors}`,
         parameters: [
           ...without(["label", "format"]),
           query("resample", "rounds per step (RePaint resampling; > 1 needs a one-step sampler)", {

@@ -239,8 +239,10 @@ export async function main(argv: string[]) {
     const p = r.params;
     console.log(
       `\nunlabelled /inpaint at the server's defaults (${p.sampler}, ${p.steps} steps, ` +
-        `${p.spacing}, resample ${p.resample}; ${r.calls} UNet calls), bottom half of ${d.count} ` +
-        `held-out digits: class kept ${r.keep.toFixed(3)}`,
+        `${p.spacing}, resample ${p.resample}, ` +
+        `${p.inferLabel ? "class read off the kept pixels" : "null class"}; ${r.calls} model ` +
+        `calls per batch), bottom half of ${d.count} held-out digits: class kept ` +
+        r.keep.toFixed(3),
     );
     if (values.grids) {
       await writeRows(`${values.grids}/inpaint_defaults.png`, [

@@ -60,28 +60,32 @@ Deno.test("MNIST /denoise: noisy held-out digits keep their class and get closer
   assert.equal(closer, digits.count);
 });
 
-Deno.test("MNIST /inpaint: the kept half comes back exactly; the completion is the digit", async () => {
+Deno.test("MNIST /inpaint: the kept half comes back exactly; the completion is the digit, with or without the label", async () => {
   const mask = maskOf("bottom half");
   const maskPng = grayPng(28, 28, Array.from(mask, (m) => m * 255));
-  const out = new Float32Array(digits.count * PX);
-  for (let i = 0; i < digits.count; i++) {
-    const clean = digits.images.subarray(i * PX, (i + 1) * PX);
-    const f = new FormData();
-    f.append("image", new Blob([png(clean) as BlobPart], { type: "image/png" }), "i.png");
-    f.append("mask", new Blob([maskPng as BlobPart], { type: "image/png" }), "m.png");
-    const r = await app.request(`/inpaint?seed=${i}&label=${digits.labels[i]}`, {
-      method: "POST",
-      body: f,
-    });
-    const x = await image(r);
-    for (let p = 0; p < PX; p++) {
-      if (!mask[p]) assert.equal(toByte(x[p]), toByte(clean[p]), `digit ${i} pixel ${p}`);
+  for (const labelled of [true, false]) {
+    const out = new Float32Array(digits.count * PX);
+    const runs = engine.runs;
+    for (let i = 0; i < digits.count; i++) {
+      const clean = digits.images.subarray(i * PX, (i + 1) * PX);
+      const f = new FormData();
+      f.append("image", new Blob([png(clean) as BlobPart], { type: "image/png" }), "i.png");
+      f.append("mask", new Blob([maskPng as BlobPart], { type: "image/png" }), "m.png");
+      const q = `seed=${i}` + (labelled ? `&label=${digits.labels[i]}` : "");
+      const r = await app.request(`/inpaint?${q}`, { method: "POST", body: f });
+      const x = await image(r);
+      for (let p = 0; p < PX; p++) {
+        if (!mask[p]) assert.equal(toByte(x[p]), toByte(clean[p]), `digit ${i} pixel ${p}`);
+      }
+      out.set(x, i * PX);
     }
-    out.set(x, i * PX);
+    const acc = accuracy(classifier, out, digits.labels);
+    console.log(`inpaint bottom half ${labelled ? "with" : "without"} the label: accuracy ${acc}`);
+    // Without a label the class is read off the kept half first (edge/inpaint_label.ts): five
+    // calls of ten classes, then the card's 4; the null class alone kept ~55 % (QUALITY.md).
+    assert.equal((engine.runs - runs) / digits.count, labelled ? 4 : 5 + 4);
+    assert.ok(acc >= (labelled ? 0.85 : 0.7), `accuracy ${acc}`);
   }
-  const acc = accuracy(classifier, out, digits.labels);
-  console.log(`inpaint bottom half with the label: accuracy ${acc}`);
-  assert.ok(acc >= 0.85, `accuracy ${acc}`);
 });
 
 Deno.test("MNIST /interpolate ends and /generate?format=apng's last frame match /generate", async () => {

@@ -8,9 +8,16 @@ import { startTimestep } from "../../shared/img2img.ts";
 import { callsWith } from "../../shared/sample.ts";
 import { makeSchedule } from "../../shared/schedule.ts";
 import { SAMPLER_NAMES, type SamplerName, SAMPLERS } from "../../shared/samplers/mod.ts";
-import type { LabelSpec } from "../engine.ts";
+import { type LabelSpec, samplesNullClass } from "../engine.ts";
 import { defaultDenoiseSteps } from "../img2img.ts";
-import { type GenerateParams, parseQuery, sampledLabels, workPasses } from "../params.ts";
+import { canInferLabel, labelInferenceWork } from "../inpaint_label.ts";
+import {
+  defaultSteps,
+  type GenerateParams,
+  parseQuery,
+  sampledLabels,
+  workPasses,
+} from "../params.ts";
 import type { Issue } from "./context.ts";
 import type { ImageFormat } from "./render.ts";
 
@@ -142,6 +149,12 @@ export function keepsHistory(name: SamplerName): boolean {
 
 export interface InpaintParams extends ImageParams {
   resample: number;
+  /**
+   * No label, guidance ≠ 0, and a card that can read a class off the kept pixels
+   * (edge/inpaint_label.ts): each image is sampled conditioned on the class its kept pixels read
+   * as, at the card's labelled steps. Otherwise no label samples the null class.
+   */
+  inferLabel: boolean;
 }
 
 export function parseInpaint(
@@ -157,6 +170,13 @@ export function parseInpaint(
     return { ok: false, issues: r.issues };
   }
   const p = r.params;
+  // The input decides the class: read off its kept pixels where the card can, else the null
+  // class (then with the card's null-class chain, `sampling.nullClassSteps`, unless the query
+  // names its steps).
+  const inferLabel = p.label === undefined && p.guidance !== 0 && canInferLabel(card);
+  if (!query.has("steps")) {
+    p.steps = defaultSteps(card, !inferLabel && samplesNullClass(inputLabel(p), p.guidance));
+  }
   if (resample > 1 && keepsHistory(p.sampler)) {
     const ok = SAMPLER_NAMES.filter((s) => !keepsHistory(s)).join(", ");
     return {
@@ -169,11 +189,13 @@ export function parseInpaint(
     };
   }
   const calls = callsWith(p.steps * SAMPLERS[p.sampler].callsPerStep, resample);
-  const work = p.n * calls * workPasses(p, inputLabel(p), card);
+  const labelWork = inferLabel ? labelInferenceWork(card) : 0;
+  const work = p.n * (calls * workPasses(p, inferLabel ? 0 : inputLabel(p), card) + labelWork);
   if (work > maxWork) {
-    return { ok: false, issues: [capIssue("n", "n × calls × passes", work, maxWork)] };
+    const what = inferLabel ? "n × (calls × passes + label reading)" : "n × calls × passes";
+    return { ok: false, issues: [capIssue("n", what, work, maxWork)] };
   }
-  return { ok: true, params: { ...p, resample } };
+  return { ok: true, params: { ...p, resample, inferLabel } };
 }
 
 export interface InterpolateParams extends ImageParams {
