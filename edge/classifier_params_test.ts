@@ -94,6 +94,19 @@ Deno.test("the card's classifier.steps is the default chain of a request with cl
   assert.ok(r.ok && r.params.steps === shipped.sampling.nullClassSteps);
 });
 
+Deno.test("the card's classifier.sampler samples a request with classifier_scale > 0 that names none", () => {
+  const card: ModelCard = { ...withClassifier, classifier: { ...classifier, sampler: "ddpm" } };
+  const sampler = (s: string) => {
+    const r = parseQuery(q(s), card);
+    assert.ok(r.ok, s);
+    return r.params.sampler;
+  };
+  assert.equal(sampler("guidance=0&label=3&classifier_scale=2"), "ddpm");
+  assert.equal(sampler("guidance=0&label=3&classifier_scale=2&sampler=ddim"), "ddim");
+  assert.equal(sampler("guidance=0&label=3&classifier_scale=0"), shipped.sampling.sampler);
+  assert.equal(sampler("guidance=0&label=3"), shipped.sampling.sampler);
+});
+
 Deno.test("an unconditional card with a classifier: label names the classifier's class, with classifier_scale only", () => {
   const r = parseQuery(q("seed=1&label=7&classifier_scale=3"), unconditional);
   assert.ok(r.ok);

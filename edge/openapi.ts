@@ -123,6 +123,7 @@ export function openapi(card: ModelCard, limits: ApiLimits) {
           (card.classifier.steps !== undefined
             ? `, with steps ${card.classifier.steps} by default`
             : "") +
+          (card.classifier.sampler ? ` and sampler ${card.classifier.sampler}` : "") +
           "; 0 or absent: none",
         { type: "number", minimum: 0, maximum: MAX_CLASSIFIER_SCALE, default: 0 },
       )]

@@ -142,7 +142,8 @@ export function parseQuery(
   }
   if (issues.length > 0 || !r.success) return { ok: false, issues };
   const q = r.data;
-  const sampler = q.sampler ?? cardSampler(card.sampling);
+  const guided = (q.classifier_scale ?? 0) > 0 ? card.classifier?.sampler : undefined;
+  const sampler = q.sampler ?? guided ?? cardSampler(card.sampling);
   const def = SAMPLERS[sampler];
   if (def.needsAnalytic && !card.sampling.analytic) {
     return {

@@ -9,12 +9,13 @@
  *     [--scales 0,1,2,4,8] [--steps S] [--sampler S] [--n 640] [--seed 0] [--batch 50]
  *     [--labelled 5,16,9:2] [--at input|mean] [--grids <dir>]
  *
- * `--steps` (default: the card's, as a request gets them: `classifier.steps` with a scale > 0,
- * else the null class's) and `--sampler` apply to the guided rows;
+ * `--steps` and `--sampler` apply to the guided rows (default: what such a request gets, the
+ * card's `classifier.steps` / `classifier.sampler` with a scale > 0, else the null class's);
  * scale 0 is the unguided null class. `--labelled` lists labelled rows as steps or
- * steps:guidance (classifier-free; default the card's), on the card's sampler. Each row also reports the lowest per-digit
- * accuracy (the label spread). CPU counts the UNet and the classifier. `--at mean`: ancestral
- * steps take the gradient at their mean instead of x_t (shared/sample.ts ClassifierGuidance).
+ * steps:guidance (classifier-free; default the card's), on the card's sampler. Each row also
+ * reports the per-digit accuracy (the label spread). CPU counts the UNet and the classifier.
+ * `--at mean`: ancestral steps take the gradient at their mean instead of x_t
+ * (shared/sample.ts ClassifierGuidance).
  */
 import { join } from "node:path";
 import { type CliInfo, parseCli, runCli, usageError } from "./cli_args.ts";
@@ -129,7 +130,7 @@ const CLI: CliInfo = {
     model: "a model card with a classifier (default: the shipped MNIST model)",
     scales: "classifier_scale values for the null class (0: unguided)",
     steps: "steps of the guided rows (default: the card's for such a request)",
-    sampler: "sampler of the guided rows (default: the card's)",
+    sampler: "sampler of the guided rows (default: the card's for such a request)",
     labelled: "labelled rows, steps or steps:guidance each (empty: none; default the card's)",
     grids: "write each row's first 100 samples as a PNG grid into this directory",
     at: "where ancestral steps take the gradient: input (x_t) or mean",
@@ -185,13 +186,13 @@ export async function main(argv: string[], context?: EvalContext): Promise<strin
     console.log(line);
   };
   // The card's default steps for each row (a request with classifier_scale: classifier.steps).
-  const stepsOf = (s: number) =>
-    Number(a.steps ?? (sampler ? card.sampling.steps : defaultSteps(card, true, s > 0)));
+  const stepsOf = (s: number) => Number(a.steps ?? defaultSteps(card, true, s > 0));
+  const samplerOf = (s: number) => sampler ?? (s > 0 ? card.classifier?.sampler : undefined);
   for (const s of scales) {
     const r = await evalGuided(ctx, engine, {
       ...common,
       steps: stepsOf(s),
-      sampler,
+      sampler: samplerOf(s),
       guidance: 0,
       classifierScale: s,
       at,

@@ -152,6 +152,11 @@ export const ClassifierSchema = z.object({
    * the request's usual default): guidance that acts at every step may need a longer chain.
    */
   steps: z.number().int().positive().optional(),
+  /**
+   * The sampler of a request with `classifier_scale` > 0 that names none (optional; absent = the
+   * card's): the mean shift of an ancestral sampler may steer better than an ODE's ε-shift.
+   */
+  sampler: z.enum(SAMPLER_NAMES).optional(),
   /** How it was trained (free-form: data, steps, accuracy against t, the command). */
   training: z.record(z.string(), z.unknown()).optional(),
 });
