@@ -20,7 +20,10 @@ export interface GenerateOptions {
   steps: number;
   /** How the steps are picked out of T (default: the card's). */
   spacing?: Spacing;
-  /** Default: the card's `sampling.sampler`, else `ddim` (what older cards drew with). */
+  /**
+   * Default: the card's `classifier.sampler` with classifierScale > 0, else its
+   * `sampling.sampler`, else `ddim` (what older cards drew with).
+   */
   sampler?: SamplerName;
   /** η of ddim/analytic: 1 = ancestral, 0 = deterministic. */
   eta: number;
@@ -82,7 +85,9 @@ export async function generate(
   let base = schedules.get(engine);
   if (!base) schedules.set(engine, base = makeSchedule(card.schedule.kind, card.schedule.T));
   const guidance = o.guidance ?? card.sampling.guidance;
-  const sampler = o.sampler ?? cardSampler(card.sampling);
+  // A classifier-guided request samples with the classifier's sampler where the card names one.
+  const steered = (o.classifierScale ?? 0) > 0 ? card.classifier?.sampler : undefined;
+  const sampler = o.sampler ?? steered ?? cardSampler(card.sampling);
   if (o.startAt !== undefined) base = truncate(base, o.startAt);
   const yieldNow = slicedYield();
   // An unconditional UNet takes no label: there the label is the classifier's alone.
