@@ -118,6 +118,9 @@ export function parseCard(json: unknown, file: string): ModelCard {
   if (an?.gammaNull && an.gammaNull.length !== T) {
     fail(`sampling.analytic.gammaNull has ${an.gammaNull.length} values, not T = ${T}`);
   }
+  if (card.sampling.nullClassSampler === "analytic" && !an) {
+    fail("sampling.nullClassSampler is analytic but the card has no sampling.analytic statistics");
+  }
   if (card.sampling.sampler === "analytic" && !an) {
     fail("sampling.sampler is analytic but the card has no sampling.analytic statistics");
   }

@@ -182,3 +182,11 @@ Deno.test("the session-8 default card (nullClassSteps, no chain of its own) draw
   assert.equal(model.card.sampling.timesteps, undefined);
   await appMatchingGoldens(model, GOLDEN_2026_12_07);
 });
+
+Deno.test("the issue-26 default draws its null class as the session-8 card did (sampling.nullClassSampler)", async () => {
+  const model = await loadModel(new URL("../fixtures/models/mnist/model.json", import.meta.url));
+  assert.equal(model.card.sampling.sampler, "dpm++2m");
+  assert.equal(model.card.sampling.nullClassSampler, "dpm++2m-sde");
+  const q = "seed=5&guidance=0&n=2";
+  await appMatchingGoldens(model, { [q]: GOLDEN_2026_12_07[q] });
+});

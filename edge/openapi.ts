@@ -58,7 +58,10 @@ export function openapi(card: ModelCard, limits: ApiLimits) {
       "the reverse process: " +
         SAMPLER_NAMES.map((n) => `${n} — ${SAMPLERS[n].description}`).join("; ") +
         (card.sampling.analytic ? "" : " (analytic: not for this model, whose card has " +
-          "no Analytic-DPM statistics)"),
+          "no Analytic-DPM statistics)") +
+        (s.nullClassSampler && s.nullClassSampler !== cardSampler(s)
+          ? `; default ${s.nullClassSampler} for a request that samples the null class`
+          : ""),
       {
         type: "string",
         enum: SAMPLER_NAMES.filter((n) => !SAMPLERS[n].needsAnalytic || card.sampling.analytic),

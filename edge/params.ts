@@ -6,8 +6,9 @@ import { z } from "zod";
 import type { ModelCard } from "../shared/model_card.ts";
 import { type Spacing, SPACINGS } from "../shared/schedule.ts";
 import { Rng } from "../shared/rng.ts";
-import { cardSampler, SAMPLER_NAMES, type SamplerName, SAMPLERS } from "../shared/samplers/mod.ts";
+import { SAMPLER_NAMES, type SamplerName, SAMPLERS } from "../shared/samplers/mod.ts";
 import { type LabelSpec, passes, samplesNullClass } from "./engine.ts";
+import { defaultSampler } from "./sampler.ts";
 
 export const MAX_N = 64;
 export const MAX_SCALE = 16;
@@ -142,8 +143,11 @@ export function parseQuery(
   }
   if (issues.length > 0 || !r.success) return { ok: false, issues };
   const q = r.data;
-  const guided = (q.classifier_scale ?? 0) > 0 ? card.classifier?.sampler : undefined;
-  const sampler = q.sampler ?? guided ?? cardSampler(card.sampling);
+  // Whether it samples the null class (as labelsUsed decides below; the seed does not matter).
+  const nullClass = (q.guidance ?? card.sampling.guidance) === 0 ||
+    (q.label === undefined &&
+      (card.architecture.numClasses === 0 || card.sampling.unlabeled !== "random-label"));
+  const sampler = q.sampler ?? defaultSampler(card, nullClass, (q.classifier_scale ?? 0) > 0);
   const def = SAMPLERS[sampler];
   if (def.needsAnalytic && !card.sampling.analytic) {
     return {

@@ -166,6 +166,18 @@ Deno.test("no label: null class, or one label per image drawn from the seed (ran
   assert.ok(!r.ok && /10 × 10 × 2 = 200/.test(r.issues[0].message));
 });
 
+Deno.test("a card's nullClassSampler is the default sampler of requests that sample the null class only", async () => {
+  const base = (await loadModel(
+    await writeTinyModel({ T: 50, steps: 4, sampler: "dpm++2m", unlabeled: "random-label" }),
+  )).card;
+  const card = { ...base, sampling: { ...base.sampling, nullClassSampler: "ddpm" as const } };
+  assert.equal(ok("guidance=0", card).sampler, "ddpm");
+  assert.equal(ok("", card).sampler, "dpm++2m"); // random labels: labelled images
+  assert.equal(ok("label=one", card).sampler, "dpm++2m");
+  assert.equal(ok("guidance=0&sampler=ddim", card).sampler, "ddim"); // a named sampler wins
+  assert.equal(ok("guidance=0", base).sampler, "dpm++2m"); // without the field: `sampler`
+});
+
 Deno.test("a card's nullClassSteps is the default of requests that sample the null class only", async () => {
   const longNull = (await loadModel(await writeTinyModel({ T: 50, steps: 4, nullClassSteps: 9 })))
     .card;

@@ -85,9 +85,11 @@ export async function generate(
   let base = schedules.get(engine);
   if (!base) schedules.set(engine, base = makeSchedule(card.schedule.kind, card.schedule.T));
   const guidance = o.guidance ?? card.sampling.guidance;
-  // A classifier-guided request samples with the classifier's sampler where the card names one.
-  const steered = (o.classifierScale ?? 0) > 0 ? card.classifier?.sampler : undefined;
-  const sampler = o.sampler ?? steered ?? cardSampler(card.sampling);
+  const sampler = o.sampler ?? defaultSampler(
+    card,
+    card.architecture.numClasses === 0 || samplesNullClass(o.label, guidance),
+    (o.classifierScale ?? 0) > 0,
+  );
   if (o.startAt !== undefined) base = truncate(base, o.startAt);
   const yieldNow = slicedYield();
   // An unconditional UNet takes no label: there the label is the classifier's alone.
@@ -128,6 +130,21 @@ export async function generate(
       signal?.throwIfAborted();
     },
   });
+}
+
+/**
+ * The sampler of a request that names none: the card's `classifier.sampler` where it steers with
+ * the classifier and the card names one; else its `sampling.nullClassSampler` where it samples the
+ * null class; else its `sampling.sampler` (else `ddim`, what older cards drew with).
+ */
+export function defaultSampler(
+  card: ModelCard,
+  nullClass: boolean,
+  classifierGuided = false,
+): SamplerName {
+  if (classifierGuided && card.classifier?.sampler) return card.classifier.sampler;
+  if (nullClass && card.sampling.nullClassSampler) return card.sampling.nullClassSampler;
+  return cardSampler(card.sampling);
 }
 
 /** The sampling loop's classifier guidance for a request, or undefined (scale 0 or absent). */

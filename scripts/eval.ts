@@ -38,7 +38,7 @@ import { join, relative } from "node:path";
 import { type Dataset, loadDataset } from "../trainer/data/datasets.ts";
 import { DEFAULT_MODEL_CARD, loadModel } from "../edge/model.ts";
 import { createEngine, type Engine, samplesNullClass } from "../edge/engine.ts";
-import { generate } from "../edge/sampler.ts";
+import { defaultSampler, generate } from "../edge/sampler.ts";
 import { defaultSteps } from "../edge/params.ts";
 import { encodePng, tileImages } from "../shared/image.ts";
 import { type Spacing, SPACINGS } from "../shared/schedule.ts";
@@ -431,7 +431,9 @@ export async function evalConfig(
   if (gridPath) await writeGrid(gridPath, s.images, r.n, ctx.size, ctx.channels);
   if (pairsPath) await writePairs(pairsPath, ctx, s.images, metrics.memorisation.closest);
   return {
-    sampler: r.sampler ?? cardSampler(engine.model.card.sampling),
+    // What generate() drew with: the card's null-class sampler where the request samples it.
+    sampler: r.sampler ??
+      defaultSampler(engine.model.card, !s.labels || r.guidance === 0),
     steps: r.steps,
     spacing: r.spacing ?? engine.model.card.sampling.spacing,
     variance: r.variance ?? "small",

@@ -47,11 +47,10 @@ Deno.test("eval:autoguide prints a table row per weight", async () => {
   const rows = lines.filter((l) => l.startsWith("| w = "));
   assert.equal(rows.length, 2);
   // The null class's chain: the card's nullClassSteps (12, 11 calls after the prior step), with
-  // the card's sampler (dpm++2m since issue 26) on its spacing (the card's own 5-step chain is
-  // for 5 steps only).
+  // its nullClassSampler (dpm++2m-sde; labelled requests use dpm++2m since issue 26).
   assert.match(
     rows[0],
-    /^\| w = 1: DPM-Solver\+\+\(2M\), power \| 12 \| 11 \| – \| 0 \| 20 \|/,
+    /^\| w = 1: DPM-Solver\+\+\(2M\) SDE, power \| 12 \| 11 \| – \| 0 \| 20 \|/,
   );
   assert.match(rows[1], /^\| w = 2: /);
   await assert.rejects(main(["--model", DEFAULT_MODEL_CARD.pathname]), /--bad are required/);

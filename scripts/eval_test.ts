@@ -214,10 +214,10 @@ Deno.test("the shipped default model's null class (guidance 0) draws digits, not
   const model = await loadModel(DEFAULT_MODEL_CARD);
   const engine = await createEngine(model, { backend: "wasm", threads: 1 });
   const row = await atCardDefaults(engine, 0), m = row.metrics, real = realCeiling(ctx, 100);
-  // n = 100 at these seeds, at the card's 12 null-class steps (dpm++2m since issue 26):
-  // confidence 0.943, coverage 0.974, FID 6.84 (real 6.65). Under these floors: the session-7
-  // default (0.868, 0.956, FID 13.6 at its 5 steps) and the model before null-class autoguidance
-  // (0.811, FID 16.8).
+  // QUALITY.md, n = 100 at these seeds, at the card's 12 null-class steps and its null-class
+  // sampler (dpm++2m-sde): confidence 0.923, coverage 0.982, FID 7.36 (real 6.65). Under these
+  // floors: the session-7 default (0.868, 0.956, FID 13.6 at its 5 steps) and the model before
+  // null-class autoguidance (0.811, FID 16.8).
   assert.equal(row.steps, 12);
   assert.ok(m.confidence >= 0.9, `confidence ${m.confidence}`);
   assert.ok(m.coverage >= 0.95, `coverage ${m.coverage}`);

@@ -206,6 +206,12 @@ export const ModelCardSchema = z.object({
      * what every card written before samplers existed drew with (η = 1: DDPM ancestral).
      */
     sampler: z.enum(SAMPLER_NAMES).optional(),
+    /**
+     * The sampler of a request that names none and samples the null class (as for
+     * `nullClassSteps`); absent = `sampler`. Lets a card change its labelled sampler (issue 26)
+     * while its null class keeps the one it was tuned with.
+     */
+    nullClassSampler: z.enum(SAMPLER_NAMES).optional(),
     analytic: AnalyticStatsSchema.optional(),
     /** The prior step's statistics (absent = every call runs the model). */
     prior: PriorSchema.optional(),
