@@ -22,9 +22,9 @@ import { type CliInfo, parseCli, runCli, usageError } from "./cli_args.ts";
 import { DEFAULT_MODEL_CARD, loadModel } from "../edge/model.ts";
 import { createEngine, type Engine, warmUp } from "../edge/engine.ts";
 import { defaultSteps } from "../edge/params.ts";
-import { generate } from "../edge/sampler.ts";
+import { defaultSampler, generate } from "../edge/sampler.ts";
 import { oneOf } from "../shared/choice.ts";
-import { cardSampler, SAMPLER_NAMES, type SamplerName } from "../shared/samplers/mod.ts";
+import { SAMPLER_NAMES, type SamplerName } from "../shared/samplers/mod.ts";
 import { classify } from "./classifier/model.ts";
 import {
   cpuMs,
@@ -106,7 +106,7 @@ export async function evalGuided(
   if (grid) await writeGrid(grid, images, r.n);
   return {
     row: {
-      sampler: r.sampler ?? cardSampler(card.sampling),
+      sampler: r.sampler ?? defaultSampler(card, r.guidance === 0, r.classifierScale > 0),
       steps: r.steps,
       spacing: card.sampling.spacing,
       variance: "small",
