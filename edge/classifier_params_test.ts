@@ -103,8 +103,11 @@ Deno.test("the card's classifier.sampler samples a request with classifier_scale
   };
   assert.equal(sampler("guidance=0&label=3&classifier_scale=2"), "ddpm");
   assert.equal(sampler("guidance=0&label=3&classifier_scale=2&sampler=ddim"), "ddim");
-  assert.equal(sampler("guidance=0&label=3&classifier_scale=0"), shipped.sampling.sampler);
-  assert.equal(sampler("guidance=0&label=3"), shipped.sampling.sampler);
+  // Without the classifier a guidance=0 request samples the null class: the card's null-class
+  // sampler where it names one (issue 26).
+  const nullSampler = shipped.sampling.nullClassSampler ?? shipped.sampling.sampler;
+  assert.equal(sampler("guidance=0&label=3&classifier_scale=0"), nullSampler);
+  assert.equal(sampler("guidance=0&label=3"), nullSampler);
 });
 
 Deno.test("an unconditional card with a classifier: label names the classifier's class, with classifier_scale only", () => {
