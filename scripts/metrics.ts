@@ -402,6 +402,30 @@ export interface ManifoldMetrics {
   coverageByClass: number[] | null;
 }
 
+/** A real set ready to score generated sets against: its rows, k-NN radii and labels. */
+export interface ManifoldReference {
+  rows: Rows;
+  k: number;
+  /** Squared distance from each real row to its k-th nearest real neighbour. */
+  radii: Float64Array;
+  labels: ArrayLike<number> | null;
+  classes: number;
+}
+
+/** The real side of manifoldMetrics, computed once (its n × n distances are the costly part). */
+export function manifoldReference(
+  real: Rows,
+  k = 3,
+  labels?: ArrayLike<number> | null,
+  classes = 10,
+): ManifoldReference {
+  if (labels && labels.length !== real.n) {
+    throw new RangeError(`${labels.length} labels for ${real.n} real rows`);
+  }
+  const radii = kthNeighbourRadii(pairwiseSquaredDistances(real, real), real.n, k);
+  return { rows: real, k, radii, labels: labels ?? null, classes };
+}
+
 /**
  * Improved precision and recall (k-NN manifolds, Kynkäänniemi et al. 2019) and density and
  * coverage (Naeem et al. 2020) of a generated set against a real one, Euclidean in whatever
@@ -416,11 +440,13 @@ export function manifoldMetrics(
   realLabels?: ArrayLike<number> | null,
   classes = 10,
 ): ManifoldMetrics {
-  if (realLabels && realLabels.length !== real.n) {
-    throw new RangeError(`${realLabels.length} labels for ${real.n} real rows`);
-  }
+  return manifoldMetricsAgainst(manifoldReference(real, k, realLabels, classes), fake);
+}
+
+/** manifoldMetrics against a prepared reference (same k for the generated set's balls). */
+export function manifoldMetricsAgainst(ref: ManifoldReference, fake: Rows): ManifoldMetrics {
+  const { rows: real, k, radii: realRadii, labels: realLabels, classes } = ref;
   const n = real.n, m = fake.n;
-  const realRadii = kthNeighbourRadii(pairwiseSquaredDistances(real, real), n, k);
   const fakeRadii = kthNeighbourRadii(pairwiseSquaredDistances(fake, fake), m, k);
   const cross = pairwiseSquaredDistances(real, fake); // n × m
   let inReal = 0, balls = 0;
