@@ -36,6 +36,7 @@ import { parseCli, runCli } from "./cli_args.ts";
 import process from "node:process";
 import { join, relative } from "node:path";
 import { type Dataset, loadDataset } from "../trainer/data/datasets.ts";
+import { nhwcToNchw } from "../trainer/training/sample_grid.ts";
 import { DEFAULT_MODEL_CARD, loadModel } from "../edge/model.ts";
 import { createEngine, type Engine, samplesNullClass } from "../edge/engine.ts";
 import { defaultSampler, generate } from "../edge/sampler.ts";
@@ -120,18 +121,8 @@ function pickRows(data: Float32Array, d: number, picked: number[]): Float32Array
 const toPixels = (images: Float32Array) => images.map((v) => Math.min(Math.max((v + 1) / 2, 0), 1));
 
 /** A dataset's images as CHW per image (the edge's layout; a no-op for one channel). */
-function chwImages(d: Dataset): Float32Array {
-  if (d.channels === 1) return d.images;
-  const hw = d.imageSize ** 2, px = hw * d.channels, out = new Float32Array(d.images.length);
-  for (let i = 0; i < d.count; i++) {
-    for (let p = 0; p < hw; p++) {
-      for (let c = 0; c < d.channels; c++) {
-        out[i * px + c * hw + p] = d.images[i * px + p * d.channels + c];
-      }
-    }
-  }
-  return out;
-}
+const chwImages = (d: Dataset): Float32Array =>
+  d.channels === 1 ? d.images : nhwcToNchw(d.images, d.count, d.channels, d.imageSize ** 2);
 
 /** The evaluation data of a model card's `dataset`: emoji for emoji, else MNIST. */
 export const evalDataset = (cardDataset: string) => cardDataset === "emoji" ? "emoji" : "mnist";
