@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadDataset, subset } from "../../trainer/data/datasets.ts";
 import { EMOJI_CATEGORIES, loadEmoji } from "../../trainer/data/emoji.ts";
+import { nhwcToNchw } from "../../trainer/training/sample_grid.ts";
 import {
   CLASSIFIER_DIR,
   classifierDir,
@@ -83,18 +84,9 @@ Deno.test("committed emoji classifier: the 9 categories, CHW RGB, and it names t
   const { train, test } = await loadEmoji({
     packages: new URL("../../fixtures/emoji-sample", import.meta.url).pathname,
   });
-  const hw = 32 * 32, n = train.count + test.count, chw = new Float32Array(n * 3 * hw);
-  const all = [train, test];
-  let i = 0;
-  for (const d of all) {
-    for (let k = 0; k < d.count; k++, i++) {
-      for (let p = 0; p < hw; p++) {
-        for (let ch = 0; ch < 3; ch++) {
-          chw[i * 3 * hw + ch * hw + p] = d.images[(k * hw + p) * 3 + ch];
-        }
-      }
-    }
-  }
+  const n = train.count + test.count, chw = new Float32Array(n * 3 * 32 * 32);
+  chw.set(nhwcToNchw(train.images, train.count, 3, 32 * 32));
+  chw.set(nhwcToNchw(test.images, test.count, 3, 32 * 32), train.count * 3 * 32 * 32);
   const labels = [...train.labels!, ...test.labels!];
   const out = classify(c, chw, n);
   let correct = 0;

@@ -19,6 +19,7 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { initBackend } from "../../trainer/backends/backend.ts";
 import { loadDataset } from "../../trainer/data/datasets.ts";
+import { nhwcToNchw } from "../../trainer/training/sample_grid.ts";
 import { Rng } from "../../shared/rng.ts";
 import {
   type ClassifierCard,
@@ -57,15 +58,7 @@ const FEATURE_DIM = LAYERS[LAYERS.length - 2];
 console.log(`backend ${backend.name}; train ${train.count}, held-out ${test.count}; ${LAYERS}`);
 
 /** [−1, 1] NHWC → [0, 1] CHW per image (the edge's layout; the same for one channel). */
-const to01 = (a: Float32Array, n: number) => {
-  const out = new Float32Array(a.length), hw = S * S;
-  for (let i = 0; i < n; i++) {
-    for (let p = 0; p < hw; p++) {
-      for (let c = 0; c < C; c++) out[i * PX + c * hw + p] = (a[i * PX + p * C + c] + 1) / 2;
-    }
-  }
-  return out;
-};
+const to01 = (a: Float32Array, n: number) => nhwcToNchw(a, n, C, S * S).map((v) => (v + 1) / 2);
 const trainX = to01(train.images, train.count), testX = to01(test.images, test.count);
 
 /** Copy image i of src shifted by (dx, dy) into dst at slot k (zeros fill the border). */
