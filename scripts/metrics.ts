@@ -270,69 +270,6 @@ export function classStats(
   };
 }
 
-export interface NearestNeighbour {
-  /** Per query: L2 distance to the closest reference row. */
-  distances: Float64Array;
-  /** Per query: index of the closest reference row. */
-  index: Int32Array;
-  mean: number;
-  median: number;
-}
-
-/**
- * Exact nearest-neighbour L2 distance from each query row to a reference set (both n × d,
- * same scale): direct squared differences (float64 accumulators, unrolled by 4), abandoning a
- * reference row as soon as its partial sum exceeds the best so far.
- */
-export function nearestNeighbour(queries: Rows, reference: Rows): NearestNeighbour {
-  if (queries.d !== reference.d) {
-    throw new RangeError(`dimension mismatch ${queries.d} ≠ ${reference.d}`);
-  }
-  const d = queries.d, r = reference.data;
-  const d4 = d - (d % 4), block = 64;
-  const qi = new Float64Array(d);
-  const distances = new Float64Array(queries.n);
-  const index = new Int32Array(queries.n);
-  for (let i = 0; i < queries.n; i++) {
-    for (let k = 0; k < d; k++) qi[k] = queries.data[i * d + k];
-    let best = Infinity, bi = -1;
-    for (let j = 0; j < reference.n; j++) {
-      const p = j * d;
-      let s = 0;
-      for (let b = 0; b < d4 && s < best; b += block) {
-        const end = Math.min(b + block, d4);
-        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        for (let k = b; k < end; k += 4) {
-          const a0 = qi[k] - r[p + k], a1 = qi[k + 1] - r[p + k + 1];
-          const a2 = qi[k + 2] - r[p + k + 2], a3 = qi[k + 3] - r[p + k + 3];
-          s0 += a0 * a0;
-          s1 += a1 * a1;
-          s2 += a2 * a2;
-          s3 += a3 * a3;
-        }
-        s += s0 + s1 + s2 + s3;
-      }
-      for (let k = d4; k < d; k++) s += (qi[k] - r[p + k]) ** 2;
-      if (s < best) {
-        best = s;
-        bi = j;
-      }
-    }
-    distances[i] = Math.sqrt(best);
-    index[i] = bi;
-  }
-  const sorted = Float64Array.from(distances).sort();
-  const mid = sorted.length >> 1;
-  const median = sorted.length === 0
-    ? NaN
-    : sorted.length % 2
-    ? sorted[mid]
-    : 0.5 * (sorted[mid - 1] + sorted[mid]);
-  let mean = 0;
-  for (const v of distances) mean += v;
-  return { distances, index, mean: mean / Math.max(queries.n, 1), median };
-}
-
 /**
  * Squared L2 distances between every row of `a` (n × d) and every row of `b` (m × d), n × m
  * row-major, by direct differences in float64 (exact zeros for equal rows, so a copy of a point

@@ -9,7 +9,6 @@ import {
   manifoldMetrics,
   matmul,
   meanCov,
-  nearestNeighbour,
   pairwiseSquaredDistances,
   type Rows,
   softmax,
@@ -185,30 +184,6 @@ Deno.test("classStats: confidence, fraction > 0.9, coverage and accuracy", () =>
   close(s.coverage, -(0.5 * Math.log(0.5) + 2 * 0.25 * Math.log(0.25)) / Math.log(3), 1e-12);
   assert.equal(s.accuracy, 0.75);
   assert.equal(classStats({ n: 4, d: 3, data: probs }).accuracy, null);
-});
-
-Deno.test("nearestNeighbour: exact distances and indices against brute force", () => {
-  const rng = new Rng(5);
-  const d = 7, nq = 20, nr = 50;
-  const q = new Float32Array(nq * d).map(() => rng.normal());
-  const r = new Float32Array(nr * d).map(() => rng.normal());
-  // Query 0 is a copy of reference 13: distance 0.
-  q.set(r.subarray(13 * d, 14 * d), 0);
-  const nn = nearestNeighbour({ n: nq, d, data: q }, { n: nr, d, data: r });
-  for (let i = 0; i < nq; i++) {
-    let best = Infinity, bi = -1;
-    for (let j = 0; j < nr; j++) {
-      let s = 0;
-      for (let k = 0; k < d; k++) s += (q[i * d + k] - r[j * d + k]) ** 2;
-      if (s < best) [best, bi] = [s, j];
-    }
-    assert.equal(nn.index[i], bi);
-    close(nn.distances[i], Math.sqrt(best), 1e-6);
-  }
-  assert.equal(nn.index[0], 13);
-  close(nn.distances[0], 0, 1e-6);
-  const sorted = [...nn.distances].sort((a, b) => a - b);
-  close(nn.median, (sorted[9] + sorted[10]) / 2, 1e-12);
 });
 
 /** n Gaussian rows N(offset, scale² I) in d dimensions. */
