@@ -7,7 +7,12 @@ import { join } from "node:path";
 import { sha256Hex } from "../../edge/model.ts";
 import type { UNetConfig } from "../../shared/model_card.ts";
 import { Rng } from "../../shared/rng.ts";
-import { type Checkpoint, packTensors, readCheckpoint } from "../training/checkpoint.ts";
+import {
+  type Checkpoint,
+  packTensors,
+  readCheckpoint,
+  savedStateOf,
+} from "../training/checkpoint.ts";
 import { restoreState, streamSeeds, type TrainState } from "../training/loop.ts";
 import { BatchSampler } from "../data/datasets.ts";
 import { type DistillConfig, DistillError, type DistillMeta } from "./config.ts";
@@ -52,15 +57,8 @@ export async function startingState(
         `round ${round}'s teacher weights do not match the checkpoint's sha256`,
       );
     }
-    st = restoreState(unet, {
-      step: dm.roundStep,
-      params: resumed.params,
-      ema: resumed.ema,
-      adamM: resumed.adamM,
-      adamV: resumed.adamV,
-      sampler: resumed.meta.rng.sampler,
-      noise: resumed.meta.rng.noise,
-    }, count);
+    // The step within the round, not the run's global step.
+    st = restoreState(unet, { ...savedStateOf(resumed), step: dm.roundStep }, count);
   } else {
     round = 0;
     record = [];
