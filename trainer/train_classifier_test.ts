@@ -106,6 +106,10 @@ Deno.test("train-classifier: 6 steps = 3 + resume 3, bit for bit; metrics, accur
       join(model, "model.json"),
       "--scale",
       "2",
+      "--steps",
+      "20",
+      "--sampler",
+      "ddpm",
     ]);
     assert.equal(ex.code, 0, ex.err);
     const written = ModelCardSchema.parse(
@@ -113,6 +117,8 @@ Deno.test("train-classifier: 6 steps = 3 + resume 3, bit for bit; metrics, accur
     );
     assert.equal(written.classifier?.file, "classifier.onnx");
     assert.equal(written.classifier?.scale, 2);
+    assert.equal(written.classifier?.steps, 20);
+    assert.equal(written.classifier?.sampler, "ddpm");
     assert.equal((written.classifier?.training as { steps: number }).steps, 6);
     const onnx = await Deno.readFile(join(model, "classifier.onnx"));
     const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", onnx));
@@ -133,6 +139,10 @@ Deno.test("train-classifier: 6 steps = 3 + resume 3, bit for bit; metrics, accur
     );
     const badScale = await runCli(CLI, ["export", "--run", a, "--card", "x", "--scale=-1"]);
     assert.match(badScale.err, /^error: --scale: expected a number ≥ 0, got "-1"\n$/);
+    const badSteps = await runCli(CLI, ["export", "--run", a, "--card", "x", "--steps=2.5"]);
+    assert.match(badSteps.err, /^error: --steps: expected an integer ≥ 1, got "2.5"\n$/);
+    const badSampler = await runCli(CLI, ["export", "--run", a, "--card", "x", "--sampler=euler"]);
+    assert.match(badSampler.err, /^error: --sampler: expected one of ddpm, .*, got "euler"\n$/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

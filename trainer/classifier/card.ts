@@ -4,6 +4,7 @@
  *
  *   "classifier": { "file": "classifier.onnx", "sha256": "<hex of the file>",
  *                   "labels": [..K class names..], "scale": <recommended classifier_scale>,
+ *                   "steps"?: <steps of a guided request>, "sampler"?: <its sampler>,
  *                   "training": { ...free-form: command, steps, accuracy by t... } }
  *
  * The card's schema (shared/model_card.ts) belongs to the edge; this module only writes.
@@ -19,6 +20,9 @@ export interface ClassifierCardField {
   sha256: string;
   labels: string[];
   scale: number;
+  /** Steps and sampler of a guided request that names none (absent: the card's usual ones). */
+  steps?: number;
+  sampler?: string;
   training: Record<string, unknown>;
 }
 
@@ -78,6 +82,8 @@ export async function installClassifier(
     sha256: await sha256Hex(onnx),
     labels: field.labels,
     scale: field.scale,
+    ...(field.steps !== undefined ? { steps: field.steps } : {}),
+    ...(field.sampler !== undefined ? { sampler: field.sampler } : {}),
     training: field.training,
   };
   const text = withClassifier(await Deno.readTextFile(cardPath), full);

@@ -200,7 +200,8 @@ export function classifierConfigOf(c: ClassifierTrainConfig, numClasses: number)
 export function classifierHelpText(): string {
   return [
     "deno task train-classifier --data mnist|fashion|<folder> --steps N --out <run dir> [options]",
-    "deno task export-classifier --run <run dir> --card <model.json> [--quant int8|fp16|fp32] [--scale S]",
+    "deno task export-classifier --run <run dir> --card <model.json> [--quant int8|fp16|fp32] [--scale S]" +
+    " [--steps N] [--sampler NAME]",
     "",
     ...flagHelpLines(CLASSIFIER_FLAGS),
   ].join("\n");

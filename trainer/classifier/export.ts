@@ -5,12 +5,13 @@
  * field added or replaced (./card.ts) — every other field of the card byte-identical.
  *
  * CLI: deno task export-classifier --run <run dir> --card <model.json> [--quant int8|fp16|fp32]
- *        [--scale S] [--file classifier.onnx]
+ *        [--scale S] [--steps N] [--sampler NAME] [--file classifier.onnx]
  */
 import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-web";
 import { oneOf } from "../../shared/choice.ts";
 import { Rng } from "../../shared/rng.ts";
+import { SAMPLER_NAMES } from "../../shared/samplers/mod.ts";
 import { type Quantization, QUANTIZATIONS } from "../export/quantize.ts";
 import {
   CardEditError,
@@ -157,6 +158,8 @@ export async function exportClassifierMain(argv: string[]): Promise<ExportClassi
         card: { type: "string" },
         quant: { type: "string", default: "int8" },
         scale: { type: "string", default: String(DEFAULT_CLASSIFIER_SCALE) },
+        steps: { type: "string" },
+        sampler: { type: "string" },
         file: { type: "string", default: "classifier.onnx" },
       },
       strict: true,
@@ -177,6 +180,16 @@ export async function exportClassifierMain(argv: string[]): Promise<ExportClassi
   const scale = Number(values.scale);
   if (values.scale!.trim() === "" || !Number.isFinite(scale) || scale < 0) {
     throw new ConfigError(`--scale: expected a number ≥ 0, got "${values.scale}"`);
+  }
+  const steps = values.steps === undefined ? undefined : Number(values.steps);
+  if (steps !== undefined && (!Number.isInteger(steps) || steps < 1)) {
+    throw new ConfigError(`--steps: expected an integer ≥ 1, got "${values.steps}"`);
+  }
+  const sampler = values.sampler;
+  if (sampler !== undefined && !(SAMPLER_NAMES as readonly string[]).includes(sampler)) {
+    throw new ConfigError(
+      `--sampler: expected one of ${SAMPLER_NAMES.join(", ")}, got "${sampler}"`,
+    );
   }
   if (!/^[\w.-]+\.onnx$/.test(values.file!)) {
     throw new ConfigError(`--file: expected a plain name ending in .onnx, got "${values.file}"`);
@@ -199,6 +212,8 @@ export async function exportClassifierMain(argv: string[]): Promise<ExportClassi
     file: values.file!,
     labels: ck.meta.labels,
     scale,
+    ...(steps !== undefined ? { steps } : {}),
+    ...(sampler !== undefined ? { sampler } : {}),
     training: trainingSummary(ck.meta, quant, {
       run: values.run,
       command: ["deno", "task", "export-classifier", ...argv].map(shellQuote).join(" "),
