@@ -27,12 +27,14 @@ import { oneOf } from "../shared/choice.ts";
 import { SAMPLER_NAMES, type SamplerName } from "../shared/samplers/mod.ts";
 import { classify } from "./classifier/model.ts";
 import {
+  ceilingRow,
   cpuMs,
   digitLabels,
   type EvalContext,
   type EvalRow,
   evaluateImages,
   loadEvalContext,
+  realCeiling,
   TABLE_HEADER,
   tableRow,
   writeGrid,
@@ -214,6 +216,10 @@ export async function main(argv: string[], context?: EvalContext): Promise<strin
     }, gridOf(`labelled-w${g}-steps${st}`));
     emit(`labelled, guidance ${g}`, r);
   }
+  // The floor every row is read against: as many real held-out digits, scored the same way.
+  const real = ceilingRow(realCeiling(ctx, common.n));
+  lines.push(real);
+  console.log(real);
   lines.push("", ...spread);
   console.log(["", ...spread].join("\n"));
   return lines;

@@ -1,6 +1,7 @@
 /**
  * eval:classifier-guidance on the shipped model and its classifier, through the edge sampler:
- * one row per scale and per labelled entry, per-digit accuracy lines, and one-line refusals.
+ * one row per scale and per labelled entry, the real held-out row at the same n, per-digit accuracy
+ * lines, and one-line refusals.
  */
 import assert from "node:assert/strict";
 import { DEFAULT_MODEL_CARD, loadModel } from "../edge/model.ts";
@@ -26,6 +27,10 @@ Deno.test("eval:classifier-guidance prints a row per scale and labelled entry, a
   );
   assert.match(rows[2], /^\| labelled, guidance 1: [^|]* \| 5 \| 4 \| – \| 1 \| 20 \|/);
   assert.match(rows[3], /^\| labelled, guidance 2: [^|]* \| 6 \| 5 \| – \| 2 \| 20 \|/);
+  // The real floor at the same n: 20 held-out digits, two per class.
+  const real = lines.filter((l) => l.startsWith("| real held-out digits"));
+  assert.equal(real.length, 1);
+  assert.match(real[0], /^\| real held-out digits \| – \| – \| – \| – \| 20 \|/);
   const spread = lines.filter((l) => /per-digit accuracy/.test(l));
   assert.equal(spread.length, 4);
   assert.match(spread[0], /^null class, unguided: per-digit accuracy( \d\.\d\d){10} \(lowest /);
