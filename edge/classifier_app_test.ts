@@ -100,7 +100,7 @@ Deno.test("at the card's scale the null class draws the asked digit (the evaluat
     return right;
   };
   const guided = await correct(S), free = await correct(0);
-  // (0.917 of 640 in QUALITY.md, "Classifier guidance"; 16 of these 20)
+  // (0.952 of 640 at the card's scale in QUALITY.md, "Classifier guidance")
   assert.ok(guided >= 15, `${guided}/${n} at scale ${S}`);
   assert.ok(guided > free, `${guided} guided vs ${free} unguided`);
 });
