@@ -10,7 +10,8 @@
  * its null-class autoguided successor (the default of session 7, written before cards carried
  * `sampling.nullClassSteps`; fixtures/models/mnist-autoguided-2026-12-01/), and the session-8
  * default (before the default card carried its own chain, issue 26;
- * fixtures/models/mnist-2026-12-07/).
+ * fixtures/models/mnist-2026-12-07/), and the session-6 2-call student
+ * (fixtures/models/mnist-fast-2026-12-01/).
  */
 import assert from "node:assert/strict";
 import { createApp } from "./app.ts";
@@ -189,4 +190,26 @@ Deno.test("the issue-26 default draws its null class as the session-8 card did (
   assert.equal(model.card.sampling.nullClassSampler, "dpm++2m-sde");
   const q = "seed=5&guidance=0&n=2";
   await appMatchingGoldens(model, { [q]: GOLDEN_2026_12_07[q] });
+});
+
+/**
+ * The session-6 `mnist-fast` (a distilled student: its own chain [646, 934, 999], the prior step,
+ * `training.distillation`), replaced in session 10 and kept in fixtures/models/mnist-fast-2026-12-01/
+ * with its ONNX unchanged; hashes taken at commit 77226a0's sampling code, when it was shipped.
+ */
+const GOLDEN_FAST_2026_12_01: Record<string, string> = {
+  "seed=42": "e76e5c954fee66ffb9cbcb16025b89fc24e16523537d56a4d40326576d119243",
+  "seed=7&label=3&n=4": "edcef43ce92ed71c90ac5e2b588c4eb83d84d8aaf822a4140ce8e64fec23c251",
+  "seed=5&guidance=0&n=2": "4c9d08c7ff6922321db1cfa00b5bce4011ac44febf0ac03c48b0db89670847b0",
+  "seed=1&sampler=dpm%2B%2B2m&steps=4":
+    "9f558044e0b8c7b804f6fc41dec4ad6555de8691b7957039461d3154524f92d2",
+};
+
+Deno.test("the session-6 mnist-fast card (a student's own chain) draws the same PNGs as before", async () => {
+  const model = await loadModel(
+    new URL("../fixtures/models/mnist-fast-2026-12-01/model.json", import.meta.url),
+  );
+  assert.deepEqual(model.card.sampling.timesteps, [646, 934, 999]);
+  assert.equal(model.card.training?.distillation?.teacherGuidance, 1.1);
+  await appMatchingGoldens(model, GOLDEN_FAST_2026_12_01);
 });
