@@ -18,12 +18,12 @@ Deno.test("eval:classifier-guidance prints a row per scale and labelled entry, a
   const rows = lines.filter((l) => l.startsWith("| null class") || l.startsWith("| labelled"));
   assert.equal(rows.length, 4);
   // The chains a request gets: the null class's (12 steps, 11 calls after the prior step); with a
-  // scale, the card's classifier.steps on its classifier.sampler (25 on DPM-Solver++(2M) SDE).
+  // scale, the card's classifier.steps on its classifier.sampler (25 on DDPM).
   assert.match(rows[0], /^\| null class, unguided: [^|]*, power \| 12 \| 11 \| – \| 0 \| 20 \|/);
   assert.equal(card.classifier!.steps, 25);
   assert.match(
     rows[1],
-    /^\| null class, classifier_scale 4: DPM-Solver\+\+\(2M\) SDE, power \| 25 \| 24 \| – \| 0 \| 20 \|/,
+    /^\| null class, classifier_scale 4: DDPM, power \| 25 \| 24 \| – \| 0 \| 20 \|/,
   );
   assert.match(rows[2], /^\| labelled, guidance 1: [^|]* \| 5 \| 4 \| – \| 1 \| 20 \|/);
   assert.match(rows[3], /^\| labelled, guidance 2: [^|]* \| 6 \| 5 \| – \| 2 \| 20 \|/);
