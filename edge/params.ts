@@ -143,10 +143,9 @@ export function parseQuery(
   }
   if (issues.length > 0 || !r.success) return { ok: false, issues };
   const q = r.data;
-  // Whether it samples the null class (as labelsUsed decides below; the seed does not matter).
+  // Whether it samples the null class (labelsUsed's answer, without drawing the labels).
   const nullClass = (q.guidance ?? card.sampling.guidance) === 0 ||
-    (q.label === undefined &&
-      (card.architecture.numClasses === 0 || card.sampling.unlabeled !== "random-label"));
+    (q.label === undefined && !drawsRandomLabels(card));
   const sampler = q.sampler ?? defaultSampler(card, nullClass, (q.classifier_scale ?? 0) > 0);
   const def = SAMPLERS[sampler];
   if (def.needsAnalytic && !card.sampling.analytic) {
@@ -189,11 +188,7 @@ export function parseQuery(
     format: q.format ?? "png",
   };
   if (q.steps === undefined) {
-    params.steps = defaultSteps(
-      card,
-      labelsUsed(params, card) === null,
-      params.classifierScale > 0,
-    );
+    params.steps = defaultSteps(card, nullClass, params.classifierScale > 0);
   }
   const p = workPasses(params, sampledLabels(params, card), card);
   const calls = params.steps * def.callsPerStep;
@@ -268,10 +263,15 @@ const LABEL_SEED_SALT = 0x6c616231;
  */
 export function sampledLabels(p: GenerateParams, card: ModelCard): LabelSpec {
   if (p.label !== undefined) return p.label;
+  if (!drawsRandomLabels(card)) return undefined;
   const k = card.architecture.numClasses;
-  if (k === 0 || card.sampling.unlabeled !== "random-label") return undefined;
   const rng = new Rng((p.seed ^ LABEL_SEED_SALT) >>> 0);
   return Array.from({ length: p.n }, () => rng.int(k));
+}
+
+/** Whether a request without a label draws random ones (a conditional card's `random-label`). */
+function drawsRandomLabels(card: ModelCard): boolean {
+  return card.architecture.numClasses > 0 && card.sampling.unlabeled === "random-label";
 }
 
 /** The class each image was conditioned on, or null for null-class (unconditional) sampling. */
