@@ -189,12 +189,11 @@ export async function main(argv: string[], context?: EvalContext): Promise<strin
   };
   // The card's default steps for each row (a request with classifier_scale: classifier.steps).
   const stepsOf = (s: number) => Number(a.steps ?? defaultSteps(card, true, s > 0));
-  const samplerOf = (s: number) => sampler ?? (s > 0 ? card.classifier?.sampler : undefined);
   for (const s of scales) {
     const r = await evalGuided(ctx, engine, {
       ...common,
       steps: stepsOf(s),
-      sampler: samplerOf(s),
+      sampler, // undefined: generate() picks the card's sampler for such a request
       guidance: 0,
       classifierScale: s,
       at,
