@@ -10,6 +10,7 @@
  * The card's schema (shared/model_card.ts) belongs to the edge; this module only writes.
  */
 import { dirname, join } from "node:path";
+import type { SamplerName } from "../../shared/samplers/mod.ts";
 import { sha256Hex, writeAtomic } from "../export/model.ts";
 
 /** The recommended classifier_scale written when none is given (the edge's sweep sets it). */
@@ -22,7 +23,7 @@ export interface ClassifierCardField {
   scale: number;
   /** Steps and sampler of a guided request that names none (absent: the card's usual ones). */
   steps?: number;
-  sampler?: string;
+  sampler?: SamplerName;
   training: Record<string, unknown>;
 }
 

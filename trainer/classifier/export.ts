@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-web";
 import { oneOf } from "../../shared/choice.ts";
 import { Rng } from "../../shared/rng.ts";
-import { SAMPLER_NAMES } from "../../shared/samplers/mod.ts";
+import { SAMPLER_NAMES, type SamplerName } from "../../shared/samplers/mod.ts";
 import { type Quantization, QUANTIZATIONS } from "../export/quantize.ts";
 import {
   CardEditError,
@@ -185,8 +185,8 @@ export async function exportClassifierMain(argv: string[]): Promise<ExportClassi
   if (steps !== undefined && (!Number.isInteger(steps) || steps < 1)) {
     throw new ConfigError(`--steps: expected an integer ≥ 1, got "${values.steps}"`);
   }
-  const sampler = values.sampler;
-  if (sampler !== undefined && !(SAMPLER_NAMES as readonly string[]).includes(sampler)) {
+  const sampler = values.sampler as SamplerName | undefined;
+  if (sampler !== undefined && !SAMPLER_NAMES.includes(sampler)) {
     throw new ConfigError(
       `--sampler: expected one of ${SAMPLER_NAMES.join(", ")}, got "${sampler}"`,
     );
