@@ -5,7 +5,7 @@
  * CLI: deno task export --run <run dir> --out <model dir> [--quant int8|fp16|fp32] [--opset N]
  *        [--steps S] [--eta E] [--guidance G] [--spacing linspace|trailing|quadratic]
  *        [--unlabeled null-class|random-label] [--null-class-steps S] [--sampler NAME]
- *        [--analytic-samples M]
+ *        [--null-class-sampler NAME] [--timesteps t1,t2,…] [--analytic-samples M]
  *        [--analytic-seed N] [--prior on|off] [--name NAME]
  *
  * Unless `--analytic-samples 0`, the exporter also estimates Analytic-DPM's Γ statistics on the
@@ -52,7 +52,8 @@ function numberArg(v: string | undefined, name: string): number | undefined {
 const USAGE = "usage: deno task export --run <run dir> --out <model dir> " +
   "[--quant int8|fp16|fp32] [--opset N] [--steps S] [--eta E] [--guidance G] [--spacing linspace|trailing|quadratic] " +
   "[--unlabeled null-class|random-label] [--null-class-steps S (default: --steps)] " +
-  "[--sampler " + SAMPLER_NAMES.join("|") + "] " +
+  "[--sampler " + SAMPLER_NAMES.join("|") + "] [--null-class-sampler NAME] " +
+  "[--timesteps t1,t2,… (the card's own chain, ascending)] " +
   "[--analytic-samples M (default 32; 0 = none)] [--analytic-seed N] [--prior on|off] " +
   "[--name NAME]";
 
@@ -164,6 +165,25 @@ async function trainingImages(m: CheckpointMeta): Promise<Dataset> {
   return train;
 }
 
+/**
+ * `--timesteps a,b,…`: the card's own chain (`sampling.timesteps`, ascending original timesteps),
+ * as many as `--steps` where that is given too; undefined without the flag.
+ */
+export function timestepsArg(
+  v: string | undefined,
+  steps: number | undefined,
+): number[] | undefined {
+  if (v === undefined) return undefined;
+  const list = v.split(",").map((s) => Number(s.trim()));
+  if (list.some((t) => !Number.isInteger(t) || t < 0)) {
+    throw new Error(`--timesteps must be integers ≥ 0 separated by commas, got "${v}"`);
+  }
+  if (steps !== undefined && steps !== list.length) {
+    throw new Error(`--timesteps has ${list.length} values but --steps is ${steps}`);
+  }
+  return list;
+}
+
 /** The CLI: read the run's EMA weights, export, verify, write. */
 export async function main(
   args: string[],
@@ -182,6 +202,8 @@ export async function main(
       unlabeled: { type: "string" },
       "null-class-steps": { type: "string" },
       sampler: { type: "string" },
+      "null-class-sampler": { type: "string" },
+      timesteps: { type: "string" },
       "analytic-samples": { type: "string", default: String(DEFAULT_ANALYTIC_SAMPLES) },
       "analytic-seed": { type: "string", default: "0" },
       prior: { type: "string", default: "on" },
@@ -199,6 +221,10 @@ export async function main(
   const sampler = values.sampler === undefined
     ? undefined
     : oneOf(SAMPLER_NAMES, values.sampler, "--sampler");
+  const nullClassSampler = values["null-class-sampler"] === undefined
+    ? undefined
+    : oneOf(SAMPLER_NAMES, values["null-class-sampler"], "--null-class-sampler");
+  const timesteps = timestepsArg(values.timesteps, numberArg(values.steps, "steps"));
   const samples = numberArg(values["analytic-samples"], "analytic-samples")!;
   const analyticSeed = numberArg(values["analytic-seed"], "analytic-seed")!;
   if (!Number.isInteger(samples) || samples < 0) {
@@ -247,7 +273,8 @@ export async function main(
       sampling: {
         ...dist?.sampling,
         guidance: numberArg(values.guidance, "guidance") ?? dist?.sampling.guidance,
-        steps: numberArg(values.steps, "steps") ?? dist?.sampling.steps,
+        steps: numberArg(values.steps, "steps") ?? timesteps?.length ?? dist?.sampling.steps,
+        ...(timesteps ? { timesteps } : {}),
         eta: numberArg(values.eta, "eta") ?? dist?.sampling.eta,
         spacing: values.spacing === undefined
           ? dist?.sampling.spacing
@@ -257,6 +284,7 @@ export async function main(
           : oneOf(UNLABELED_MODES, values.unlabeled, "--unlabeled"),
         nullClassSteps: numberArg(values["null-class-steps"], "null-class-steps"),
         sampler: sampler ?? dist?.sampling.sampler,
+        nullClassSampler,
       },
     },
   });

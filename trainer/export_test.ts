@@ -287,6 +287,37 @@ Deno.test("CLI: checkpoint of a run (EMA weights) → model.onnx + model.json", 
 
     await assert.rejects(main(["--run", run, "--out", out, "--quant", "int4"]), /--quant/);
     await assert.rejects(main(["--out", out]), /usage/);
+
+    // The card's own chain and null-class sampler from flags, as the shipped default has them.
+    const chainOut = join(dir, "chain");
+    const quiet = ["--analytic-samples", "0", "--prior", "off"];
+    const chained = await main([
+      "--run",
+      run,
+      "--out",
+      chainOut,
+      "--sampler",
+      "dpm++2m",
+      "--null-class-sampler",
+      "dpm++2m-sde",
+      "--timesteps",
+      "40,300,499",
+      ...quiet,
+    ]);
+    assert.equal(chained.card.sampling.steps, 3);
+    assert.deepEqual(chained.card.sampling.timesteps, [40, 300, 499]);
+    assert.equal(chained.card.sampling.sampler, "dpm++2m");
+    assert.equal(chained.card.sampling.nullClassSampler, "dpm++2m-sde");
+    const bad = (flags: string[]) =>
+      main(["--run", run, "--out", join(dir, "bad"), ...flags, ...quiet]);
+    await assert.rejects(bad(["--timesteps", "300,40"]), /strictly ascending/);
+    await assert.rejects(bad(["--timesteps", "40,500"]), /not an integer in 0…499/);
+    await assert.rejects(bad(["--timesteps", "40,x"]), /--timesteps must be integers/);
+    await assert.rejects(
+      bad(["--steps", "2", "--timesteps", "1,2,3"]),
+      /--timesteps has 3 values but --steps is 2/,
+    );
+    await assert.rejects(bad(["--null-class-sampler", "euler"]), /--null-class-sampler/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { type ModelCard, ModelCardSchema, type UNetConfig } from "../../shared/model_card.ts";
 import type { Prediction } from "../../shared/prediction.ts";
 import { Rng } from "../../shared/rng.ts";
+import { checkedTimesteps } from "../../shared/schedule.ts";
 import { buildOnnxModel, DEFAULT_OPSET } from "./onnx_ops.ts";
 import type { Quantization } from "./quantize.ts";
 import { paramSpecs } from "../network/unet.ts";
@@ -103,8 +104,11 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
       ...(o.card.sampling?.unlabeled ? { unlabeled: o.card.sampling.unlabeled } : {}),
       ...(nullClassSteps !== undefined ? { nullClassSteps } : {}),
       ...(o.card.sampling?.sampler ? { sampler: o.card.sampling.sampler } : {}),
+      ...(o.card.sampling?.nullClassSampler
+        ? { nullClassSampler: o.card.sampling.nullClassSampler }
+        : {}),
       ...(o.card.sampling?.timesteps && o.card.sampling.timesteps.length === steps
-        ? { timesteps: o.card.sampling.timesteps }
+        ? { timesteps: Array.from(checkedTimesteps(T, steps, o.card.sampling.timesteps)) }
         : {}),
       ...(o.card.sampling?.analytic ? { analytic: o.card.sampling.analytic } : {}),
     },
