@@ -69,6 +69,19 @@ Deno.test("guidance=0&label=L&classifier_scale=S: same query, same bytes; = gene
     classifierScale: S,
   });
   assert.deepEqual(a.body.data, Array.from(x));
+  // The card's weaker scale at high noise (classifier.highNoise) is part of what it draws.
+  assert.ok(card.classifier!.highNoise, "the shipped card steers its high-noise calls less");
+  const flat = await generate(engine, {
+    seed: 5,
+    steps,
+    eta: card.sampling.eta,
+    n: 2,
+    label: 3,
+    guidance: 0,
+    classifierScale: S,
+    classifierHighNoise: null,
+  });
+  assert.ok(maxDiff(a.body.data, Array.from(flat)) > 0.01);
   // Scale 0 and no scale: today's bytes and ETag; the guided images differ.
   const zero = await json(`${q}&classifier_scale=0`), none = await json(q);
   assert.deepEqual(zero.body, none.body);

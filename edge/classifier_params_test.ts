@@ -178,5 +178,12 @@ Deno.test("OpenAPI: classifier_scale where the card has a classifier, with its r
   const p = params(withClassifier, "/generate").find((x) => x.name === "classifier_scale")!;
   assert.equal(p.schema.default, 0);
   assert.match(p.description, /recommended 4/);
+  assert.doesNotMatch(p.description, /above t =/);
   assert.ok(params(withClassifier, "/interpolate").some((x) => x.name === "classifier_scale"));
+  const weaker = {
+    ...withClassifier,
+    classifier: { ...classifier, highNoise: { above: 850, factor: 0.5 } },
+  };
+  const h = params(weaker, "/generate").find((x) => x.name === "classifier_scale")!;
+  assert.match(h.description, /calls above t = 850 steer with S × 0\.5/);
 });

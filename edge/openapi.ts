@@ -127,6 +127,10 @@ export function openapi(card: ModelCard, limits: ApiLimits) {
             ? `, with steps ${card.classifier.steps} by default`
             : "") +
           (card.classifier.sampler ? ` and sampler ${card.classifier.sampler}` : "") +
+          (card.classifier.highNoise
+            ? `; calls above t = ${card.classifier.highNoise.above} steer with S × ` +
+              `${card.classifier.highNoise.factor}, where the classifier is least sure`
+            : "") +
           "; 0 or absent: none",
         { type: "number", minimum: 0, maximum: MAX_CLASSIFIER_SCALE, default: 0 },
       )]

@@ -5,7 +5,12 @@
  */
 import { makeSchedule, type Schedule, type Spacing } from "../shared/schedule.ts";
 import { truncate } from "../shared/img2img.ts";
-import { type ClassifierGuidance, sample, type SampleOptions } from "../shared/sample.ts";
+import {
+  type ClassifierGuidance,
+  type HighNoiseScale,
+  sample,
+  type SampleOptions,
+} from "../shared/sample.ts";
 import type { VarianceType } from "../shared/step.ts";
 import type { ModelCard } from "../shared/model_card.ts";
 import { cardSampler, type SamplerName } from "../shared/samplers/mod.ts";
@@ -43,6 +48,11 @@ export interface GenerateOptions {
   classifierScale?: number;
   /** Where ancestral steps take the classifier's gradient (ClassifierGuidance `at`; default x_t). */
   classifierAt?: ClassifierGuidance["at"];
+  /**
+   * The weaker scale at high noise (ClassifierGuidance `highNoise`): undefined = the card's
+   * `classifier.highNoise`, null = S at every step.
+   */
+  classifierHighNoise?: HighNoiseScale | null;
   /** Receives model time and run count. */
   timing?: Timing;
   /** Called after every step. */
@@ -154,7 +164,15 @@ function classifierGuidance(engine: Engine, o: GenerateOptions): ClassifierGuida
   const y = labelsOf(o.n, o.label), grad = engine.classifierGrad;
   if (!grad) throw new RangeError("this model's card has no classifier");
   if (!y) throw new RangeError("classifier guidance needs a label");
-  return { scale, grad: (x, t) => grad(x, o.n, t, y, o.timing), at: o.classifierAt };
+  const highNoise = o.classifierHighNoise === undefined
+    ? engine.model.card.classifier?.highNoise
+    : o.classifierHighNoise ?? undefined;
+  return {
+    scale,
+    grad: (x, t) => grad(x, o.n, t, y, o.timing),
+    at: o.classifierAt,
+    ...(highNoise ? { highNoise } : {}),
+  };
 }
 
 /**

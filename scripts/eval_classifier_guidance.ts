@@ -26,6 +26,8 @@ import { defaultSampler, generate } from "../edge/sampler.ts";
 import { oneOf } from "../shared/choice.ts";
 import { SAMPLER_NAMES, type SamplerName } from "../shared/samplers/mod.ts";
 import { classify } from "./classifier/model.ts";
+import type { HighNoiseScale } from "../shared/sample.ts";
+import { parseHighNoise } from "../trainer/classifier/card.ts";
 import {
   ceilingRow,
   cpuMs,
@@ -52,6 +54,8 @@ export interface GuidedRequest {
   classifierScale: number;
   /** Where ancestral steps take the gradient (default x_t). */
   at?: "input" | "mean";
+  /** The weaker scale at high noise (undefined: the card's; null: S at every step). */
+  highNoise?: HighNoiseScale | null;
   seed: number;
   batch: number;
 }
@@ -100,6 +104,7 @@ export async function evalGuided(
         guidance: r.guidance,
         classifierScale: r.classifierScale,
         classifierAt: r.at,
+        classifierHighNoise: r.highNoise,
       }),
       i * PX,
     );
@@ -136,8 +141,15 @@ const CLI: CliInfo = {
     labelled: "labelled rows, steps or steps:guidance each (empty: none; default the card's)",
     grids: "write each row's first 100 samples as a PNG grid into this directory",
     at: "where ancestral steps take the gradient: input (x_t) or mean",
+    "high-noise":
+      "ABOVE:FACTOR: S × FACTOR above timestep ABOVE; none: S everywhere (default: the card's)",
   },
 };
+
+/** How the guided rows scale at high noise, in words. */
+export function highNoiseText(h: HighNoiseScale | null | undefined): string {
+  return h ? `S × ${h.factor} above t = ${h.above}` : "S at every step";
+}
 
 const list = (s: string) => s.split(",").filter((v) => v.trim() !== "").map(Number);
 
@@ -155,6 +167,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<strin
       labelled: { type: "string" },
       grids: { type: "string" },
       at: { type: "string", default: "input" },
+      "high-noise": { type: "string" },
     },
   }, CLI);
   const engine = await createEngine(await loadModel(a.model!), { backend: "wasm", threads: 1 });
@@ -164,6 +177,16 @@ export async function main(argv: string[], context?: EvalContext): Promise<strin
   if (scales.some((s) => !(s >= 0))) throw usageError(CLI, "--scales must be numbers ≥ 0");
   const common = { n: Number(a.n), seed: Number(a.seed), batch: Number(a.batch) };
   const at = oneOf(["input", "mean"] as const, a.at!, "at");
+  let highNoise: HighNoiseScale | null | undefined;
+  try {
+    highNoise = a["high-noise"] === undefined
+      ? undefined
+      : a["high-noise"] === "none"
+      ? null
+      : parseHighNoise(a["high-noise"]);
+  } catch (e) {
+    throw usageError(CLI, (e as Error).message);
+  }
   const sampler = a.sampler === undefined ? undefined : oneOf(SAMPLER_NAMES, a.sampler, "sampler");
   const ctx = context ?? await loadEvalContext();
   // Out of the CPU columns: V8's tier-up of the UNet's wasm, the classifier's session.
@@ -172,7 +195,8 @@ export async function main(argv: string[], context?: EvalContext): Promise<strin
   if (a.grids) await Deno.mkdir(a.grids, { recursive: true });
   const gridOf = (name: string) => (a.grids ? join(a.grids, `${name}.png`) : null);
   const lines = [
-    `classifier guidance of ${a.model} (recommended scale ${card.classifier.scale})`,
+    `classifier guidance of ${a.model} (recommended scale ${card.classifier.scale}; ` +
+    `${highNoiseText(highNoise === undefined ? card.classifier.highNoise : highNoise)})`,
     TABLE_HEADER,
   ];
   const spread: string[] = [];
@@ -197,6 +221,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<strin
       guidance: 0,
       classifierScale: s,
       at,
+      highNoise,
     }, gridOf(`null-s${s}`));
     emit(s === 0 ? "null class, unguided" : `null class, classifier_scale ${s}`, r);
   }

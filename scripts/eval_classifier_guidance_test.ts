@@ -46,4 +46,22 @@ Deno.test("eval:classifier-guidance refuses bad scales and a card without a clas
     main(["--scales", "1,-2"]),
     (e) => e instanceof CliExit && /--scales must be numbers ≥ 0/.test(e.text),
   );
+  await assert.rejects(
+    main(["--high-noise", "850"]),
+    (e) => e instanceof CliExit && /--high-noise: expected ABOVE:FACTOR/.test(e.text),
+  );
+});
+
+Deno.test("eval:classifier-guidance --high-noise overrides the card's weaker scale at high noise", async () => {
+  const h = card.classifier!.highNoise!;
+  const header = async (extra: string[]) =>
+    (await main(["--scales", "", "--labelled", "", "--n", "10", ...extra]))[0];
+  assert.match(
+    await header([]),
+    new RegExp(
+      `recommended scale ${card.classifier!.scale}; S × ${h.factor} above t = ${h.above}\\)`,
+    ),
+  );
+  assert.match(await header(["--high-noise", "none"]), /; S at every step\)$/);
+  assert.match(await header(["--high-noise", "700:0.5"]), /; S × 0\.5 above t = 700\)$/);
 });

@@ -6,7 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { denoise, denoisedBuffers, PREDICTIONS, shiftEpsilon, target } from "./prediction.ts";
-import { type ClassifierGuidance, type EpsModel, planFor, sample } from "./sample.ts";
+import {
+  type ClassifierGuidance,
+  type EpsModel,
+  guidanceScaleAt,
+  planFor,
+  sample,
+} from "./sample.ts";
 import { makeSchedule, type Schedule } from "./schedule.ts";
 import { SAMPLER_NAMES } from "./samplers/mod.ts";
 import { mixtureOracle } from "./samplers/testing.ts";
@@ -163,4 +169,48 @@ Deno.test("classifier guidance at the step's mean (ancestral steps): class y, g 
   // at its own timestep.
   const t = planFor(base, { steps: 4, sampler: "ddpm" }).timesteps;
   assert.deepEqual(ts, [t[1], t[2], t[3], t[3]]);
+});
+
+Deno.test("highNoise: calls above `above` steer with S·factor, the rest with S (every path)", async () => {
+  const above = 500, factor = 0.25;
+  for (const sampler of SAMPLER_NAMES) {
+    for (const at of ["input", "mean"] as const) {
+      const o = { n: 3, size: 16, steps: 8, seed: 5, sampler, eta: 0.5, analytic: gamma };
+      const grad = exactGrad(base, 1);
+      // The same scale schedule by hand: g itself scaled where t is above the threshold.
+      const byHand: ClassifierGuidance = {
+        scale: 3,
+        at,
+        grad: async (x, t) => {
+          const g = await grad(x, t);
+          return t > above ? g.map((v) => v * factor) : g;
+        },
+      };
+      const withField: ClassifierGuidance = { scale: 3, at, grad, highNoise: { above, factor } };
+      // A model that predicts ε̂ = 0 keeps the guidance's every trace in the output.
+      const model: EpsModel = (x) => Promise.resolve(new Float32Array(x.length));
+      const want = await sample(base, model, { ...o, classifier: byHand });
+      const got = await sample(base, model, { ...o, classifier: withField });
+      assert.deepEqual(got, want, `${sampler} at ${at}`);
+      // Factor 1 is S everywhere: the bytes of guidance without the field.
+      const plain = await sample(base, model, { ...o, classifier: { scale: 3, at, grad } });
+      const one = await sample(base, model, {
+        ...o,
+        classifier: { scale: 3, at, grad, highNoise: { above, factor: 1 } },
+      });
+      assert.deepEqual(one, plain, `${sampler} at ${at}, factor 1`);
+      assert.notDeepEqual(got, plain, `${sampler} at ${at}: the factor changed the draw`);
+    }
+  }
+});
+
+Deno.test("guidanceScaleAt: S·factor strictly above the threshold", () => {
+  const g: ClassifierGuidance = {
+    scale: 8,
+    grad: () => Promise.resolve([]),
+    highNoise: { above: 850, factor: 0.5 },
+  };
+  assert.equal(guidanceScaleAt(g, 850), 8);
+  assert.equal(guidanceScaleAt(g, 851), 4);
+  assert.equal(guidanceScaleAt({ scale: 8, grad: g.grad }, 999), 8);
 });

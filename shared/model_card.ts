@@ -157,6 +157,15 @@ export const ClassifierSchema = z.object({
    * card's): the mean shift of an ancestral sampler may steer better than an ODE's ε-shift.
    */
   sampler: z.enum(SAMPLER_NAMES).optional(),
+  /**
+   * A weaker scale at high noise (optional; absent = the request's scale at every step): calls
+   * above original timestep `above` steer with `classifier_scale` × `factor`
+   * (shared/sample.ts `HighNoiseScale`).
+   */
+  highNoise: z.object({
+    above: z.number().int().min(0),
+    factor: z.number().min(0),
+  }).optional(),
   /** How it was trained (free-form: data, steps, accuracy against t, the command). */
   training: z.record(z.string(), z.unknown()).optional(),
 });

@@ -81,6 +81,25 @@ export interface ClassifierGuidance {
    * take it at x_t, where the model's ε̂ is.
    */
   at?: "input" | "mean";
+  /**
+   * A weaker scale at high noise: calls at original timesteps above `above` steer with
+   * S·`factor` (absent: S at every call). A noise-aware classifier is least sure where the noise
+   * is highest, and a large S there costs realism without steering (QUALITY.md, "Classifier
+   * guidance").
+   */
+  highNoise?: HighNoiseScale;
+}
+
+export interface HighNoiseScale {
+  /** Original timesteps above this one get the factor. */
+  above: number;
+  /** ≥ 0: the scale there is S·factor. */
+  factor: number;
+}
+
+/** The scale of classifier guidance at original timestep t. */
+export function guidanceScaleAt(g: ClassifierGuidance, t: number): number {
+  return g.highNoise && t > g.highNoise.above ? g.scale * g.highNoise.factor : g.scale;
 }
 
 /**
@@ -184,19 +203,20 @@ async function guidedStep(
     // μ (the step without noise), then g at μ and the next call's timestep.
     plan.step(state, x, out, k, new Float32Array(x.length));
     const g = await guided.grad(x, plan.timesteps[k + 1]);
-    const c = guided.scale * variance, sd = Math.sqrt(variance);
+    const c = guidanceScaleAt(guided, plan.timesteps[k + 1]) * variance, sd = Math.sqrt(variance);
     for (let j = 0; j < x.length; j++) x[j] += c * g[j] + sd * z![j];
     return;
   }
   const g = await guided.grad(x, plan.timesteps[k]);
+  const scale = guidanceScaleAt(guided, plan.timesteps[k]);
   if (variance > 0) {
     plan.step(state, x, out, k, z);
-    const c = guided.scale * variance;
+    const c = scale * variance;
     for (let j = 0; j < x.length; j++) x[j] += c * g[j];
     return;
   }
   const i = plan.timesteps.length - 1 - k, sigma = plan.chain.sqrtOneMinusAlphasCumprod[i];
-  const delta = Float32Array.from(g, (v) => -guided.scale * sigma * v);
+  const delta = Float32Array.from(g, (v) => -scale * sigma * v);
   const shifted = shiftEpsilon(
     prediction,
     Float32Array.from(out),

@@ -110,6 +110,8 @@ Deno.test("train-classifier: 6 steps = 3 + resume 3, bit for bit; metrics, accur
       "20",
       "--sampler",
       "ddpm",
+      "--high-noise",
+      "850:0.375",
     ]);
     assert.equal(ex.code, 0, ex.err);
     const written = ModelCardSchema.parse(
@@ -119,6 +121,7 @@ Deno.test("train-classifier: 6 steps = 3 + resume 3, bit for bit; metrics, accur
     assert.equal(written.classifier?.scale, 2);
     assert.equal(written.classifier?.steps, 20);
     assert.equal(written.classifier?.sampler, "ddpm");
+    assert.deepEqual(written.classifier?.highNoise, { above: 850, factor: 0.375 });
     assert.equal((written.classifier?.training as { steps: number }).steps, 6);
     const onnx = await Deno.readFile(join(model, "classifier.onnx"));
     const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", onnx));
@@ -143,6 +146,11 @@ Deno.test("train-classifier: 6 steps = 3 + resume 3, bit for bit; metrics, accur
     assert.match(badSteps.err, /^error: --steps: expected an integer ≥ 1, got "2.5"\n$/);
     const badSampler = await runCli(CLI, ["export", "--run", a, "--card", "x", "--sampler=euler"]);
     assert.match(badSampler.err, /^error: --sampler: expected one of ddpm, .*, got "euler"\n$/);
+    for (const v of ["850", "850:-1", "x:0.5", "850:0.5:1"]) {
+      const badHigh = await runCli(CLI, ["export", "--run", a, "--card", "x", `--high-noise=${v}`]);
+      assert.equal(badHigh.code, 2, v);
+      assert.match(badHigh.err, /^error: --high-noise: expected ABOVE:FACTOR, .*\n$/, v);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

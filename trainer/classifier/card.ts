@@ -5,12 +5,14 @@
  *   "classifier": { "file": "classifier.onnx", "sha256": "<hex of the file>",
  *                   "labels": [..K class names..], "scale": <recommended classifier_scale>,
  *                   "steps"?: <steps of a guided request>, "sampler"?: <its sampler>,
+ *                   "highNoise"?: { "above": <t>, "factor": <scale factor above t> },
  *                   "training": { ...free-form: command, steps, accuracy by t... } }
  *
  * The card's schema (shared/model_card.ts) belongs to the edge; this module only writes.
  */
 import { dirname, join } from "node:path";
 import type { SamplerName } from "../../shared/samplers/mod.ts";
+import type { HighNoiseScale } from "../../shared/sample.ts";
 import { sha256Hex, writeAtomic } from "../export/model.ts";
 
 /** The recommended classifier_scale written when none is given (the edge's sweep sets it). */
@@ -24,7 +26,24 @@ export interface ClassifierCardField {
   /** Steps and sampler of a guided request that names none (absent: the card's usual ones). */
   steps?: number;
   sampler?: SamplerName;
+  /** The weaker scale above a timestep (absent: the request's scale at every step). */
+  highNoise?: HighNoiseScale;
   training: Record<string, unknown>;
+}
+
+/**
+ * `--high-noise ABOVE:FACTOR` (e.g. `850:0.375`): calls above original timestep ABOVE steer with
+ * classifier_scale × FACTOR. Throws a RangeError naming the flag for anything else.
+ */
+export function parseHighNoise(v: string, flag = "--high-noise"): HighNoiseScale {
+  const m = /^\s*(\d+)\s*:\s*([0-9.eE+-]+)\s*$/.exec(v);
+  const above = m ? Number(m[1]) : NaN, factor = m ? Number(m[2]) : NaN;
+  if (!Number.isSafeInteger(above) || !Number.isFinite(factor) || factor < 0) {
+    throw new RangeError(
+      `${flag}: expected ABOVE:FACTOR, a timestep and a factor ≥ 0 (e.g. 850:0.375), got "${v}"`,
+    );
+  }
+  return { above, factor };
 }
 
 export class CardEditError extends Error {
@@ -85,6 +104,7 @@ export async function installClassifier(
     scale: field.scale,
     ...(field.steps !== undefined ? { steps: field.steps } : {}),
     ...(field.sampler !== undefined ? { sampler: field.sampler } : {}),
+    ...(field.highNoise !== undefined ? { highNoise: field.highNoise } : {}),
     training: field.training,
   };
   const text = withClassifier(await Deno.readTextFile(cardPath), full);

@@ -201,7 +201,7 @@ export function classifierHelpText(): string {
   return [
     "deno task train-classifier --data mnist|fashion|<folder> --steps N --out <run dir> [options]",
     "deno task export-classifier --run <run dir> --card <model.json> [--quant int8|fp16|fp32] [--scale S]" +
-    " [--steps N] [--sampler NAME]",
+    " [--steps N] [--sampler NAME] [--high-noise ABOVE:FACTOR]",
     "",
     ...flagHelpLines(CLASSIFIER_FLAGS),
   ].join("\n");

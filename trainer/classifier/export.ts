@@ -5,7 +5,8 @@
  * field added or replaced (./card.ts) — every other field of the card byte-identical.
  *
  * CLI: deno task export-classifier --run <run dir> --card <model.json> [--quant int8|fp16|fp32]
- *        [--scale S] [--steps N] [--sampler NAME] [--file classifier.onnx]
+ *        [--scale S] [--steps N] [--sampler NAME] [--high-noise ABOVE:FACTOR]
+ *        [--file classifier.onnx]
  */
 import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-web";
@@ -18,6 +19,7 @@ import {
   type ClassifierCardField,
   DEFAULT_CLASSIFIER_SCALE,
   installClassifier,
+  parseHighNoise,
 } from "./card.ts";
 import { type ClassifierMeta, readClassifierCheckpoint } from "./checkpoint.ts";
 import type { ClassifierConfig } from "./net.ts";
@@ -160,6 +162,7 @@ export async function exportClassifierMain(argv: string[]): Promise<ExportClassi
         scale: { type: "string", default: String(DEFAULT_CLASSIFIER_SCALE) },
         steps: { type: "string" },
         sampler: { type: "string" },
+        "high-noise": { type: "string" },
         file: { type: "string", default: "classifier.onnx" },
       },
       strict: true,
@@ -191,6 +194,14 @@ export async function exportClassifierMain(argv: string[]): Promise<ExportClassi
       `--sampler: expected one of ${SAMPLER_NAMES.join(", ")}, got "${sampler}"`,
     );
   }
+  let highNoise;
+  try {
+    highNoise = values["high-noise"] === undefined
+      ? undefined
+      : parseHighNoise(values["high-noise"]);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
   if (!/^[\w.-]+\.onnx$/.test(values.file!)) {
     throw new ConfigError(`--file: expected a plain name ending in .onnx, got "${values.file}"`);
   }
@@ -214,6 +225,7 @@ export async function exportClassifierMain(argv: string[]): Promise<ExportClassi
     scale,
     ...(steps !== undefined ? { steps } : {}),
     ...(sampler !== undefined ? { sampler } : {}),
+    ...(highNoise !== undefined ? { highNoise } : {}),
     training: trainingSummary(ck.meta, quant, {
       run: values.run,
       command: ["deno", "task", "export-classifier", ...argv].map(shellQuote).join(" "),
