@@ -59,25 +59,13 @@ Deno.test("guidance=0&label=L&classifier_scale=S: same query, same bytes; = gene
   const steps = card.classifier!.steps ?? card.sampling.nullClassSteps ?? card.sampling.steps;
   assert.equal(a.body.params.steps, steps);
   assert.equal(a.body.params.sampler, card.classifier!.sampler ?? card.sampling.sampler);
-  const x = await generate(engine, {
-    seed: 5,
-    steps,
-    eta: card.sampling.eta,
-    n: 2,
-    label: 3,
-    guidance: 0,
-    classifierScale: S,
-  });
+  const request = { seed: 5, steps, eta: card.sampling.eta, n: 2, label: 3, guidance: 0 };
+  const x = await generate(engine, { ...request, classifierScale: S });
   assert.deepEqual(a.body.data, Array.from(x));
   // The card's weaker scale at high noise (classifier.highNoise) is part of what it draws.
   assert.ok(card.classifier!.highNoise, "the shipped card steers its high-noise calls less");
   const flat = await generate(engine, {
-    seed: 5,
-    steps,
-    eta: card.sampling.eta,
-    n: 2,
-    label: 3,
-    guidance: 0,
+    ...request,
     classifierScale: S,
     classifierHighNoise: null,
   });

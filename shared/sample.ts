@@ -84,8 +84,8 @@ export interface ClassifierGuidance {
   /**
    * A weaker scale at high noise: calls at original timesteps above `above` steer with
    * S·`factor` (absent: S at every call). A noise-aware classifier is least sure where the noise
-   * is highest, and a large S there costs realism without steering (QUALITY.md, "Classifier
-   * guidance").
+   * is highest, and a large S there costs more realism than it buys in steering (QUALITY.md,
+   * "Classifier guidance").
    */
   highNoise?: HighNoiseScale;
 }

@@ -35,12 +35,12 @@ export interface ClassifierCardField {
  * `--high-noise ABOVE:FACTOR` (e.g. `850:0.375`): calls above original timestep ABOVE steer with
  * classifier_scale × FACTOR. Throws a RangeError naming the flag for anything else.
  */
-export function parseHighNoise(v: string, flag = "--high-noise"): HighNoiseScale {
+export function parseHighNoise(v: string): HighNoiseScale {
   const m = /^\s*(\d+)\s*:\s*([0-9.eE+-]+)\s*$/.exec(v);
   const above = m ? Number(m[1]) : NaN, factor = m ? Number(m[2]) : NaN;
   if (!Number.isSafeInteger(above) || !Number.isFinite(factor) || factor < 0) {
     throw new RangeError(
-      `${flag}: expected ABOVE:FACTOR, a timestep and a factor ≥ 0 (e.g. 850:0.375), got "${v}"`,
+      `--high-noise: expected ABOVE:FACTOR, a timestep and a factor ≥ 0 (e.g. 850:0.375), got "${v}"`,
     );
   }
   return { above, factor };
