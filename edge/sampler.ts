@@ -157,6 +157,17 @@ export function defaultSampler(
   return cardSampler(card.sampling);
 }
 
+/**
+ * The weaker scale at high noise a classifier-guided request gets: the card's
+ * `classifier.highNoise` unless the request names one (`null`: S at every step).
+ */
+export function highNoiseOf(
+  card: ModelCard,
+  requested: HighNoiseScale | null | undefined,
+): HighNoiseScale | undefined {
+  return requested === undefined ? card.classifier?.highNoise : requested ?? undefined;
+}
+
 /** The sampling loop's classifier guidance for a request, or undefined (scale 0 or absent). */
 function classifierGuidance(engine: Engine, o: GenerateOptions): ClassifierGuidance | undefined {
   const scale = o.classifierScale ?? 0;
@@ -164,9 +175,7 @@ function classifierGuidance(engine: Engine, o: GenerateOptions): ClassifierGuida
   const y = labelsOf(o.n, o.label), grad = engine.classifierGrad;
   if (!grad) throw new RangeError("this model's card has no classifier");
   if (!y) throw new RangeError("classifier guidance needs a label");
-  const highNoise = o.classifierHighNoise === undefined
-    ? engine.model.card.classifier?.highNoise
-    : o.classifierHighNoise ?? undefined;
+  const highNoise = highNoiseOf(engine.model.card, o.classifierHighNoise);
   return {
     scale,
     grad: (x, t) => grad(x, o.n, t, y, o.timing),

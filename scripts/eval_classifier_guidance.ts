@@ -22,7 +22,7 @@ import { type CliInfo, parseCli, runCli, usageError } from "./cli_args.ts";
 import { DEFAULT_MODEL_CARD, loadModel } from "../edge/model.ts";
 import { createEngine, type Engine, warmUp } from "../edge/engine.ts";
 import { defaultSteps } from "../edge/params.ts";
-import { defaultSampler, generate } from "../edge/sampler.ts";
+import { defaultSampler, generate, highNoiseOf } from "../edge/sampler.ts";
 import { oneOf } from "../shared/choice.ts";
 import { SAMPLER_NAMES, type SamplerName } from "../shared/samplers/mod.ts";
 import { classify } from "./classifier/model.ts";
@@ -147,7 +147,7 @@ const CLI: CliInfo = {
 };
 
 /** How the guided rows scale at high noise, in words. */
-export function highNoiseText(h: HighNoiseScale | null | undefined): string {
+function highNoiseText(h: HighNoiseScale | undefined): string {
   return h ? `S × ${h.factor} above t = ${h.above}` : "S at every step";
 }
 
@@ -196,7 +196,7 @@ export async function main(argv: string[], context?: EvalContext): Promise<strin
   const gridOf = (name: string) => (a.grids ? join(a.grids, `${name}.png`) : null);
   const lines = [
     `classifier guidance of ${a.model} (recommended scale ${card.classifier.scale}; ` +
-    `${highNoiseText(highNoise === undefined ? card.classifier.highNoise : highNoise)})`,
+    `${highNoiseText(highNoiseOf(card, highNoise))})`,
     TABLE_HEADER,
   ];
   const spread: string[] = [];
