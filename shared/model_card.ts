@@ -231,6 +231,11 @@ export const ModelCardSchema = z.object({
     bytes: z.number().int().positive(),
     opset: z.number().int().positive(),
     quantization: z.enum(["int8", "fp16", "fp32"]),
+    /**
+     * Layers whose weights stay float32 under `quantization` (optional; absent = every conv and
+     * dense weight is quantised, as on every earlier card). Informational: the graph says it too.
+     */
+    fp32Layers: z.array(z.string().min(1)).optional(),
     /** Input names and dtypes: x [N,C,H,W] float32, t [N], y [N] int64 when conditional. */
     timestepType: z.enum(["float32", "int64"]),
   }),

@@ -2,7 +2,8 @@
  * The exporter: a trained run's EMA weights → `model.onnx` (int8, fp16 or fp32 weights) plus its
  * model card `model.json` (validated against `ModelCardSchema`).
  *
- * CLI: deno task export --run <run dir> --out <model dir> [--quant int8|fp16|fp32] [--opset N]
+ * CLI: deno task export --run <run dir> --out <model dir> [--quant int8|fp16|fp32]
+ *        [--fp32-layers in,out] [--opset N]
  *        [--steps S] [--eta E] [--guidance G] [--spacing linspace|trailing|quadratic]
  *        [--unlabeled null-class|random-label] [--null-class-steps S] [--sampler NAME]
  *        [--null-class-sampler NAME] [--timesteps t1,t2,…] [--analytic-samples M]
@@ -50,7 +51,7 @@ function numberArg(v: string | undefined, name: string): number | undefined {
 }
 
 const USAGE = "usage: deno task export --run <run dir> --out <model dir> " +
-  "[--quant int8|fp16|fp32] [--opset N] [--steps S] [--eta E] [--guidance G] [--spacing linspace|trailing|quadratic] " +
+  "[--quant int8|fp16|fp32] [--fp32-layers in,out] [--opset N] [--steps S] [--eta E] [--guidance G] [--spacing linspace|trailing|quadratic] " +
   "[--unlabeled null-class|random-label] [--null-class-steps S (default: --steps)] " +
   "[--sampler " + SAMPLER_NAMES.join("|") + "] [--null-class-sampler NAME] " +
   "[--timesteps t1,t2,… (the card's own chain, ascending)] " +
@@ -184,6 +185,21 @@ export function timestepsArg(
   return list;
 }
 
+/**
+ * `--fp32-layers a,b`: the conv/dense layers whose weights stay float32 under `--quant int8|fp16`
+ * (the network checks that each one exists).
+ */
+function layersArg(v: string | undefined): string[] | undefined {
+  if (v === undefined) return undefined;
+  const layers = v.split(",").map((s) => s.trim());
+  if (layers.some((s) => s === "")) {
+    throw new Error(
+      `--fp32-layers takes layer names separated by commas (e.g. in,out), got "${v}"`,
+    );
+  }
+  return layers;
+}
+
 /** The CLI: read the run's EMA weights, export, verify, write. */
 export async function main(
   args: string[],
@@ -194,6 +210,7 @@ export async function main(
       run: { type: "string" },
       out: { type: "string" },
       quant: { type: "string", default: "int8" },
+      "fp32-layers": { type: "string" },
       opset: { type: "string" },
       steps: { type: "string" },
       eta: { type: "string" },
@@ -218,6 +235,7 @@ export async function main(
   }
   if (!values.run || !values.out) throw new Error(USAGE);
   const quant = oneOf(QUANTIZATIONS, values.quant!, "--quant");
+  const floatLayers = layersArg(values["fp32-layers"]);
   const sampler = values.sampler === undefined
     ? undefined
     : oneOf(SAMPLER_NAMES, values.sampler, "--sampler");
@@ -247,6 +265,7 @@ export async function main(
     cfg: m.unet,
     weights: ckpt.ema,
     quant,
+    ...(floatLayers ? { floatLayers } : {}),
     prediction: m.prediction ?? "epsilon",
     opset: numberArg(values.opset, "opset") ?? DEFAULT_OPSET,
     card: {

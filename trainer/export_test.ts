@@ -318,6 +318,23 @@ Deno.test("CLI: checkpoint of a run (EMA weights) → model.onnx + model.json", 
       /--timesteps has 3 values but --steps is 2/,
     );
     await assert.rejects(bad(["--null-class-sampler", "euler"]), /--null-class-sampler/);
+
+    // --fp32-layers keeps the image-side convs float32 and says so on the card.
+    const mixed = await main([
+      "--run",
+      run,
+      "--out",
+      join(dir, "mixed"),
+      "--fp32-layers",
+      "in,out",
+      ...quiet,
+    ]);
+    assert.deepEqual(mixed.card.onnx.fp32Layers, ["in", "out"]);
+    assert.equal(mixed.card.onnx.quantization, "int8");
+    assert.ok(mixed.card.onnx.bytes > chained.card.onnx.bytes, "float32 weights take more bytes");
+    assert.equal(chained.card.onnx.fp32Layers, undefined, "absent unless asked for");
+    await assert.rejects(bad(["--fp32-layers", "in,"]), /--fp32-layers takes layer names/);
+    await assert.rejects(bad(["--fp32-layers", "label"]), /no conv or dense layer "label"/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

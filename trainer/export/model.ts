@@ -38,6 +38,8 @@ export interface ExportOptions {
   /** Parameters by paramSpecs name, trainer layouts (conv HWIO, dense [nin, nout]). */
   weights: Map<string, Float32Array>;
   quant: Quantization;
+  /** Conv/dense layers kept float32 whatever `quant` (the card's `onnx.fp32Layers`). */
+  floatLayers?: string[];
   opset?: number;
   card: CardSource;
   /** File name recorded in the card (default "model.onnx"). */
@@ -82,6 +84,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
     : checkedSteps("null-class steps", o.card.sampling.nullClassSteps);
   const onnx = buildOnnxModel(o.cfg, o.weights, {
     quant: o.quant,
+    ...(o.floatLayers ? { floatLayers: o.floatLayers } : {}),
     opset,
     name: o.card.name,
     doc: `ddpm-edge ε-model (${o.quant}); inputs x [N,C,H,W] float32, t [N] float32` +
@@ -118,6 +121,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
       bytes: onnx.length,
       opset,
       quantization: o.quant,
+      ...(o.floatLayers?.length && o.quant !== "fp32" ? { fp32Layers: o.floatLayers } : {}),
       timestepType: "float32",
     },
     dataset: o.card.dataset,

@@ -66,13 +66,16 @@ export function samePads(size: number, k: number, stride: number): [number, numb
 
 /**
  * UNetOps that append ONNX nodes to `g`. `weights` maps paramSpecs names to float32 arrays in
- * the trainer's layouts; weight matrices go through `quant`, vectors stay float32.
+ * the trainer's layouts; weight matrices go through `quant` except those of the layers named in
+ * `floatLayers` (e.g. `in`, `out`), which stay float32; vectors stay float32.
  */
 export function onnxOps(
   g: GraphBuilder,
   weights: Map<string, Float32Array>,
   quant: Quantization,
+  floatLayers: ReadonlySet<string> = new Set(),
 ): UNetOps<OnnxValue> {
+  const storage = (layer: string): Quantization => floatLayers.has(layer) ? "fp32" : quant;
   const w = (name: string, size: number): Float32Array => {
     const v = weights.get(name);
     if (v === undefined) throw new Error(`missing UNet parameter "${name}"`);
@@ -95,7 +98,7 @@ export function onnxOps(
         `${name}.w`,
         [cout, cin, k, k],
         hwioToOihw(w(`${name}.w`, k * k * cin * cout), k, cin, cout),
-        quant,
+        storage(name),
       );
       const [pt, pb] = samePads(h, k, stride), [pl, pr] = samePads(wd, k, stride);
       const out = g.node("Conv", [x.name, wt, vec(`${name}.b`, cout)], {
@@ -114,7 +117,7 @@ export function onnxOps(
         `${name}.w`,
         [nout, nin],
         transpose2d(w(`${name}.w`, nin * nout), nin, nout),
-        quant,
+        storage(name),
       );
       const out = g.node("Gemm", [x.name, wt, vec(`${name}.b`, nout)], { transB: 1 });
       return { name: out, shape: [nout] };
@@ -205,6 +208,12 @@ export function onnxOps(
 
 export interface BuildOptions {
   quant: Quantization;
+  /**
+   * Layers (conv or dense names: `in`, `out`, `temb.1`, …) whose weights stay float32 whatever
+   * `quant` says. The image-side convs carry every pixel's value in and ε̂ out, where per-channel
+   * int8 error shows as a colour cast (QUALITY.md, "Emoji").
+   */
+  floatLayers?: readonly string[];
   opset?: number;
   /** Graph name (the model name). */
   name?: string;
@@ -238,13 +247,20 @@ export function buildOnnxModel(
     throw new RangeError(`opset must be an integer in ${MIN_OPSET}…${MAX_OPSET}, got ${opset}`);
   }
   checkWeights(cfg, weights);
+  const floatLayers = new Set(opts.floatLayers ?? []);
+  for (const layer of floatLayers) {
+    // conv and dense layers are the ones with both a weight and a bias (recordParams)
+    if (!weights.has(`${layer}.w`) || !weights.has(`${layer}.b`)) {
+      throw new Error(`no conv or dense layer "${layer}" in this network`);
+    }
+  }
   const g = new GraphBuilder();
   const { imageSize: s, inChannels: c } = cfg;
   const x = g.input("x", DataType.FLOAT, ["N", c, s, s]);
   const t = g.input("t", DataType.FLOAT, ["N"]);
   const y = cfg.numClasses > 0 ? g.input("y", DataType.INT64, ["N"]) : undefined;
   const out = unetForward(
-    onnxOps(g, weights, opts.quant),
+    onnxOps(g, weights, opts.quant, floatLayers),
     cfg,
     { name: x, shape: [c, s, s] },
     { name: t, shape: [] },

@@ -5,7 +5,7 @@ import type { UNetConfig } from "../../shared/model_card.ts";
 import { Rng } from "../../shared/rng.ts";
 import { forward } from "../network/tfjs_ops.ts";
 import { buildOnnxModel, hwioToOihw, samePads, transpose2d } from "./onnx_ops.ts";
-import { decodeModel } from "./onnx_graph.ts";
+import { DataType, decodeModel } from "./onnx_graph.ts";
 import { randomWeights } from "./model.ts";
 import type { Quantization } from "./quantize.ts";
 import { paramSpecs } from "../network/unet.ts";
@@ -194,6 +194,33 @@ for (const [quant, cfg] of [["int8", COND], ["fp16", COND], ["int8", LEAN]] as c
     assert.ok(rel > 0, "quantised weights should change the output a little");
   });
 }
+
+Deno.test("floatLayers: the named layers stay float32 under int8, the rest quantised, unknown names refused", async () => {
+  const cfg = LEAN;
+  const weights = randomWeights(cfg, 11);
+  const inp = randomInputs(cfg, 12);
+  const ref = tfjsEps(cfg, weights, inp);
+  const mixed = buildOnnxModel(cfg, weights, { quant: "int8", floatLayers: ["in", "out"] });
+  const types = new Map(decodeModel(mixed).graph!.initializer!.map((t) => [t.name, t.dataType]));
+  assert.equal(types.get("in.w"), DataType.FLOAT);
+  assert.equal(types.get("out.w"), DataType.FLOAT);
+  assert.ok(!types.has("in.w.q") && !types.has("out.w.q"));
+  assert.equal(types.get("temb.1.w.q"), DataType.INT8, "other layers are still int8");
+  // on these weights, keeping the two image-side convs float takes some int8 error away
+  const all8 = await ortEps(buildOnnxModel(cfg, weights, { quant: "int8" }), cfg, inp, "all");
+  const err8 = maxAbsDiff(all8, ref);
+  const errMixed = maxAbsDiff(await ortEps(mixed, cfg, inp, "all"), ref);
+  console.log(
+    `  int8 max |Δ| ${err8.toExponential(2)}; in, out fp32: ${errMixed.toExponential(2)}`,
+  );
+  assert.ok(errMixed > 0 && errMixed < err8, `${errMixed} vs ${err8}`);
+  for (const bad of ["label", "up0.res0.gn1", "nope"]) {
+    assert.throws(
+      () => buildOnnxModel(cfg, weights, { quant: "int8", floatLayers: [bad] }),
+      new RegExp(`no conv or dense layer "${bad.replaceAll(".", "\\.")}"`),
+    );
+  }
+});
 
 Deno.test("opsets 13 and 21 give the same ε̂ as the default 17 (int8)", async () => {
   const cfg = COND;
