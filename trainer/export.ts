@@ -186,8 +186,8 @@ export function timestepsArg(
 }
 
 /**
- * `--fp32-layers a,b`: the conv/dense layers whose weights stay float32 under `--quant int8|fp16`
- * (the network checks that each one exists).
+ * `--fp32-layers a,b`: the conv/dense layers whose weights stay float32 under `--quant int8|fp16`,
+ * each once (the network checks that each one exists).
  */
 function layersArg(v: string | undefined): string[] | undefined {
   if (v === undefined) return undefined;
@@ -197,7 +197,7 @@ function layersArg(v: string | undefined): string[] | undefined {
       `--fp32-layers takes layer names separated by commas (e.g. in,out), got "${v}"`,
     );
   }
-  return layers;
+  return [...new Set(layers)];
 }
 
 /** The CLI: read the run's EMA weights, export, verify, write. */

@@ -319,17 +319,17 @@ Deno.test("CLI: checkpoint of a run (EMA weights) → model.onnx + model.json", 
     );
     await assert.rejects(bad(["--null-class-sampler", "euler"]), /--null-class-sampler/);
 
-    // --fp32-layers keeps the image-side convs float32 and says so on the card.
+    // --fp32-layers keeps the image-side convs float32 and says so on the card, each layer once.
     const mixed = await main([
       "--run",
       run,
       "--out",
       join(dir, "mixed"),
       "--fp32-layers",
-      "in,out",
+      "in,out,out",
       ...quiet,
     ]);
-    assert.deepEqual(mixed.card.onnx.fp32Layers, ["in", "out"]);
+    assert.deepEqual(mixed.card.onnx.fp32Layers, ["in", "out"], "each layer named once");
     assert.equal(mixed.card.onnx.quantization, "int8");
     assert.ok(mixed.card.onnx.bytes > chained.card.onnx.bytes, "float32 weights take more bytes");
     assert.equal(chained.card.onnx.fp32Layers, undefined, "absent unless asked for");

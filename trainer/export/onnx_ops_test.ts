@@ -214,7 +214,7 @@ Deno.test("floatLayers: the named layers stay float32 under int8, the rest quant
     `  int8 max |Δ| ${err8.toExponential(2)}; in, out fp32: ${errMixed.toExponential(2)}`,
   );
   assert.ok(errMixed > 0 && errMixed < err8, `${errMixed} vs ${err8}`);
-  for (const bad of ["label", "up0.res0.gn1", "nope"]) {
+  for (const bad of ["label", "down0.res0.gn1", "nope"]) {
     assert.throws(
       () => buildOnnxModel(cfg, weights, { quant: "int8", floatLayers: [bad] }),
       new RegExp(`no conv or dense layer "${bad.replaceAll(".", "\\.")}"`),
