@@ -265,7 +265,7 @@ export async function main(
     cfg: m.unet,
     weights: ckpt.ema,
     quant,
-    ...(floatLayers ? { floatLayers } : {}),
+    floatLayers,
     prediction: m.prediction ?? "epsilon",
     opset: numberArg(values.opset, "opset") ?? DEFAULT_OPSET,
     card: {

@@ -84,7 +84,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
     : checkedSteps("null-class steps", o.card.sampling.nullClassSteps);
   const onnx = buildOnnxModel(o.cfg, o.weights, {
     quant: o.quant,
-    ...(o.floatLayers ? { floatLayers: o.floatLayers } : {}),
+    floatLayers: o.floatLayers,
     opset,
     name: o.card.name,
     doc: `ddpm-edge ε-model (${o.quant}); inputs x [N,C,H,W] float32, t [N] float32` +
